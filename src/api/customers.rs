@@ -1,0 +1,377 @@
+//! `GET /v1/customers/{id}[?at=]` shows what a profile holds as of a time;
+//! `DELETE /v1/customers/{id}` erases every key of the customer.
+
+use std::collections::BTreeMap;
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{ApiError, AppState};
+use crate::profile::state::HOURS_PER_WEEK;
+use crate::profile::{Channel, CustomerId, Outcome, Profile};
+use crate::validation::FieldError;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/customers/{id}", web::get().to(get_customer))
+        .route("/v1/customers/{id}", web::delete().to(delete_customer));
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct AtQuery {
+    /// RFC 3339; default now. Time-dependent figures (ages, windows) are computed as of it and
+    /// lists show what happened up to it.
+    pub at: Option<String>,
+}
+
+pub fn rfc3339(ts: i64) -> String {
+    DateTime::<Utc>::from_timestamp(ts, 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+pub fn parse_customer_id(raw: &str) -> Result<CustomerId, ApiError> {
+    CustomerId::parse(raw)
+        .map_err(|e| FieldError::new(e.code(), "customer_id", format!("customer_id {e}")).into())
+}
+
+pub fn parse_at(raw: Option<&str>, field: &str) -> Result<DateTime<Utc>, ApiError> {
+    match raw {
+        None => Ok(Utc::now()),
+        Some(s) => DateTime::parse_from_rfc3339(s)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| {
+                FieldError::new(
+                    "invalid_time",
+                    field,
+                    format!("{field} must be an RFC 3339 time such as 2026-11-22T10:15:00Z ({e})"),
+                )
+                .into()
+            }),
+    }
+}
+
+/// What Touchpoint holds about a customer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CustomerView {
+    pub customer_id: String,
+    /// The time the view is computed as of.
+    pub at: String,
+    pub first_seen: Option<String>,
+    pub last_seen: Option<String>,
+    /// Events applied (duplicates excluded).
+    pub events: u64,
+    #[schema(value_type = Object)]
+    pub attributes: BTreeMap<String, serde_json::Value>,
+    pub timezone: Option<String>,
+    /// Per channel: the latest grant or withdrawal.
+    pub consents: BTreeMap<String, ConsentView>,
+    pub purchases: PurchasesView,
+    /// Per channel: contacts, responses, customer-started touches.
+    pub channels: BTreeMap<String, ChannelView>,
+    pub engagement: EngagementView,
+    /// Newest first.
+    pub recent_contacts: Vec<ContactView>,
+    /// Newest first.
+    pub recent_responses: Vec<ResponseView>,
+    /// Per-offer history (caps and cool-downs use it).
+    pub offers: Vec<OfferView>,
+    /// Newest first: the agent screen's timeline.
+    pub recent_events: Vec<RecentEventView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConsentView {
+    pub granted: bool,
+    pub at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PurchasesView {
+    /// Purchase events.
+    pub count: u32,
+    pub total_spend: f64,
+    pub first_purchase_day: Option<String>,
+    pub last_purchase_at: Option<String>,
+    /// Transactions after the first purchase day, same-day purchases merged.
+    pub repeat_transactions: u32,
+    /// Spend on those, the first day excluded.
+    pub repeat_spend: f64,
+    pub mean_repeat_spend: f64,
+    /// Days from the first to the last purchase day.
+    pub recency_days: Option<f64>,
+    /// Days from the first purchase day to the last day before `at`.
+    pub age_days: Option<f64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChannelView {
+    pub contacts: u32,
+    pub positive_responses: u32,
+    pub negative_responses: u32,
+    pub interactions: u32,
+    pub last_contact_at: Option<String>,
+    pub last_response_at: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EngagementView {
+    /// Customer-started touches counted by local hour of week.
+    pub total: u64,
+    /// The busiest local hours of week, busiest first.
+    pub top_hours: Vec<HourCount>,
+    /// 168 counts, 0 = Monday 00:00-00:59 local time; empty without engagement.
+    pub by_hour_of_week: Vec<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HourCount {
+    pub hour_of_week: usize,
+    #[schema(example = "tuesday")]
+    pub day: &'static str,
+    pub hour: usize,
+    pub count: u32,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ContactView {
+    pub at: String,
+    pub channel: Channel,
+    pub offer_id: Option<String>,
+    pub decision_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResponseView {
+    pub at: String,
+    pub channel: Option<Channel>,
+    pub offer_id: Option<String>,
+    pub decision_id: Option<String>,
+    pub outcome: Outcome,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OfferView {
+    pub offer_id: String,
+    pub contacts: u32,
+    pub positive_responses: u32,
+    pub declines: u32,
+    pub last_contact_at: Option<String>,
+    pub last_positive_at: Option<String>,
+    pub last_declined_at: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecentEventView {
+    pub event_id: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub at: String,
+    pub channel: Option<Channel>,
+    pub offer_id: Option<String>,
+    pub amount: Option<f64>,
+    pub detail: Option<String>,
+}
+
+pub const DAYS: [&str; 7] = [
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+];
+
+impl CustomerView {
+    pub fn new(customer: &CustomerId, profile: &Profile, at: DateTime<Utc>) -> Self {
+        let t = at.timestamp();
+        let upto = |x: i64| x <= t;
+        let summary = profile.purchase_summary(t);
+        let p = &profile.purchases;
+        let engagement_total: u64 = profile.engagement.iter().map(|&c| c as u64).sum();
+        let mut top: Vec<(usize, u32)> = profile
+            .engagement
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|&(_, c)| c > 0)
+            .collect();
+        top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        CustomerView {
+            customer_id: customer.to_string(),
+            at: rfc3339(t),
+            first_seen: profile.first_seen.map(rfc3339),
+            last_seen: profile.last_seen.map(rfc3339),
+            events: profile.events,
+            attributes: profile
+                .attributes
+                .iter()
+                .map(|a| (a.name.clone(), a.value.to_json()))
+                .collect(),
+            timezone: profile.timezone().map(|tz| tz.name().to_owned()),
+            consents: Channel::ALL
+                .iter()
+                .filter_map(|&c| {
+                    profile.consent(c).map(|s| {
+                        (
+                            c.to_string(),
+                            ConsentView {
+                                granted: s.granted,
+                                at: rfc3339(s.at),
+                            },
+                        )
+                    })
+                })
+                .collect(),
+            purchases: PurchasesView {
+                count: p.count,
+                total_spend: p.total_spend,
+                first_purchase_day: p
+                    .first_day
+                    .map(|d| rfc3339(d as i64 * crate::profile::state::SECONDS_PER_DAY)),
+                last_purchase_at: (p.count > 0).then(|| rfc3339(p.last_at)),
+                repeat_transactions: p.repeat_transactions,
+                repeat_spend: p.repeat_spend,
+                mean_repeat_spend: summary.map_or(0.0, |s| s.mean_repeat_spend),
+                recency_days: summary.map(|s| s.recency_days),
+                age_days: summary.map(|s| s.age_days),
+            },
+            channels: Channel::ALL
+                .iter()
+                .filter_map(|&c| {
+                    let s = profile.channel(c);
+                    let used =
+                        s.contacts + s.interactions + s.positive_responses + s.negative_responses;
+                    (used > 0).then(|| {
+                        (
+                            c.to_string(),
+                            ChannelView {
+                                contacts: s.contacts,
+                                positive_responses: s.positive_responses,
+                                negative_responses: s.negative_responses,
+                                interactions: s.interactions,
+                                last_contact_at: s.last_contact_at.map(rfc3339),
+                                last_response_at: s.last_response_at.map(rfc3339),
+                            },
+                        )
+                    })
+                })
+                .collect(),
+            engagement: EngagementView {
+                total: engagement_total,
+                top_hours: top
+                    .into_iter()
+                    .take(5)
+                    .map(|(how, count)| HourCount {
+                        hour_of_week: how,
+                        day: DAYS[how / 24],
+                        hour: how % 24,
+                        count,
+                    })
+                    .collect(),
+                by_hour_of_week: if profile.engagement.len() == HOURS_PER_WEEK {
+                    profile.engagement.clone()
+                } else {
+                    Vec::new()
+                },
+            },
+            recent_contacts: profile
+                .contacts
+                .iter()
+                .rev()
+                .filter(|c| upto(c.at))
+                .map(|c| ContactView {
+                    at: rfc3339(c.at),
+                    channel: c.channel,
+                    offer_id: c.offer_id.as_ref().map(|o| o.to_string()),
+                    decision_id: c.decision_id.as_ref().map(|d| d.to_string()),
+                })
+                .collect(),
+            recent_responses: profile
+                .responses
+                .iter()
+                .rev()
+                .filter(|r| upto(r.at))
+                .map(|r| ResponseView {
+                    at: rfc3339(r.at),
+                    channel: r.channel,
+                    offer_id: r.offer_id.as_ref().map(|o| o.to_string()),
+                    decision_id: r.decision_id.as_ref().map(|d| d.to_string()),
+                    outcome: r.outcome,
+                })
+                .collect(),
+            offers: profile
+                .offers
+                .iter()
+                .map(|o| OfferView {
+                    offer_id: o.offer_id.to_string(),
+                    contacts: o.contacts,
+                    positive_responses: o.positive_responses,
+                    declines: o.declines,
+                    last_contact_at: o.last_contact_at.map(rfc3339),
+                    last_positive_at: o.last_positive_at.map(rfc3339),
+                    last_declined_at: o.last_declined_at.map(rfc3339),
+                })
+                .collect(),
+            recent_events: profile
+                .recent
+                .iter()
+                .rev()
+                .filter(|e| upto(e.at))
+                .map(|e| RecentEventView {
+                    event_id: e.event_id.clone(),
+                    kind: e.kind.as_str(),
+                    at: rfc3339(e.at),
+                    channel: e.channel,
+                    offer_id: e.offer_id.as_ref().map(|o| o.to_string()),
+                    amount: e.amount,
+                    detail: e.detail.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The profile as of `at`.
+#[utoipa::path(get, path = "/v1/customers/{id}", tag = "customers",
+    params(("id" = String, Path, description = "Customer id"), AtQuery),
+    responses(
+        (status = 200, body = CustomerView),
+        (status = 400, body = super::error::ErrorBody),
+        (status = 404, description = "No event was ever applied for this customer", body = super::error::ErrorBody),
+        (status = 503, body = super::error::ErrorBody),
+    ))]
+pub async fn get_customer(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    query: web::Query<AtQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let customer = parse_customer_id(&id)?;
+    let at = parse_at(query.at.as_deref(), "at")?;
+    let profile = state
+        .profiles
+        .load(&customer)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no customer {customer}")))?;
+    Ok(HttpResponse::Ok().json(CustomerView::new(&customer, &profile, at)))
+}
+
+/// Erases everything held about the customer. Idempotent.
+#[utoipa::path(delete, path = "/v1/customers/{id}", tag = "customers",
+    params(("id" = String, Path, description = "Customer id")),
+    responses(
+        (status = 204, description = "Erased (or there was nothing)"),
+        (status = 400, body = super::error::ErrorBody),
+        (status = 503, body = super::error::ErrorBody),
+    ))]
+pub async fn delete_customer(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let customer = parse_customer_id(&id)?;
+    let existed = state.profiles.erase(&customer).await?;
+    tracing::info!(customer = %customer, existed, "customer erased");
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,144 @@
+//! The one error type of the HTTP edge and its mapping to statuses and the contract's body:
+//! `{"error": {"code", "message", "field"}}`. The match is exhaustive, so a new variant forces
+//! a decision about its status.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::profile::StoreError;
+use crate::validation::{FieldError, Invalid};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The caller's input is wrong.
+    #[error("{0}")]
+    Invalid(Invalid),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("request body larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    /// The store could not take or give the data; the caller may retry.
+    #[error("{0}")]
+    StoreUnavailable(#[from] StoreError),
+    /// The service is up but cannot serve yet (no models loaded, no catalog).
+    #[error("{0}")]
+    NotReady(String),
+    /// A conflict with the state of the service (e.g. a reload already running).
+    #[error("{0}")]
+    Conflict(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<Invalid> for ApiError {
+    fn from(e: Invalid) -> Self {
+        ApiError::Invalid(e)
+    }
+}
+
+impl From<FieldError> for ApiError {
+    fn from(e: FieldError) -> Self {
+        ApiError::Invalid(Invalid::one(e))
+    }
+}
+
+/// The error body of every non-2xx answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable snake_case code.
+    #[schema(example = "invalid_amount")]
+    pub code: String,
+    /// A human sentence.
+    pub message: String,
+    /// JSON path of the offending field, or null.
+    #[schema(example = "events[3].amount")]
+    pub field: Option<String>,
+    /// Every problem found, when there is more than one (first one repeated above).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<FieldProblem>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FieldProblem {
+    pub code: String,
+    pub message: String,
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    fn code(&self) -> &str {
+        match self {
+            ApiError::Invalid(i) => i.first().code,
+            ApiError::NotFound(_) => "not_found",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::StoreUnavailable(_) => "store_unavailable",
+            ApiError::NotReady(_) => "not_ready",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        let (message, field, details) = match self {
+            ApiError::Invalid(i) => {
+                let first = i.first();
+                let details = if i.0.len() > 1 {
+                    i.0.iter()
+                        .map(|e| FieldProblem {
+                            code: e.code.to_owned(),
+                            message: e.message.clone(),
+                            field: e.field.clone(),
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                (first.message.clone(), first.field.clone(), details)
+            }
+            other => (other.to_string(), None, Vec::new()),
+        };
+        ErrorBody {
+            error: ErrorDetail {
+                code: self.code().to_owned(),
+                message,
+                field,
+                details,
+            },
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Invalid(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::StoreUnavailable(_) | ApiError::NotReady(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        if status.is_server_error() {
+            tracing::warn!(error = %self, status = status.as_u16(), "request failed");
+        }
+        let mut response = HttpResponse::build(status);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // Store outages are usually short; tell clients when to come back.
+            response.insert_header(("Retry-After", "1"));
+        }
+        response.json(self.body())
+    }
+}

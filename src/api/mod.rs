@@ -1,0 +1,67 @@
+//! The HTTP edge (API.md). Each area has its own module with a `configure` function; the
+//! app chains them. Handlers parse input into domain types, call one domain function, and
+//! return `Result<_, ApiError>`.
+
+pub mod customers;
+pub mod error;
+pub mod events;
+pub mod health;
+pub mod openapi;
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::web;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::profile::{ProfileLimits, Profiles};
+use crate::telemetry::metrics as m;
+pub use error::ApiError;
+
+/// What every handler can reach. Cloned into each worker behind an `Arc` (`web::Data`).
+pub struct AppState {
+    pub profiles: Profiles,
+    pub limits: ProfileLimits,
+    pub metrics: PrometheusHandle,
+    pub max_body_bytes: usize,
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    health::configure(cfg);
+    openapi::configure(cfg);
+    events::configure(cfg);
+    customers::configure(cfg);
+}
+
+/// Records the latency of every request under its route pattern (`/v1/customers/{id}`), never
+/// the raw path, so label values stay few.
+pub async fn record_latency(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let method = req.method().as_str().to_owned();
+    let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+    let res = next.call(req).await?;
+    let status = res.status().as_u16().to_string();
+    metrics::histogram!(m::HTTP_DURATION, "method" => method, "route" => route, "status" => status)
+        .record(started.elapsed().as_secs_f64());
+    Ok(res)
+}
+
+/// Reads a request body up to `limit` bytes; a larger one is refused with `413` before it is
+/// buffered whole.
+pub async fn read_body(payload: web::Payload, limit: usize) -> Result<web::Bytes, ApiError> {
+    match payload.to_bytes_limited(limit).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) => Err(ApiError::Invalid(crate::validation::Invalid::one(
+            crate::validation::FieldError::body(
+                "unreadable_body",
+                format!("the request body could not be read: {e}"),
+            ),
+        ))),
+        Err(_) => Err(ApiError::PayloadTooLarge { limit }),
+    }
+}

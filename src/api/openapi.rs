@@ -1,0 +1,50 @@
+//! `GET /openapi.json`: the OpenAPI 3 document, generated from the handlers' own types.
+
+use std::sync::OnceLock;
+
+use actix_web::{HttpResponse, web};
+use utoipa::OpenApi;
+
+use super::{customers, error, events, health};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Touchpoint",
+        description = "Real-time personalization decisions: next-best-action with consent, contact policy and customer value. See API.md for the contract.",
+    ),
+    paths(
+        events::post_events,
+        customers::get_customer,
+        customers::delete_customer,
+        health::healthz,
+        health::readyz,
+        health::metrics_text,
+    ),
+    components(schemas(error::ErrorBody)),
+    tags(
+        (name = "events", description = "Interaction events that keep profiles up to date"),
+        (name = "customers", description = "What Touchpoint holds about a customer"),
+        (name = "operations", description = "Health, readiness, metrics"),
+    )
+)]
+pub struct ApiDoc;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/openapi.json", web::get().to(openapi_json));
+}
+
+pub fn document() -> &'static str {
+    static DOC: OnceLock<String> = OnceLock::new();
+    DOC.get_or_init(|| {
+        ApiDoc::openapi()
+            .to_pretty_json()
+            .expect("the OpenAPI document serialises")
+    })
+}
+
+async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(document())
+}

@@ -1,0 +1,159 @@
+//! The command line (API.md section 1): argument definitions and the glue that runs each
+//! command. Everything real lives in the library modules; this file only wires them up.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::settings::Settings;
+use crate::startup::{self, Application};
+use crate::telemetry;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "touchpoint",
+    version,
+    about = "Real-time personalization decision engine"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP service (embedded in-memory store unless a Redis URL is configured).
+    Serve {
+        /// Settings file (TOML); `TOUCHPOINT__SECTION__KEY` variables override it.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Address to listen on (default 127.0.0.1:8080).
+        #[arg(long)]
+        bind: Option<String>,
+        /// Model set directory.
+        #[arg(long)]
+        models: Option<PathBuf>,
+        /// Offer catalog file.
+        #[arg(long)]
+        catalog: Option<PathBuf>,
+    },
+    /// Bulk-load an event history (JSON lines) into the configured store.
+    Import {
+        /// JSON-lines file, one API event per line.
+        #[arg(long)]
+        events: PathBuf,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Write every rejected line, with its line number and reason, to this file.
+        #[arg(long)]
+        rejects: Option<PathBuf>,
+    },
+}
+
+pub fn load_settings(config: Option<&std::path::Path>) -> anyhow::Result<Settings> {
+    Settings::load(config).context("loading settings")
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve {
+            config,
+            bind,
+            models,
+            catalog,
+        } => {
+            let mut settings = load_settings(config.as_deref())?;
+            if let Some(b) = bind {
+                settings.server.bind = b;
+            }
+            if let Some(m) = models {
+                settings.models.dir = m;
+            }
+            if let Some(c) = catalog {
+                settings.catalog.path = c;
+            }
+            telemetry::init_logs(&settings.log);
+            let app = Application::build(settings).await?;
+            app.run_until_stopped().await?;
+            Ok(())
+        }
+        Command::Import {
+            events,
+            config,
+            rejects,
+        } => {
+            let settings = load_settings(config.as_deref())?;
+            telemetry::init_logs(&settings.log);
+            import(&settings, &events, rejects.as_deref()).await
+        }
+    }
+}
+
+async fn import(
+    settings: &Settings,
+    events: &std::path::Path,
+    rejects: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    if !settings.store.uses_redis() {
+        eprintln!(
+            "warning: the configured store is the embedded in-memory one, which is gone when this \
+             command exits; the import only checks the file. Set store.redis_url (or \
+             TOUCHPOINT__STORE__REDIS_URL) to load a Redis store."
+        );
+    }
+    let profiles = startup::open_store(settings)
+        .await
+        .context("opening the profile store")?;
+    let bar = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] [{wide_bar}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})",
+        )
+        .expect("valid progress template"),
+    );
+    let summary = crate::import::import_events(events, &profiles, &settings.import, &bar).await;
+    bar.finish_and_clear();
+    let summary = summary?;
+    println!(
+        "imported {} into the {} store in {:.2}s ({:.0} events/s)",
+        events.display(),
+        profiles.backend(),
+        summary.elapsed.as_secs_f64(),
+        summary.events_per_second()
+    );
+    println!("  lines:      {}", summary.lines);
+    println!("  accepted:   {}", summary.accepted);
+    println!("  duplicates: {}", summary.duplicates);
+    println!("  rejected:   {}", summary.rejected_total);
+    for r in summary.rejected.iter().take(20) {
+        println!("    line {}: {}", r.line, r.reason);
+    }
+    if summary.rejected_total > 20 {
+        println!(
+            "    ... and {} more{}",
+            summary.rejected_total - 20,
+            if rejects.is_some() {
+                ""
+            } else {
+                " (use --rejects FILE to list them all)"
+            }
+        );
+    }
+    if let Some(path) = rejects {
+        let mut out = String::new();
+        for r in &summary.rejected {
+            out.push_str(&serde_json::json!({"line": r.line, "reason": r.reason}).to_string());
+            out.push('\n');
+        }
+        std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))?;
+        if summary.rejected_total > summary.rejected.len() as u64 {
+            eprintln!(
+                "note: {} lists the first {} rejected lines",
+                path.display(),
+                summary.rejected.len()
+            );
+        }
+    }
+    Ok(())
+}

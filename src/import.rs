@@ -1,0 +1,249 @@
+//! `touchpoint import`: bulk-loads an event history (JSON lines, one API event per line) into
+//! the configured profile store.
+//!
+//! A reader thread parses lines and hands batches to the async side, which keeps
+//! `import.in_flight` batches in the store at once (each batch is two pipelined round trips on
+//! Redis). A batch the store refuses is retried with backoff; events are de-duplicated by id,
+//! so a retry, or re-running a whole import, never counts an event twice.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use indicatif::ProgressBar;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::profile::event::parse_line;
+use crate::profile::{ApplyOutcome, Event, Profiles, StoreError};
+use crate::settings::ImportSettings;
+
+/// Rejected lines listed in the summary; the rest are only counted.
+const REJECTS_KEPT: usize = 1000;
+const STORE_ATTEMPTS: u32 = 5;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejected {
+    /// 1-based line number.
+    pub line: u64,
+    pub reason: String,
+}
+
+#[derive(Debug, Default)]
+pub struct ImportSummary {
+    pub lines: u64,
+    pub accepted: u64,
+    pub duplicates: u64,
+    pub rejected_total: u64,
+    /// The first rejected lines, in file order.
+    pub rejected: Vec<Rejected>,
+    pub elapsed: Duration,
+}
+
+impl ImportSummary {
+    pub fn events_per_second(&self) -> f64 {
+        (self.accepted + self.duplicates) as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the store refused the events of lines {first_line}..={last_line} after {STORE_ATTEMPTS} attempts: {source}. \
+         Events before them may be applied; run the same import again to finish (applied events are recognised and skipped)"
+    )]
+    Store {
+        first_line: u64,
+        last_line: u64,
+        source: StoreError,
+    },
+}
+
+struct Batch {
+    events: Vec<Event>,
+    first_line: u64,
+    last_line: u64,
+    rejected: Vec<Rejected>,
+    lines: u64,
+}
+
+pub async fn import_events(
+    path: &Path,
+    profiles: &Profiles,
+    opts: &ImportSettings,
+    progress: &ProgressBar,
+) -> Result<ImportSummary, ImportError> {
+    let started = Instant::now();
+    let file = File::open(path).map_err(|source| ImportError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    if let Ok(meta) = file.metadata() {
+        progress.set_length(meta.len());
+    }
+    let (tx, mut rx) = mpsc::channel::<Result<Batch, std::io::Error>>(opts.in_flight * 2);
+    let batch_events = opts.batch_events;
+    let bar = progress.clone();
+    let reader = tokio::task::spawn_blocking(move || read_batches(file, batch_events, &bar, &tx));
+
+    let mut summary = ImportSummary::default();
+    let mut in_flight: JoinSet<Result<ApplyOutcome, ImportError>> = JoinSet::new();
+    let mut failure = None;
+    while let Some(batch) = rx.recv().await {
+        let batch = match batch {
+            Ok(b) => b,
+            Err(source) => {
+                failure = Some(ImportError::Read {
+                    path: path.to_owned(),
+                    source,
+                });
+                break;
+            }
+        };
+        summary.lines += batch.lines;
+        summary.rejected_total += batch.rejected.len() as u64;
+        let room = REJECTS_KEPT.saturating_sub(summary.rejected.len());
+        summary
+            .rejected
+            .extend(batch.rejected.into_iter().take(room));
+        if batch.events.is_empty() {
+            continue;
+        }
+        while in_flight.len() >= opts.in_flight {
+            if let Some(done) = in_flight.join_next().await {
+                match flatten(done) {
+                    Ok(o) => add(&mut summary, o),
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                }
+            }
+        }
+        if failure.is_some() {
+            break;
+        }
+        let profiles = profiles.clone();
+        in_flight.spawn(async move {
+            apply_with_retry(&profiles, &batch.events)
+                .await
+                .map_err(|source| ImportError::Store {
+                    first_line: batch.first_line,
+                    last_line: batch.last_line,
+                    source,
+                })
+        });
+    }
+    drop(rx); // stops the reader if we gave up early
+    while let Some(done) = in_flight.join_next().await {
+        match flatten(done) {
+            Ok(o) => add(&mut summary, o),
+            Err(e) => {
+                failure.get_or_insert(e);
+            }
+        }
+    }
+    let _ = reader.await;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
+fn add(summary: &mut ImportSummary, o: ApplyOutcome) {
+    summary.accepted += o.accepted as u64;
+    summary.duplicates += o.duplicates as u64;
+}
+
+fn flatten(
+    r: Result<Result<ApplyOutcome, ImportError>, tokio::task::JoinError>,
+) -> Result<ApplyOutcome, ImportError> {
+    match r {
+        Ok(inner) => inner,
+        // A panic inside the store is a bug; surface it rather than pretend the batch landed.
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+async fn apply_with_retry(
+    profiles: &Profiles,
+    events: &[Event],
+) -> Result<ApplyOutcome, StoreError> {
+    let mut delay = Duration::from_millis(100);
+    let mut attempt = 1;
+    loop {
+        let now = chrono::Utc::now().timestamp();
+        match profiles.apply(events, now).await {
+            Ok(o) => return Ok(o),
+            Err(e @ StoreError::Corrupt { .. }) => return Err(e),
+            Err(e) if attempt >= STORE_ATTEMPTS => return Err(e),
+            Err(e) => {
+                tracing::warn!(error = %e, attempt, "store refused a batch; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                attempt += 1;
+            }
+        }
+    }
+}
+
+fn read_batches(
+    file: File,
+    batch_events: usize,
+    progress: &ProgressBar,
+    tx: &mpsc::Sender<Result<Batch, std::io::Error>>,
+) {
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut line = Vec::with_capacity(1024);
+    let mut number = 0u64;
+    let new_batch = |first_line| Batch {
+        events: Vec::with_capacity(batch_events),
+        first_line,
+        last_line: first_line,
+        rejected: Vec::new(),
+        lines: 0,
+    };
+    let mut batch = new_batch(1);
+    loop {
+        line.clear();
+        let n = match reader.read_until(b'\n', &mut line) {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = tx.blocking_send(Err(e));
+                return;
+            }
+        };
+        if n == 0 {
+            break;
+        }
+        number += 1;
+        progress.inc(n as u64);
+        batch.lines += 1;
+        batch.last_line = number;
+        let text = line.trim_ascii();
+        if text.is_empty() {
+            continue;
+        }
+        match parse_line(text) {
+            Ok(event) => batch.events.push(event),
+            Err(invalid) => batch.rejected.push(Rejected {
+                line: number,
+                reason: invalid.to_string(),
+            }),
+        }
+        if batch.events.len() >= batch_events {
+            let full = std::mem::replace(&mut batch, new_batch(number + 1));
+            if tx.blocking_send(Ok(full)).is_err() {
+                return;
+            }
+        }
+    }
+    let _ = tx.blocking_send(Ok(batch));
+}

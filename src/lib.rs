@@ -1,0 +1,24 @@
+//! Touchpoint: a real-time personalization decision engine.
+//!
+//! # Layout
+//!
+//! The folders follow a request's path:
+//!
+//! - [`api`]: the HTTP edge (API.md): parses input, calls the domain, maps errors to statuses.
+//! - [`profile`]: customer profiles: events, the bounded profile state, the store trait and its
+//!   two backends (embedded memory, Redis).
+//! - [`import`]: bulk loading of event files into the store.
+//! - [`settings`]: layered configuration (defaults, TOML file, `TOUCHPOINT__…` variables).
+//! - [`startup`]: building and running the service, graceful shutdown.
+//! - [`telemetry`]: logs and the Prometheus metrics, with every metric name in one module.
+//! - [`validation`]: field-level input errors shared by every edge.
+//! - [`cli`]: the `touchpoint` command line.
+
+pub mod api;
+pub mod cli;
+pub mod import;
+pub mod profile;
+pub mod settings;
+pub mod startup;
+pub mod telemetry;
+pub mod validation;

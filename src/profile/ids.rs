@@ -1,0 +1,155 @@
+//! Identifiers, parsed once at the edge so that nothing past it can hold a bad one.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Why an identifier was refused; the caller adds the field name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    #[error("must not be empty")]
+    Empty,
+    #[error("must be at most {max} characters long")]
+    TooLong { max: usize },
+    #[error("may only hold the characters A-Z a-z 0-9 . _ : @ -")]
+    BadCharacter,
+}
+
+impl IdError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            IdError::Empty => "empty",
+            IdError::TooLong { .. } => "too_long",
+            IdError::BadCharacter => "bad_character",
+        }
+    }
+}
+
+/// The longest identifier the API takes (API.md section 2).
+pub const MAX_ID_LEN: usize = 128;
+
+fn check_len(s: &str) -> Result<(), IdError> {
+    if s.is_empty() {
+        Err(IdError::Empty)
+    } else if s.len() > MAX_ID_LEN {
+        Err(IdError::TooLong { max: MAX_ID_LEN })
+    } else {
+        Ok(())
+    }
+}
+
+/// Customer ids become part of store keys (`tp:{c-42}:profile`), so the character set is
+/// closed: no braces, spaces or glob characters can reach a Redis key or hash tag.
+fn check_key_safe(s: &str) -> Result<(), IdError> {
+    check_len(s)?;
+    if s.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'@' | b'-'))
+    {
+        Ok(())
+    } else {
+        Err(IdError::BadCharacter)
+    }
+}
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident, $check:path) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn parse(s: impl Into<String>) -> Result<Self, IdError> {
+                let s = s.into();
+                $check(&s)?;
+                Ok(Self(s))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = IdError;
+            fn try_from(s: String) -> Result<Self, IdError> {
+                Self::parse(s)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&self.0, f)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A customer, 1..128 characters of `[A-Za-z0-9._:@-]`.
+    CustomerId,
+    check_key_safe
+);
+id_type!(
+    /// An event, unique per event, 1..128 characters.
+    EventId,
+    check_len
+);
+id_type!(
+    /// An offer of the catalog, 1..128 characters of `[A-Za-z0-9._:@-]`.
+    OfferId,
+    check_key_safe
+);
+id_type!(
+    /// A decision that an event answers, 1..128 characters.
+    DecisionId,
+    check_len
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn customer_ids_refuse_characters_that_could_break_a_store_key() {
+        assert_eq!(CustomerId::parse("c-42{x}"), Err(IdError::BadCharacter));
+        assert_eq!(CustomerId::parse("c 42"), Err(IdError::BadCharacter));
+        assert_eq!(CustomerId::parse(""), Err(IdError::Empty));
+        assert!(CustomerId::parse("user.name@example.com:7_x-1").is_ok());
+        assert_eq!(
+            CustomerId::parse("c".repeat(129)),
+            Err(IdError::TooLong { max: 128 })
+        );
+        assert!(CustomerId::parse("c".repeat(128)).is_ok());
+    }
+
+    #[test]
+    fn event_ids_take_any_character_within_the_length_limit() {
+        assert!(EventId::parse("order 17 / line {3}").is_ok());
+        assert_eq!(EventId::parse(""), Err(IdError::Empty));
+    }
+}

@@ -1,0 +1,89 @@
+//! The embedded in-memory store, the default: `touchpoint serve` runs with no setup. It keeps
+//! nothing when the process stops.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+
+use super::event::Event;
+use super::ids::CustomerId;
+use super::state::{Applied, Profile, ProfileLimits};
+use super::store::{ApplyOutcome, ProfileStore, StoreError, group_by_customer};
+
+const SHARDS: usize = 64;
+
+pub struct MemoryStore {
+    /// Sharded so that writers to different customers rarely meet. A `std` mutex, not an
+    /// async one: it is held only for in-memory work, never across an `.await`.
+    shards: Vec<Mutex<HashMap<CustomerId, Arc<Profile>>>>,
+    limits: ProfileLimits,
+}
+
+impl MemoryStore {
+    pub fn new(limits: ProfileLimits) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            limits,
+        }
+    }
+
+    fn shard(&self, customer: &str) -> &Mutex<HashMap<CustomerId, Arc<Profile>>> {
+        let h = xxhash_rust::xxh3::xxh3_64(customer.as_bytes());
+        &self.shards[(h % SHARDS as u64) as usize]
+    }
+
+    /// Number of customers held.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| lock(s).len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A poisoned shard means a panic happened while applying an event; the map itself is still
+/// consistent (each profile is replaced whole), so carry on rather than fail every request.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[async_trait]
+impl ProfileStore for MemoryStore {
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn apply(&self, events: &[Event], now: i64) -> Result<ApplyOutcome, StoreError> {
+        let mut outcome = ApplyOutcome::default();
+        for (customer, group) in group_by_customer(events) {
+            let mut shard = lock(self.shard(customer.as_str()));
+            let slot = shard.entry(customer.clone()).or_default();
+            // Copy-on-write: a reader holding the old Arc keeps a consistent snapshot, and
+            // sees all of this call's events for the customer or none.
+            let profile = Arc::make_mut(slot);
+            for event in group {
+                match profile.apply(event, &self.limits, now) {
+                    Applied::New => outcome.accepted += 1,
+                    Applied::Duplicate => outcome.duplicates += 1,
+                }
+            }
+        }
+        Ok(outcome)
+    }
+
+    async fn load(&self, customer: &CustomerId) -> Result<Option<Arc<Profile>>, StoreError> {
+        Ok(lock(self.shard(customer.as_str())).get(customer).cloned())
+    }
+
+    async fn erase(&self, customer: &CustomerId) -> Result<bool, StoreError> {
+        Ok(lock(self.shard(customer.as_str()))
+            .remove(customer)
+            .is_some())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}

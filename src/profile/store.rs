@@ -1,0 +1,156 @@
+//! The profile store: one trait, two backends (embedded memory and Redis), and [`Profiles`],
+//! the handle the rest of the service uses, which adds time limits and metrics in one place.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use super::event::Event;
+use super::ids::CustomerId;
+use super::state::Profile;
+use crate::telemetry::metrics as m;
+
+/// What a batch of events did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApplyOutcome {
+    pub accepted: usize,
+    pub duplicates: usize,
+}
+
+impl std::ops::AddAssign for ApplyOutcome {
+    fn add_assign(&mut self, o: Self) {
+        self.accepted += o.accepted;
+        self.duplicates += o.duplicates;
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend cannot be reached or refused the operation; retrying later may work.
+    #[error("profile store unavailable: {0}")]
+    Unavailable(String),
+    /// No answer within the operation's time limit. The operation may or may not have been
+    /// applied; event de-duplication makes a retry safe.
+    #[error("profile store did not answer within {0:?}")]
+    Timeout(Duration),
+    /// Concurrent writers kept changing one customer's profile.
+    #[error("profile of {0} kept changing under concurrent updates; retry")]
+    Contended(String),
+    /// A stored profile cannot be read (written by an incompatible version, or damaged).
+    #[error("stored profile of {customer} cannot be read: {reason}")]
+    Corrupt { customer: String, reason: String },
+}
+
+impl StoreError {
+    fn kind(&self) -> &'static str {
+        match self {
+            StoreError::Unavailable(_) => "unavailable",
+            StoreError::Timeout(_) => "timeout",
+            StoreError::Contended(_) => "contended",
+            StoreError::Corrupt { .. } => "corrupt",
+        }
+    }
+}
+
+/// Groups a batch by customer, keeping each customer's events in arrival order and the
+/// customers in order of first appearance.
+pub fn group_by_customer(events: &[Event]) -> Vec<(&CustomerId, Vec<&Event>)> {
+    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut groups: Vec<(&CustomerId, Vec<&Event>)> = Vec::new();
+    for e in events {
+        let i = *index.entry(e.customer_id.as_str()).or_insert_with(|| {
+            groups.push((&e.customer_id, Vec::new()));
+            groups.len() - 1
+        });
+        groups[i].1.push(e);
+    }
+    groups
+}
+
+/// A profile backend. Implementations apply each customer's events in one atomic step:
+/// a customer's profile either shows all of that customer's events from a call or none.
+#[async_trait]
+pub trait ProfileStore: Send + Sync + 'static {
+    /// `memory` or `redis`, for metrics and logs.
+    fn name(&self) -> &'static str;
+
+    /// Applies events (in order per customer), skipping ids already applied. `now` is the
+    /// ingest time in unix seconds.
+    async fn apply(&self, events: &[Event], now: i64) -> Result<ApplyOutcome, StoreError>;
+
+    /// The customer's profile, or `None` for a customer never seen.
+    async fn load(&self, customer: &CustomerId) -> Result<Option<Arc<Profile>>, StoreError>;
+
+    /// Erases everything held about the customer; true when there was something.
+    async fn erase(&self, customer: &CustomerId) -> Result<bool, StoreError>;
+
+    /// Checks the backend answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// The store as the service uses it: every call has a time limit and is measured.
+#[derive(Clone)]
+pub struct Profiles {
+    store: Arc<dyn ProfileStore>,
+    /// Limit on writes and administrative calls.
+    timeout: Duration,
+}
+
+impl Profiles {
+    pub fn new(store: Arc<dyn ProfileStore>, timeout: Duration) -> Self {
+        Self { store, timeout }
+    }
+
+    pub fn backend(&self) -> &'static str {
+        self.store.name()
+    }
+
+    pub async fn apply(&self, events: &[Event], now: i64) -> Result<ApplyOutcome, StoreError> {
+        self.timed("apply", self.timeout, self.store.apply(events, now))
+            .await
+    }
+
+    /// Reads a profile within `budget` (decisions pass a small one and fall back).
+    pub async fn load_within(
+        &self,
+        customer: &CustomerId,
+        budget: Duration,
+    ) -> Result<Option<Arc<Profile>>, StoreError> {
+        self.timed("load", budget, self.store.load(customer)).await
+    }
+
+    pub async fn load(&self, customer: &CustomerId) -> Result<Option<Arc<Profile>>, StoreError> {
+        self.load_within(customer, self.timeout).await
+    }
+
+    pub async fn erase(&self, customer: &CustomerId) -> Result<bool, StoreError> {
+        self.timed("erase", self.timeout, self.store.erase(customer))
+            .await
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.timed("ping", self.timeout, self.store.ping()).await
+    }
+
+    async fn timed<T>(
+        &self,
+        op: &'static str,
+        limit: Duration,
+        fut: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let started = Instant::now();
+        let result = match tokio::time::timeout(limit, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(StoreError::Timeout(limit)),
+        };
+        let backend = self.store.name();
+        metrics::histogram!(m::STORE_DURATION, "store" => backend, "op" => op)
+            .record(started.elapsed().as_secs_f64());
+        if let Err(e) = &result {
+            metrics::counter!(m::STORE_ERRORS, "store" => backend, "op" => op, "kind" => e.kind())
+                .increment(1);
+        }
+        result
+    }
+}

@@ -1,0 +1,301 @@
+//! Settings: built-in defaults, then an optional TOML file, then `TOUCHPOINT__SECTION__KEY`
+//! environment variables. Every key is described in `config/touchpoint.example.toml`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::profile::ProfileLimits;
+use crate::profile::redis_store::RedisOptions;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub store: StoreSettings,
+    pub profile: ProfileLimits,
+    pub models: ModelSettings,
+    pub catalog: CatalogSettings,
+    pub log: LogSettings,
+    pub import: ImportSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address to listen on.
+    pub bind: String,
+    /// Worker threads; 0 means one per CPU core.
+    pub workers: usize,
+    /// Largest request body accepted (bytes); larger bodies get `413`.
+    pub max_body_bytes: usize,
+    /// On SIGINT/SIGTERM, in-flight requests get this long to finish.
+    pub shutdown_timeout_secs: u64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".into(),
+            workers: 0,
+            max_body_bytes: 2 * 1024 * 1024,
+            shutdown_timeout_secs: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSettings {
+    /// Redis URL (`redis://host:port/db`); empty means the embedded in-memory store.
+    pub redis_url: String,
+    /// Prefix of every Redis key.
+    pub key_prefix: String,
+    /// Limit on establishing a Redis connection.
+    pub connect_timeout_ms: u64,
+    /// Limit on each Redis answer.
+    pub response_timeout_ms: u64,
+    /// Overall limit on one store operation (a batch of events, an erase), retries included.
+    pub operation_timeout_ms: u64,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self {
+            redis_url: String::new(),
+            key_prefix: "tp".into(),
+            connect_timeout_ms: 250,
+            response_timeout_ms: 250,
+            operation_timeout_ms: 1000,
+        }
+    }
+}
+
+impl StoreSettings {
+    pub fn uses_redis(&self) -> bool {
+        !self.redis_url.trim().is_empty()
+    }
+
+    pub fn redis_options(&self) -> RedisOptions {
+        RedisOptions {
+            url: self.redis_url.trim().to_owned(),
+            key_prefix: self.key_prefix.clone(),
+            connect_timeout: Duration::from_millis(self.connect_timeout_ms),
+            response_timeout: Duration::from_millis(self.response_timeout_ms),
+        }
+    }
+
+    pub fn operation_timeout(&self) -> Duration {
+        Duration::from_millis(self.operation_timeout_ms)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelSettings {
+    /// Directory of the trained model set that `serve` loads.
+    pub dir: PathBuf,
+    /// Reload the model set when its directory changes.
+    pub watch: bool,
+}
+
+impl Default for ModelSettings {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("models"),
+            watch: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CatalogSettings {
+    /// The offer catalog (TOML).
+    pub path: PathBuf,
+    /// Reload the catalog when the file changes.
+    pub watch: bool,
+}
+
+impl Default for CatalogSettings {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("config/catalog.toml"),
+            watch: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// A tracing filter such as `info` or `touchpoint=debug,actix_web=info`.
+    /// `RUST_LOG`, when set, wins.
+    pub level: String,
+    /// `text` for people, `json` for log collectors.
+    pub format: LogFormat,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImportSettings {
+    /// Events per store batch; each batch is two pipelined round trips.
+    pub batch_events: usize,
+    /// Batches in flight at once.
+    pub in_flight: usize,
+}
+
+impl Default for ImportSettings {
+    fn default() -> Self {
+        Self {
+            batch_events: 4096,
+            in_flight: 4,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot read settings: {0}")]
+    Read(#[from] config::ConfigError),
+    #[error("config file {0} does not exist")]
+    MissingFile(PathBuf),
+    #[error("invalid setting: {0}")]
+    Invalid(String),
+}
+
+impl Settings {
+    /// Defaults, then `file` if given, then `TOUCHPOINT__…` environment variables.
+    pub fn load(file: Option<&Path>) -> Result<Settings, SettingsError> {
+        Self::load_with_env(file, std::env::vars())
+    }
+
+    /// As [`Settings::load`], with the environment given (tests must not touch the real one).
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, SettingsError> {
+        let mut builder = config::Config::builder();
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(SettingsError::MissingFile(path.to_owned()));
+            }
+            builder = builder.add_source(
+                config::File::from(path)
+                    .format(config::FileFormat::Toml)
+                    .required(true),
+            );
+        }
+        let vars: config::Map<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("TOUCHPOINT__"))
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix("TOUCHPOINT")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(vars)),
+        );
+        let settings: Settings = builder.build()?.try_deserialize()?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    pub fn check(&self) -> Result<(), SettingsError> {
+        self.profile.check().map_err(SettingsError::Invalid)?;
+        if self.server.max_body_bytes < 1024 {
+            return Err(SettingsError::Invalid(
+                "server.max_body_bytes must be at least 1024".into(),
+            ));
+        }
+        if self.import.batch_events == 0 || self.import.in_flight == 0 {
+            return Err(SettingsError::Invalid(
+                "import.batch_events and import.in_flight must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn environment_variables_override_the_file_and_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t.toml");
+        std::fs::write(
+            &file,
+            "[store]\nredis_url = \"redis://file:1/0\"\nresponse_timeout_ms = 90\n",
+        )
+        .unwrap();
+        let s = Settings::load_with_env(
+            Some(&file),
+            env(&[("TOUCHPOINT__STORE__REDIS_URL", "redis://127.0.0.1:6379/0")]),
+        )
+        .unwrap();
+        assert_eq!(s.store.redis_url, "redis://127.0.0.1:6379/0");
+        assert_eq!(s.store.response_timeout_ms, 90);
+        assert_eq!(s.server.bind, "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn a_misspelt_key_is_an_error_not_silently_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t.toml");
+        std::fs::write(&file, "[store]\nredis_ulr = \"x\"\n").unwrap();
+        let e = Settings::load_with_env(Some(&file), env(&[])).unwrap_err();
+        assert!(e.to_string().contains("redis_ulr"), "{e}");
+    }
+
+    #[test]
+    fn the_example_config_documents_every_setting_and_loads() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/touchpoint.example.toml");
+        let text = std::fs::read_to_string(&example).unwrap();
+        let loaded = Settings::load_with_env(Some(&example), env(&[])).unwrap();
+        // Every key of the defaults appears in the example, so nothing is undocumented.
+        let defaults = toml::Value::try_from(Settings::default()).unwrap();
+        for (section, table) in defaults.as_table().unwrap() {
+            assert!(
+                text.contains(&format!("[{section}]")),
+                "missing [{section}]"
+            );
+            for key in table.as_table().unwrap().keys() {
+                assert!(
+                    text.lines().any(|l| l
+                        .trim_start_matches('#')
+                        .trim_start()
+                        .starts_with(&format!("{key} ="))),
+                    "the example config does not document {section}.{key}"
+                );
+            }
+        }
+        assert_eq!(loaded.server.bind, Settings::default().server.bind);
+    }
+}

@@ -1,0 +1,142 @@
+//! Building and running the service: [`Application::build`] opens the store, binds the
+//! listener and assembles the app; [`Application::run_until_stopped`] serves until SIGINT or
+//! SIGTERM, then lets in-flight requests finish (up to `server.shutdown_timeout_secs`).
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{App, HttpResponse, HttpServer, middleware, web};
+
+use crate::api::{self, ApiError, AppState};
+use crate::profile::memory::MemoryStore;
+use crate::profile::redis_store::RedisStore;
+use crate::profile::{ProfileStore, Profiles, StoreError};
+use crate::settings::Settings;
+use crate::telemetry::metrics as m;
+use crate::validation::FieldError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot listen on {bind}: {source}")]
+    Bind {
+        bind: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub struct Application {
+    server: Server,
+    port: u16,
+    state: web::Data<AppState>,
+    background: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Opens the configured profile store: Redis when `store.redis_url` is set, else memory.
+pub async fn open_store(settings: &Settings) -> Result<Profiles, StoreError> {
+    let store: Arc<dyn ProfileStore> = if settings.store.uses_redis() {
+        Arc::new(
+            RedisStore::connect(&settings.store.redis_options(), settings.profile.clone()).await?,
+        )
+    } else {
+        Arc::new(MemoryStore::new(settings.profile.clone()))
+    };
+    Ok(Profiles::new(store, settings.store.operation_timeout()))
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let metrics = m::recorder();
+        let profiles = open_store(&settings).await?;
+        let bind = settings.server.bind.clone();
+        let listener = TcpListener::bind(&bind).map_err(|source| StartupError::Bind {
+            bind: bind.clone(),
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind {
+                bind: bind.clone(),
+                source,
+            })?
+            .port();
+
+        let state = web::Data::new(AppState {
+            profiles,
+            limits: settings.profile.clone(),
+            metrics: metrics.clone(),
+            max_body_bytes: settings.server.max_body_bytes,
+        });
+
+        let app_state = state.clone();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                    ApiError::from(FieldError::body("invalid_query", e.to_string())).into()
+                }))
+                .app_data(web::PathConfig::default().error_handler(|e, _| {
+                    ApiError::from(FieldError::body("invalid_path", e.to_string())).into()
+                }))
+                .wrap(middleware::from_fn(api::record_latency))
+                .configure(api::configure)
+                .default_service(web::to(not_found))
+        })
+        .listen(listener)
+        .map_err(|source| StartupError::Bind {
+            bind: bind.clone(),
+            source,
+        })?
+        .shutdown_timeout(settings.server.shutdown_timeout_secs);
+        if settings.server.workers > 0 {
+            server = server.workers(settings.server.workers);
+        }
+        let server = server.run();
+
+        let background = vec![m::spawn_upkeep(metrics)];
+        tracing::info!(
+            port,
+            store = state.profiles.backend(),
+            "touchpoint listening on {}",
+            bind
+        );
+        Ok(Self {
+            server,
+            port,
+            state,
+            background,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Stops the server from another task (tests; signals do the same in production).
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        for task in self.background {
+            task.abort();
+        }
+        tracing::info!("touchpoint stopped");
+        result
+    }
+}
+
+async fn not_found(req: actix_web::HttpRequest) -> HttpResponse {
+    actix_web::ResponseError::error_response(&ApiError::NotFound(format!(
+        "no route {} {}",
+        req.method(),
+        req.path()
+    )))
+}

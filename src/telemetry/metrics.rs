@@ -1,0 +1,91 @@
+//! Metric names, labels and the Prometheus recorder, in one place so that names stay
+//! consistent and every label comes from a closed set (route patterns, channels, fixed words):
+//! no label can take a customer id or free text, so cardinality cannot explode.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub const HTTP_DURATION: &str = "touchpoint_http_request_duration_seconds";
+pub const DECISION_DURATION: &str = "touchpoint_decision_duration_seconds";
+pub const DECISIONS: &str = "touchpoint_decisions_total";
+pub const EVENTS: &str = "touchpoint_events_total";
+pub const STORE_DURATION: &str = "touchpoint_store_operation_duration_seconds";
+pub const STORE_ERRORS: &str = "touchpoint_store_errors_total";
+pub const MODEL_RELOADS: &str = "touchpoint_model_reloads_total";
+pub const CATALOG_RELOADS: &str = "touchpoint_catalog_reloads_total";
+pub const DECISION_LOG_DROPPED: &str = "touchpoint_decision_log_dropped_total";
+
+/// Latency buckets in seconds: fine below a millisecond, where decisions live, and coarse up
+/// to the slowest store timeouts.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.000_75, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1,
+    0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The process-wide recorder; the first call installs it. Tests start many services in one
+/// process, and they share it.
+pub fn recorder() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .expect("latency buckets are not empty");
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (a host application); then our
+            // metrics are not collected but rendering still works.
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed; /metrics will be empty");
+            }
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_histogram};
+    describe_histogram!(
+        HTTP_DURATION,
+        Unit::Seconds,
+        "HTTP request latency by route and status"
+    );
+    describe_histogram!(
+        DECISION_DURATION,
+        Unit::Seconds,
+        "Decision latency, from request parsed to answer built"
+    );
+    describe_counter!(DECISIONS, "Decisions made, by outcome");
+    describe_counter!(
+        EVENTS,
+        "Events received, by result: accepted, duplicate or rejected"
+    );
+    describe_histogram!(
+        STORE_DURATION,
+        Unit::Seconds,
+        "Profile store operation latency"
+    );
+    describe_counter!(STORE_ERRORS, "Profile store operation errors, by kind");
+    describe_counter!(MODEL_RELOADS, "Model set reloads, by result");
+    describe_counter!(CATALOG_RELOADS, "Catalog reloads, by result");
+    describe_counter!(
+        DECISION_LOG_DROPPED,
+        "Decision log records dropped because the writer fell behind"
+    );
+}
+
+/// Histograms keep a rolling window that must be drained now and then; without it memory
+/// grows with every observation.
+pub fn spawn_upkeep(handle: PrometheusHandle) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            handle.run_upkeep();
+        }
+    })
+}
