@@ -102,7 +102,12 @@ impl ApiError {
                 };
                 (first.message.clone(), first.field.clone(), details)
             }
-            other => (other.to_string(), None, Vec::new()),
+            ApiError::NotFound(_)
+            | ApiError::PayloadTooLarge { .. }
+            | ApiError::StoreUnavailable(_)
+            | ApiError::NotReady(_)
+            | ApiError::Conflict(_)
+            | ApiError::Internal(_) => (self.to_string(), None, Vec::new()),
         };
         ErrorBody {
             error: ErrorDetail {

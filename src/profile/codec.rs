@@ -38,9 +38,11 @@ mod tests {
 
     #[test]
     fn a_profile_round_trips_and_a_foreign_format_is_refused() {
-        let mut p = Profile::default();
-        p.events = 7;
-        p.engagement = vec![1; 168];
+        let p = Profile {
+            events: 7,
+            engagement: vec![1; 168],
+            ..Profile::default()
+        };
         assert_eq!(decode(&encode(&p)).unwrap(), p);
         assert!(matches!(decode(&[9, 0]), Err(CodecError::UnknownFormat(9))));
         assert!(matches!(decode(&[]), Err(CodecError::Empty)));

@@ -609,7 +609,11 @@ mod tests {
                     Some(AttrValue::Text("Europe/London".into()))
                 )]
             ),
-            other => panic!("{other:?}"),
+            EventKind::Purchase { .. }
+            | EventKind::Contact
+            | EventKind::Response { .. }
+            | EventKind::Interaction { .. }
+            | EventKind::Consent { .. } => panic!("not an attributes event"),
         }
     }
 

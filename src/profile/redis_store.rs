@@ -204,6 +204,10 @@ impl ProfileStore for RedisStore {
             let mut retry = Vec::new();
             let mut script_missing = false;
             for ((g, counts), result) in writes.into_iter().zip(results) {
+                #[allow(
+                    clippy::wildcard_enum_match_arm,
+                    reason = "any other answer of the redis crate's open-ended Value is a protocol error"
+                )]
                 match result {
                     Value::Int(1) => outcome += counts,
                     Value::Int(0) => retry.push(g),

@@ -412,7 +412,11 @@ impl Profile {
             offer_id: event.offer_id.clone(),
             amount: match event.kind {
                 EventKind::Purchase { amount } => Some(amount),
-                _ => None,
+                EventKind::Contact
+                | EventKind::Response { .. }
+                | EventKind::Interaction { .. }
+                | EventKind::Consent { .. }
+                | EventKind::Attributes { .. } => None,
             },
             detail,
         };
