@@ -37,8 +37,11 @@ redis.call('SET', KEYS[1], ARGV[2])
 return 1
 "#;
 
-/// Enough for heavy contention on one customer; beyond it the caller gets a 503 and retries.
-const MAX_WRITE_ATTEMPTS: usize = 8;
+/// Writers that lost a compare-and-set race back off for a random 0..2^k ms (capped), so
+/// that even many writers hammering one customer get through; the operation's time limit
+/// bounds the whole loop, and beyond these attempts the caller gets a 503 and retries.
+const MAX_WRITE_ATTEMPTS: u32 = 64;
+const MAX_BACKOFF_MS: u64 = 16;
 
 /// Connection settings for the Redis store.
 #[derive(Debug, Clone)]
@@ -167,7 +170,7 @@ impl ProfileStore for RedisStore {
         let mut pending: Vec<usize> = (0..groups.len()).collect();
         let mut outcome = ApplyOutcome::default();
         let mut conn = self.conn.clone();
-        for _attempt in 0..MAX_WRITE_ATTEMPTS {
+        for attempt in 0..MAX_WRITE_ATTEMPTS {
             let customers: Vec<&CustomerId> = pending.iter().map(|&g| groups[g].0).collect();
             let profiles = self.read(&customers).await?;
 
@@ -235,6 +238,9 @@ impl ProfileStore for RedisStore {
                 return Ok(outcome);
             }
             pending = retry;
+            let cap = (1u64 << attempt.min(4)).min(MAX_BACKOFF_MS);
+            let pause = rand::random_range(0..=cap);
+            tokio::time::sleep(Duration::from_millis(pause)).await;
         }
         Err(StoreError::Contended(groups[pending[0]].0.to_string()))
     }

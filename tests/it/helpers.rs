@@ -1,0 +1,236 @@
+//! Test harness: private `redis-server` instances on free ports, and the real service started
+//! on port 0 with an isolated store, so API tests are real HTTP calls.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use touchpoint::settings::Settings;
+use touchpoint::startup::Application;
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A private Redis server. Killed when dropped.
+pub struct RedisServer {
+    child: Option<Child>,
+    pub port: u16,
+    dir: tempfile::TempDir,
+    durable: bool,
+}
+
+fn redis_server_binary() -> PathBuf {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("redis-server"))
+            .find(|p| p.is_file())
+    });
+    found.unwrap_or_else(|| {
+        panic!(
+            "redis-server is not installed, and the Redis tests need a real one. \
+             Install it with `apt-get install -y redis-server` (scripts/test does this when it can)."
+        )
+    })
+}
+
+impl RedisServer {
+    /// A throw-away server that keeps nothing on disk.
+    pub fn start() -> Self {
+        Self::launch(free_port(), tempfile::tempdir().unwrap(), false)
+    }
+
+    /// A server that writes every acknowledged write to its append-only file before answering
+    /// (`appendfsync always`), so it can be killed and restarted without losing any.
+    pub fn start_durable() -> Self {
+        Self::launch(free_port(), tempfile::tempdir().unwrap(), true)
+    }
+
+    fn launch(port: u16, dir: tempfile::TempDir, durable: bool) -> Self {
+        let mut server = Self {
+            child: None,
+            port,
+            dir,
+            durable,
+        };
+        server.spawn();
+        server
+    }
+
+    fn spawn(&mut self) {
+        let mut cmd = Command::new(redis_server_binary());
+        cmd.arg("--port")
+            .arg(self.port.to_string())
+            .arg("--bind")
+            .arg("127.0.0.1")
+            .arg("--dir")
+            .arg(self.dir.path())
+            .arg("--save")
+            .arg("")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if self.durable {
+            cmd.args(["--appendonly", "yes", "--appendfsync", "always"]);
+        } else {
+            cmd.args(["--appendonly", "no"]);
+        }
+        self.child = Some(cmd.spawn().expect("redis-server starts"));
+        let started = Instant::now();
+        loop {
+            if let Ok(mut c) = self.client().get_connection() {
+                if redis::cmd("PING").query::<String>(&mut c).is_ok() {
+                    return;
+                }
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "redis-server on port {} did not come up",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    pub fn client(&self) -> redis::Client {
+        redis::Client::open(self.url()).unwrap()
+    }
+
+    pub fn connection(&self) -> redis::Connection {
+        self.client().get_connection().unwrap()
+    }
+
+    /// SIGKILL: the server dies without a chance to flush anything.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port and directory (a durable server reloads its data).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// Every key in the server.
+    pub fn keys(&self) -> Vec<String> {
+        let mut c = self.connection();
+        let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut c).unwrap();
+        keys.sort();
+        keys
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Settings for a test service: port 0, a store of its own.
+pub fn test_settings(redis: Option<&RedisServer>) -> Settings {
+    let mut s = Settings::default();
+    s.server.bind = "127.0.0.1:0".into();
+    s.server.workers = 2;
+    s.server.shutdown_timeout_secs = 5;
+    s.models.dir = repo_path("models");
+    s.models.watch = false;
+    s.catalog.path = repo_path("config/catalog.toml");
+    s.catalog.watch = false;
+    if let Some(r) = redis {
+        s.store.redis_url = r.url();
+    }
+    s
+}
+
+pub fn repo_path(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: awc::Client,
+    pub handle: actix_web::dev::ServerHandle,
+    pub state: actix_web::web::Data<touchpoint::api::AppState>,
+}
+
+pub async fn spawn_app(settings: Settings) -> TestApp {
+    let app = Application::build(settings).await.expect("service builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.handle();
+    let state = app.state();
+    actix_web::rt::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        client: awc::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .finish(),
+        handle,
+        state,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+        self.post_raw(path, body.to_string()).await
+    }
+
+    pub async fn post_raw(&self, path: &str, body: String) -> (u16, serde_json::Value) {
+        let mut res = self
+            .client
+            .post(self.url(path))
+            .insert_header(("content-type", "application/json"))
+            .send_body(body)
+            .await
+            .expect("request completes");
+        let status = res.status().as_u16();
+        let bytes = res.body().limit(16 << 20).await.unwrap();
+        let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        (status, json)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        let mut res = self.client.get(self.url(path)).send().await.unwrap();
+        let status = res.status().as_u16();
+        let bytes = res.body().limit(16 << 20).await.unwrap();
+        let json = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&bytes).into()));
+        (status, json)
+    }
+
+    pub async fn delete(&self, path: &str) -> u16 {
+        self.client
+            .delete(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    pub async fn stop(self) {
+        self.handle.stop(true).await;
+    }
+}
+
+/// A purchase event as JSON.
+pub fn purchase(event_id: &str, customer: &str, at: &str, amount: f64) -> serde_json::Value {
+    serde_json::json!({
+        "event_id": event_id, "customer_id": customer, "type": "purchase",
+        "at": at, "amount": amount, "channel": "web"
+    })
+}

@@ -1,0 +1,178 @@
+//! One conformance suite, run unchanged against both profile stores.
+
+use std::sync::Arc;
+
+use touchpoint::profile::event::parse_body;
+use touchpoint::profile::memory::MemoryStore;
+use touchpoint::profile::redis_store::RedisStore;
+use touchpoint::profile::{CustomerId, Event, Profile, ProfileLimits, ProfileStore};
+use touchpoint::settings::StoreSettings;
+
+use crate::helpers::{RedisServer, purchase};
+
+fn events(json: Vec<serde_json::Value>) -> Vec<Event> {
+    parse_body(serde_json::json!({ "events": json }).to_string().as_bytes()).unwrap()
+}
+
+fn cid(s: &str) -> CustomerId {
+    CustomerId::parse(s).unwrap()
+}
+
+fn history(customer: &str, n: usize, prefix: &str) -> Vec<serde_json::Value> {
+    (0..n)
+        .map(|i| {
+            let at = format!("2026-03-{:02}T{:02}:00:00Z", 1 + (i / 24) % 28, i % 24);
+            match i % 4 {
+                0 => purchase(&format!("{prefix}-{i}"), customer, &at, 10.0 + i as f64),
+                1 => serde_json::json!({"event_id": format!("{prefix}-{i}"), "customer_id": customer,
+                        "type": "contact", "at": at, "channel": "email", "offer_id": "gold-card"}),
+                2 => serde_json::json!({"event_id": format!("{prefix}-{i}"), "customer_id": customer,
+                        "type": "response", "at": at, "offer_id": "gold-card", "outcome": "clicked"}),
+                _ => serde_json::json!({"event_id": format!("{prefix}-{i}"), "customer_id": customer,
+                        "type": "consent", "at": at, "consent": {"channel": "sms", "granted": i % 8 == 3}}),
+            }
+        })
+        .collect()
+}
+
+async fn conformance(store: Arc<dyn ProfileStore>) {
+    let limits = ProfileLimits::default();
+    let now = 1_800_000_000;
+
+    // An unknown customer is simply absent.
+    assert!(store.load(&cid("nobody")).await.unwrap().is_none());
+
+    // The stored profile is exactly what applying the events in order gives.
+    let batch = events(history("c-1", 40, "h"));
+    let outcome = store.apply(&batch, now).await.unwrap();
+    assert_eq!((outcome.accepted, outcome.duplicates), (40, 0));
+    let mut reference = Profile::default();
+    for e in &batch {
+        reference.apply(e, &limits, now);
+    }
+    let stored = store.load(&cid("c-1")).await.unwrap().unwrap();
+    assert_eq!(*stored, reference);
+
+    // The same batch again changes nothing and is counted as duplicates.
+    let again = store.apply(&batch, now + 60).await.unwrap();
+    assert_eq!((again.accepted, again.duplicates), (0, 40));
+    assert_eq!(*store.load(&cid("c-1")).await.unwrap().unwrap(), reference);
+
+    // A batch mixing customers keeps each customer's events in order.
+    let mut mixed = history("c-2", 10, "m2");
+    mixed.extend(history("c-3", 10, "m3"));
+    mixed.swap(0, 15);
+    let outcome = store.apply(&events(mixed), now).await.unwrap();
+    assert_eq!(outcome.accepted, 20);
+    assert_eq!(store.load(&cid("c-2")).await.unwrap().unwrap().events, 10);
+    assert_eq!(store.load(&cid("c-3")).await.unwrap().unwrap().events, 10);
+
+    // Erasure removes the customer and only that customer.
+    assert!(store.erase(&cid("c-2")).await.unwrap());
+    assert!(store.load(&cid("c-2")).await.unwrap().is_none());
+    assert!(!store.erase(&cid("c-2")).await.unwrap());
+    assert!(store.load(&cid("c-3")).await.unwrap().is_some());
+
+    // Concurrent writers to one customer lose no update.
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for b in 0..25 {
+                let batch = events(history("hot", 4, &format!("w{w}-b{b}")));
+                let o = store.apply(&batch, now).await.unwrap();
+                assert_eq!(o.accepted, 4);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let hot = store.load(&cid("hot")).await.unwrap().unwrap();
+    assert_eq!(hot.events, 8 * 25 * 4);
+    assert_eq!(hot.purchases.count, 8 * 25);
+
+    store.ping().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_store_passes_the_conformance_suite() {
+    conformance(Arc::new(MemoryStore::new(ProfileLimits::default()))).await;
+}
+
+pub async fn redis_store(redis: &RedisServer) -> RedisStore {
+    let settings = StoreSettings {
+        redis_url: redis.url(),
+        ..StoreSettings::default()
+    };
+    RedisStore::connect(&settings.redis_options(), ProfileLimits::default())
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_store_passes_the_conformance_suite() {
+    let redis = RedisServer::start();
+    conformance(Arc::new(redis_store(&redis).await)).await;
+    // Every key carries the customer's hash tag.
+    for key in redis.keys() {
+        assert!(key.starts_with("tp:{") && key.ends_with("}:profile"), "{key}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_with_100000_events_stays_within_the_byte_budget() {
+    let redis = RedisServer::start();
+    let store = redis_store(&redis).await;
+    let memory = MemoryStore::new(ProfileLimits::default());
+    let limits = ProfileLimits::default();
+    let budget = limits.byte_budget();
+    // Event kinds that fill every bounded list: purchases on many days, contacts and
+    // responses across many offers, attributes, interactions.
+    let mut all = Vec::new();
+    for i in 0..100_000u64 {
+        let day = i / 40;
+        let at = format!(
+            "{}",
+            chrono::DateTime::from_timestamp(1_600_000_000 + (day * 86_400 + (i % 40) * 600) as i64, 0)
+                .unwrap()
+                .to_rfc3339()
+        );
+        let id = format!("evt-{i:08}-{}", "x".repeat(40));
+        let offer = format!("offer-{:03}-{}", i % 150, "y".repeat(30));
+        let e = match i % 6 {
+            0 => purchase(&id, "heavy", &at, 12.5),
+            1 => serde_json::json!({"event_id": id, "customer_id": "heavy", "type": "contact",
+                    "at": at, "channel": "email", "offer_id": offer, "decision_id": format!("d-{i}")}),
+            2 => serde_json::json!({"event_id": id, "customer_id": "heavy", "type": "response",
+                    "at": at, "offer_id": offer, "outcome": "declined"}),
+            3 => serde_json::json!({"event_id": id, "customer_id": "heavy", "type": "attributes",
+                    "at": at, "attributes": {format!("attr_{}", i % 200): "v".repeat(100)}}),
+            4 => serde_json::json!({"event_id": id, "customer_id": "heavy", "type": "interaction",
+                    "at": at, "channel": "web", "name": "visit"}),
+            _ => serde_json::json!({"event_id": id, "customer_id": "heavy", "type": "consent",
+                    "at": at, "consent": {"channel": "sms", "granted": i % 12 == 5}}),
+        };
+        all.push(e);
+    }
+    for chunk in all.chunks(1000) {
+        let batch = events(chunk.to_vec());
+        let now = 1_800_000_000;
+        store.apply(&batch, now).await.unwrap();
+        memory.apply(&batch, now).await.unwrap();
+    }
+    let profile = store.load(&cid("heavy")).await.unwrap().unwrap();
+    assert_eq!(profile.events, 100_000);
+    assert_eq!(*memory.load(&cid("heavy")).await.unwrap().unwrap(), *profile);
+    let encoded = touchpoint::profile::codec::encode(&profile).len();
+    assert!(encoded <= budget, "encoded profile {encoded} B over the budget {budget} B");
+    // What Redis itself spends on the key, allocator overhead included.
+    let mut c = redis.connection();
+    let used: usize = redis::cmd("MEMORY")
+        .arg("USAGE")
+        .arg("tp:{heavy}:profile")
+        .query(&mut c)
+        .unwrap();
+    assert!(used <= budget + 1024, "Redis uses {used} B for the profile, budget {budget} B");
+    eprintln!("100,000 events: profile {encoded} B encoded, {used} B in Redis, budget {budget} B");
+}
