@@ -29,7 +29,11 @@ async fn each_invalid_field_gets_a_400_naming_it() {
     }
     let batch_error = json!({"events": [ok.clone(), {"event_id": "e2", "customer_id": "c-1",
         "type": "consent", "at": "2026-11-22T10:15:00Z", "consent": {"channel": "sms", "granted": "yes"}}]});
-    cases.push((batch_error, "events[1].consent.granted".into(), "wrong_type"));
+    cases.push((
+        batch_error,
+        "events[1].consent.granted".into(),
+        "wrong_type",
+    ));
     for (body, field, code) in cases {
         let (status, answer) = app.post_json("/v1/events", &body).await;
         assert_eq!(status, 400, "{body} -> {answer}");
@@ -42,7 +46,10 @@ async fn each_invalid_field_gets_a_400_naming_it() {
     assert_eq!(status, 404);
 
     let (status, answer) = app.post_raw("/v1/events", "{not json".into()).await;
-    assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("malformed_json")));
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (400, Some("malformed_json"))
+    );
     assert_eq!(answer["error"]["field"], json!(null));
     app.stop().await;
 }
@@ -55,7 +62,9 @@ async fn a_body_over_the_limit_gets_a_413_in_the_error_format() {
     let events: Vec<_> = (0..100)
         .map(|i| purchase(&format!("e{i}"), "c", "2026-01-01T00:00:00Z", 1.0))
         .collect();
-    let (status, answer) = app.post_json("/v1/events", &json!({"events": events})).await;
+    let (status, answer) = app
+        .post_json("/v1/events", &json!({"events": events}))
+        .await;
     assert_eq!(status, 413);
     assert_eq!(answer["error"]["code"], "payload_too_large");
     app.stop().await;
@@ -80,7 +89,10 @@ async fn events_update_the_profile_that_the_customer_view_shows() {
          "channel": "web", "name": "visit"},
     ]});
     let (status, answer) = app.post_json("/v1/events", &batch).await;
-    assert_eq!((status, answer), (202, json!({"accepted": 8, "duplicates": 0})));
+    assert_eq!(
+        (status, answer),
+        (202, json!({"accepted": 8, "duplicates": 0}))
+    );
 
     let (status, view) = app.get("/v1/customers/c-42?at=2026-11-20T00:00:00Z").await;
     assert_eq!(status, 200, "{view}");
@@ -105,7 +117,14 @@ async fn events_update_the_profile_that_the_customer_view_shows() {
         json!({"hour_of_week": 10, "day": "monday", "hour": 10, "count": 2})
     );
     let by_hour = view["engagement"]["by_hour_of_week"].as_array().unwrap();
-    assert_eq!((by_hour[18].as_u64(), by_hour[36].as_u64(), by_hour[67].as_u64()), (Some(1), Some(1), Some(1)));
+    assert_eq!(
+        (
+            by_hour[18].as_u64(),
+            by_hour[36].as_u64(),
+            by_hour[67].as_u64()
+        ),
+        (Some(1), Some(1), Some(1))
+    );
     assert_eq!(view["engagement"]["total"], 5);
 
     // As of an earlier time, later entries are not listed.
@@ -153,7 +172,10 @@ async fn erasing_a_customer_leaves_no_key_behind() {
     let app = spawn_app(test_settings(Some(&redis))).await;
     for (i, c) in ["c-1", "c-2"].iter().enumerate() {
         let (status, _) = app
-            .post_json("/v1/events", &purchase(&format!("e{i}"), c, "2026-01-01T00:00:00Z", 3.0))
+            .post_json(
+                "/v1/events",
+                &purchase(&format!("e{i}"), c, "2026-01-01T00:00:00Z", 3.0),
+            )
             .await;
         assert_eq!(status, 202);
     }

@@ -122,6 +122,27 @@ impl RedisServer {
         self.spawn();
     }
 
+    /// SIGSTOP: the server hangs, holding its connections open (a stuck host).
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT after [`RedisServer::pause`].
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("server running").id();
+        let ok = Command::new("kill")
+            .arg(sig)
+            .arg(pid.to_string())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig} {pid}");
+    }
+
     /// Every key in the server.
     pub fn keys(&self) -> Vec<String> {
         let mut c = self.connection();
@@ -161,14 +182,12 @@ pub struct TestApp {
     pub address: String,
     pub client: awc::Client,
     pub handle: actix_web::dev::ServerHandle,
-    pub state: actix_web::web::Data<touchpoint::api::AppState>,
 }
 
 pub async fn spawn_app(settings: Settings) -> TestApp {
     let app = Application::build(settings).await.expect("service builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();
-    let state = app.state();
     actix_web::rt::spawn(app.run_until_stopped());
     TestApp {
         address,
@@ -176,7 +195,6 @@ pub async fn spawn_app(settings: Settings) -> TestApp {
             .timeout(Duration::from_secs(30))
             .finish(),
         handle,
-        state,
     }
 }
 
@@ -185,7 +203,11 @@ impl TestApp {
         format!("{}{}", self.address, path)
     }
 
-    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
         self.post_raw(path, body.to_string()).await
     }
 

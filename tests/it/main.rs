@@ -1,6 +1,9 @@
 //! Integration tests, compiled into one binary. Redis tests start their own `redis-server`
 //! on a free port (see `helpers`).
 
-mod helpers;
-mod store_conformance;
+mod cli;
 mod events_api;
+mod faults;
+mod helpers;
+mod operations;
+mod store_conformance;

@@ -116,7 +116,10 @@ async fn redis_store_passes_the_conformance_suite() {
     conformance(Arc::new(redis_store(&redis).await)).await;
     // Every key carries the customer's hash tag.
     for key in redis.keys() {
-        assert!(key.starts_with("tp:{") && key.ends_with("}:profile"), "{key}");
+        assert!(
+            key.starts_with("tp:{") && key.ends_with("}:profile"),
+            "{key}"
+        );
     }
 }
 
@@ -134,9 +137,12 @@ async fn a_customer_with_100000_events_stays_within_the_byte_budget() {
         let day = i / 40;
         let at = format!(
             "{}",
-            chrono::DateTime::from_timestamp(1_600_000_000 + (day * 86_400 + (i % 40) * 600) as i64, 0)
-                .unwrap()
-                .to_rfc3339()
+            chrono::DateTime::from_timestamp(
+                1_600_000_000 + (day * 86_400 + (i % 40) * 600) as i64,
+                0
+            )
+            .unwrap()
+            .to_rfc3339()
         );
         let id = format!("evt-{i:08}-{}", "x".repeat(40));
         let offer = format!("offer-{:03}-{}", i % 150, "y".repeat(30));
@@ -163,9 +169,15 @@ async fn a_customer_with_100000_events_stays_within_the_byte_budget() {
     }
     let profile = store.load(&cid("heavy")).await.unwrap().unwrap();
     assert_eq!(profile.events, 100_000);
-    assert_eq!(*memory.load(&cid("heavy")).await.unwrap().unwrap(), *profile);
+    assert_eq!(
+        *memory.load(&cid("heavy")).await.unwrap().unwrap(),
+        *profile
+    );
     let encoded = touchpoint::profile::codec::encode(&profile).len();
-    assert!(encoded <= budget, "encoded profile {encoded} B over the budget {budget} B");
+    assert!(
+        encoded <= budget,
+        "encoded profile {encoded} B over the budget {budget} B"
+    );
     // What Redis itself spends on the key, allocator overhead included.
     let mut c = redis.connection();
     let used: usize = redis::cmd("MEMORY")
@@ -173,6 +185,9 @@ async fn a_customer_with_100000_events_stays_within_the_byte_budget() {
         .arg("tp:{heavy}:profile")
         .query(&mut c)
         .unwrap();
-    assert!(used <= budget + 1024, "Redis uses {used} B for the profile, budget {budget} B");
+    assert!(
+        used <= budget + 1024,
+        "Redis uses {used} B for the profile, budget {budget} B"
+    );
     eprintln!("100,000 events: profile {encoded} B encoded, {used} B in Redis, budget {budget} B");
 }

@@ -1,0 +1,136 @@
+//! The `touchpoint` binary: import into Redis, and serve with graceful shutdown.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::helpers::{RedisServer, free_port, repo_path};
+
+fn touchpoint() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_touchpoint"));
+    cmd.current_dir(repo_path(""));
+    // The developer's own settings must not leak into tests.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("TOUCHPOINT__") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+#[test]
+fn import_loads_a_file_into_redis_and_reports_rejected_lines_by_number() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("events.jsonl");
+    let mut text = String::new();
+    let mut bad_lines = Vec::new();
+    for i in 0..5000 {
+        if i == 16 || i == 2500 {
+            bad_lines.push(text.lines().count() + 1);
+            text.push_str("{\"event_id\":\"bad\",\"customer_id\":\"c-1\",\"type\":\"purchase\",\"at\":\"2026-01-01T00:00:00Z\",\"amount\":-5}\n");
+        }
+        if i == 100 {
+            text.push('\n'); // blank lines are skipped, not rejected
+        }
+        text.push_str(&format!(
+            "{{\"event_id\":\"e{i}\",\"customer_id\":\"c-{}\",\"type\":\"purchase\",\"at\":\"2026-01-{:02}T10:00:00Z\",\"amount\":{}.5}}\n",
+            i % 250, 1 + i % 28, 1 + i % 90
+        ));
+    }
+    bad_lines.push(text.lines().count() + 1);
+    text.push_str("not json at all\n");
+    std::fs::write(&file, text).unwrap();
+
+    let run = || {
+        let out = touchpoint()
+            .args(["import", "--events"])
+            .arg(&file)
+            .env("TOUCHPOINT__STORE__REDIS_URL", redis.url())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let first = run();
+    assert!(first.contains("accepted:   5000"), "{first}");
+    assert!(first.contains("duplicates: 0"), "{first}");
+    assert!(first.contains("rejected:   3"), "{first}");
+    for line in &bad_lines {
+        assert!(
+            first.contains(&format!("line {line}: ")),
+            "line {line} not reported in\n{first}"
+        );
+    }
+    assert!(
+        first.contains("amount must be a positive number"),
+        "{first}"
+    );
+
+    // A second run recognises every event.
+    let second = run();
+    assert!(second.contains("accepted:   0"), "{second}");
+    assert!(second.contains("duplicates: 5000"), "{second}");
+
+    let mut c = redis.connection();
+    let keys: Vec<String> = redis::cmd("KEYS").arg("tp:*").query(&mut c).unwrap();
+    assert_eq!(keys.len(), 250);
+}
+
+#[test]
+fn serve_finishes_an_in_flight_request_after_sigterm_and_exits_cleanly() {
+    let port = free_port();
+    let mut child = touchpoint()
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .env("TOUCHPOINT__SERVER__SHUTDOWN_TIMEOUT_SECS", "10")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let mut stream = loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => break s,
+            Err(_) if started.elapsed() < Duration::from_secs(20) => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            Err(e) => panic!("service did not start: {e}"),
+        }
+    };
+    let body = r#"{"event_id":"e1","customer_id":"c-1","type":"purchase","at":"2026-01-01T00:00:00Z","amount":9.5}"#;
+    let head = format!(
+        "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    // Half a request is on the wire when the signal arrives.
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(&body.as_bytes()[..20]).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    std::thread::sleep(Duration::from_millis(200));
+    stream.write_all(&body.as_bytes()[20..]).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
+
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit status {status}");
+    let log: Vec<String> = BufReader::new(child.stderr.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .collect();
+    assert!(
+        log.iter().any(|l| l.contains("touchpoint stopped")),
+        "{log:?}"
+    );
+}
