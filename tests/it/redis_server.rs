@@ -1,0 +1,157 @@
+//! A private `redis-server` on a free port, for tests and benches (shared by both through
+//! `#[path]`, so there is one harness).
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A private Redis server. Killed when dropped.
+pub struct RedisServer {
+    child: Option<Child>,
+    pub port: u16,
+    dir: tempfile::TempDir,
+    durable: bool,
+}
+
+fn redis_server_binary() -> PathBuf {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("redis-server"))
+            .find(|p| p.is_file())
+    });
+    found.unwrap_or_else(|| {
+        panic!(
+            "redis-server is not installed, and the Redis tests need a real one. \
+             Install it with `apt-get install -y redis-server` (scripts/test does this when it can)."
+        )
+    })
+}
+
+impl RedisServer {
+    /// A throw-away server that keeps nothing on disk.
+    pub fn start() -> Self {
+        Self::launch(free_port(), tempfile::tempdir().unwrap(), false)
+    }
+
+    /// A server that writes every acknowledged write to its append-only file before answering
+    /// (`appendfsync always`), so it can be killed and restarted without losing any.
+    pub fn start_durable() -> Self {
+        Self::launch(free_port(), tempfile::tempdir().unwrap(), true)
+    }
+
+    fn launch(port: u16, dir: tempfile::TempDir, durable: bool) -> Self {
+        let mut server = Self {
+            child: None,
+            port,
+            dir,
+            durable,
+        };
+        server.spawn();
+        server
+    }
+
+    fn spawn(&mut self) {
+        let mut cmd = Command::new(redis_server_binary());
+        cmd.arg("--port")
+            .arg(self.port.to_string())
+            .arg("--bind")
+            .arg("127.0.0.1")
+            .arg("--dir")
+            .arg(self.dir.path())
+            .arg("--save")
+            .arg("")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if self.durable {
+            cmd.args(["--appendonly", "yes", "--appendfsync", "always"]);
+        } else {
+            cmd.args(["--appendonly", "no"]);
+        }
+        self.child = Some(cmd.spawn().expect("redis-server starts"));
+        let started = Instant::now();
+        loop {
+            if let Ok(mut c) = self.client().get_connection() {
+                if redis::cmd("PING").query::<String>(&mut c).is_ok() {
+                    return;
+                }
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "redis-server on port {} did not come up",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    pub fn client(&self) -> redis::Client {
+        redis::Client::open(self.url()).unwrap()
+    }
+
+    pub fn connection(&self) -> redis::Connection {
+        self.client().get_connection().unwrap()
+    }
+
+    /// SIGKILL: the server dies without a chance to flush anything.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port and directory (a durable server reloads its data).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// SIGSTOP: the server hangs, holding its connections open (a stuck host).
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT after [`RedisServer::pause`].
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("server running").id();
+        let ok = Command::new("kill")
+            .arg(sig)
+            .arg(pid.to_string())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig} {pid}");
+    }
+
+    /// Every key in the server.
+    pub fn keys(&self) -> Vec<String> {
+        let mut c = self.connection();
+        let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut c).unwrap();
+        keys.sort();
+        keys
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
