@@ -90,7 +90,9 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("codec");
     let encoded = codec::encode(&base);
     g.throughput(Throughput::Bytes(encoded.len() as u64));
-    g.bench_function("encode/typical", |b| b.iter(|| codec::encode(black_box(&base))));
+    g.bench_function("encode/typical", |b| {
+        b.iter(|| codec::encode(black_box(&base)))
+    });
     g.bench_function("decode/typical", |b| {
         b.iter(|| codec::decode(black_box(&encoded)).unwrap())
     });
@@ -111,7 +113,8 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     // Warm the store with customers that have history, as in production.
     for b in 0..100 {
-        let batch = parse_body(batch_json(&mut rng, 1_000_000 + b * 100, 10_000).as_bytes()).unwrap();
+        let batch =
+            parse_body(batch_json(&mut rng, 1_000_000 + b * 100, 10_000).as_bytes()).unwrap();
         rt.block_on(store.apply(&batch, 0)).unwrap();
     }
     let mut g = c.benchmark_group("redis");
@@ -136,7 +139,10 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let mut pipe = redis::pipe();
             for i in 0..100 {
-                pipe.cmd("SET").arg(format!("ref:{{c-{i}}}")).arg(&value).ignore();
+                pipe.cmd("SET")
+                    .arg(format!("ref:{{c-{i}}}"))
+                    .arg(&value)
+                    .ignore();
             }
             rt.block_on(pipe.query_async::<()>(&mut conn)).unwrap()
         })

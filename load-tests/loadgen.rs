@@ -144,7 +144,10 @@ fn decision_body(rng: &mut StdRng, customers: usize) -> String {
 }
 
 fn reference_body(rng: &mut StdRng, customers: usize) -> String {
-    format!(r#"{{"customer_id":"c-{}"}}"#, rng.random_range(0..customers))
+    format!(
+        r#"{{"customer_id":"c-{}"}}"#,
+        rng.random_range(0..customers)
+    )
 }
 
 struct Report {
@@ -344,7 +347,10 @@ fn main() {
                         event(&mut rng, n, customers)
                     })
                     .collect();
-                (format!(r#"{{"events":[{}]}}"#, events.join(",")), batch as u64)
+                (
+                    format!(r#"{{"events":[{}]}}"#, events.join(",")),
+                    batch as u64,
+                )
             })
             .await;
             report.print("events");

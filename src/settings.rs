@@ -158,6 +158,9 @@ pub enum LogFormat {
 pub struct ImportSettings {
     /// Events per store batch; each batch is two pipelined round trips.
     pub batch_events: usize,
+    /// Events read before they are grouped by customer: a customer's events within a window
+    /// cost one profile read and write. Memory grows with it (about 300 bytes an event).
+    pub window_events: usize,
     /// Batches in flight at once.
     pub in_flight: usize,
 }
@@ -165,8 +168,9 @@ pub struct ImportSettings {
 impl Default for ImportSettings {
     fn default() -> Self {
         Self {
-            batch_events: 4096,
-            in_flight: 4,
+            batch_events: 1024,
+            window_events: 262_144,
+            in_flight: 8,
         }
     }
 }
@@ -226,9 +230,12 @@ impl Settings {
                 "server.max_body_bytes must be at least 1024".into(),
             ));
         }
-        if self.import.batch_events == 0 || self.import.in_flight == 0 {
+        if self.import.batch_events == 0
+            || self.import.in_flight == 0
+            || self.import.window_events == 0
+        {
             return Err(SettingsError::Invalid(
-                "import.batch_events and import.in_flight must be positive".into(),
+                "import.batch_events, window_events and in_flight must be positive".into(),
             ));
         }
         Ok(())

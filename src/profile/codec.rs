@@ -17,7 +17,13 @@ pub enum CodecError {
 }
 
 pub fn encode(profile: &Profile) -> Vec<u8> {
-    let mut out = Vec::with_capacity(512);
+    encode_with_prefix(profile, &[])
+}
+
+/// Encodes after `prefix` (a store's version stamp), saving a copy of the whole value.
+pub fn encode_with_prefix(profile: &Profile, prefix: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1024);
+    out.extend_from_slice(prefix);
     out.push(FORMAT_V1);
     // Serialising plain owned data into a Vec cannot fail.
     postcard::to_io(profile, &mut out).expect("profile encodes");

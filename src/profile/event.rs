@@ -159,8 +159,7 @@ struct RawConsent {
 /// Parses the body of `POST /v1/events`. All errors are collected (up to a limit) so that a
 /// producer can fix a whole batch at once; any error refuses the whole body.
 pub fn parse_body(body: &[u8]) -> Result<Vec<Event>, Invalid> {
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    let raw: RawEvent = serde_path_to_error::deserialize(de).map_err(from_json_error)?;
+    let raw = read_raw(body)?;
     match raw.events {
         Some(batch) => {
             if raw.event_id.is_some() || raw.kind.is_some() || raw.customer_id.is_some() {
@@ -211,8 +210,7 @@ pub fn parse_body(body: &[u8]) -> Result<Vec<Event>, Invalid> {
 
 /// Parses one line of a JSON-lines event file (one event per line, no batches).
 pub fn parse_line(line: &[u8]) -> Result<Event, Invalid> {
-    let de = &mut serde_json::Deserializer::from_slice(line);
-    let raw: RawEvent = serde_path_to_error::deserialize(de).map_err(from_json_error)?;
+    let raw = read_raw(line)?;
     if raw.events.is_some() {
         return Err(FieldError::new(
             "unexpected_batch",
@@ -222,6 +220,15 @@ pub fn parse_line(line: &[u8]) -> Result<Event, Invalid> {
         .into());
     }
     validate(raw).map_err(Invalid)
+}
+
+/// Reads the wire shape. Tracking the JSON path costs time on every field, so it is only done
+/// again, to name the field, when the fast read fails.
+fn read_raw(bytes: &[u8]) -> Result<RawEvent, FieldError> {
+    serde_json::from_slice(bytes).or_else(|_| {
+        let de = &mut serde_json::Deserializer::from_slice(bytes);
+        serde_path_to_error::deserialize(de).map_err(from_json_error)
+    })
 }
 
 fn id_error(field: &str, e: IdError) -> FieldError {

@@ -9,7 +9,6 @@ pub use crate::redis_server::{RedisServer, free_port};
 use touchpoint::settings::Settings;
 use touchpoint::startup::Application;
 
-
 /// Settings for a test service: port 0, a store of its own.
 pub fn test_settings(redis: Option<&RedisServer>) -> Settings {
     let mut s = Settings::default();

@@ -5,6 +5,6 @@ mod cli;
 mod events_api;
 mod faults;
 mod helpers;
-mod redis_server;
 mod operations;
+mod redis_server;
 mod store_conformance;
