@@ -216,13 +216,13 @@ async fn closed_loop(
     url: String,
     connections: usize,
     seconds: u64,
-    mut make: impl FnMut() -> (String, u64) + 'static,
+    make: impl FnMut() -> (String, u64) + 'static,
 ) -> Report {
     let client = client(connections);
     let report = Rc::new(RefCell::new(Report::new()));
     let started = Instant::now();
     let deadline = started + Duration::from_secs(seconds);
-    let bodies: Rc<RefCell<dyn FnMut() -> (String, u64)>> = Rc::new(RefCell::new(move || make()));
+    let bodies: Rc<RefCell<dyn FnMut() -> (String, u64)>> = Rc::new(RefCell::new(make));
     let mut workers = Vec::new();
     for _ in 0..connections {
         let client = client.clone();

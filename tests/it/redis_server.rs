@@ -79,10 +79,10 @@ impl RedisServer {
         self.child = Some(cmd.spawn().expect("redis-server starts"));
         let started = Instant::now();
         loop {
-            if let Ok(mut c) = self.client().get_connection() {
-                if redis::cmd("PING").query::<String>(&mut c).is_ok() {
-                    return;
-                }
+            if let Ok(mut c) = self.client().get_connection()
+                && redis::cmd("PING").query::<String>(&mut c).is_ok()
+            {
+                return;
             }
             assert!(
                 started.elapsed() < Duration::from_secs(10),

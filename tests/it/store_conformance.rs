@@ -135,15 +135,12 @@ async fn a_customer_with_100000_events_stays_within_the_byte_budget() {
     let mut all = Vec::new();
     for i in 0..100_000u64 {
         let day = i / 40;
-        let at = format!(
-            "{}",
-            chrono::DateTime::from_timestamp(
-                1_600_000_000 + (day * 86_400 + (i % 40) * 600) as i64,
-                0
-            )
-            .unwrap()
-            .to_rfc3339()
-        );
+        let at = chrono::DateTime::from_timestamp(
+            1_600_000_000 + (day * 86_400 + (i % 40) * 600) as i64,
+            0,
+        )
+        .unwrap()
+        .to_rfc3339();
         let id = format!("evt-{i:08}-{}", "x".repeat(40));
         let offer = format!("offer-{:03}-{}", i % 150, "y".repeat(30));
         let e = match i % 6 {
