@@ -16,9 +16,12 @@
 
 pub mod api;
 pub mod cli;
+pub mod decision;
 pub mod import;
+pub mod model;
 pub mod profile;
 pub mod settings;
 pub mod startup;
 pub mod telemetry;
+pub mod training;
 pub mod validation;

@@ -8,3 +8,6 @@ mod helpers;
 mod operations;
 mod redis_server;
 mod store_conformance;
+mod cdnow;
+mod cdnow_fit;
+mod value_model;

@@ -1,0 +1,3 @@
+//! Learning models from event histories; used by the `train` and `simulate` commands only.
+
+pub mod value_fit;
