@@ -8,8 +8,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 #[allow(dead_code)]
 mod cdnow;
 mod common;
-use touchpoint::training::value_fit::{FitOptions, fit_bg_nbd, fit_gamma_gamma};
 use touchpoint::model::value::{ClvSettings, RfmSummary, TimeUnit, ValueModel};
+use touchpoint::training::value_fit::{FitOptions, fit_bg_nbd, fit_gamma_gamma};
 
 fn benches(c: &mut Criterion) {
     let data = cdnow::load(cdnow::sample_path()).expect("CDNOW sample readable");

@@ -39,6 +39,34 @@ pub enum Command {
         #[arg(long)]
         catalog: Option<PathBuf>,
     },
+    /// Train a model set from an event history (JSON lines).
+    Train {
+        #[arg(long)]
+        events: PathBuf,
+        /// Directory to write the model set to.
+        #[arg(long)]
+        out: PathBuf,
+        /// Use only events before this time (RFC 3339); customer ages are measured to it.
+        #[arg(long)]
+        as_of: Option<String>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Write a synthetic event history with known ground truth (events.jsonl,
+    /// decisions.jsonl, truth.json).
+    Simulate {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 5_000)]
+        customers: usize,
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Offer catalog whose offers the simulated company sends.
+        #[arg(long, default_value = "config/catalog.toml")]
+        catalog: PathBuf,
+    },
     /// Bulk-load an event history (JSON lines) into the configured store.
     Import {
         /// JSON-lines file, one API event per line.
@@ -79,6 +107,71 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             app.run_until_stopped().await?;
             Ok(())
         }
+        Command::Train {
+            events,
+            out,
+            as_of,
+            config,
+        } => {
+            let settings = load_settings(config.as_deref())?;
+            telemetry::init_logs(&settings.log);
+            let as_of = as_of
+                .map(|t| {
+                    chrono::DateTime::parse_from_rfc3339(&t)
+                        .map(|t| t.with_timezone(&chrono::Utc))
+                        .with_context(|| format!("--as-of {t:?} is not an RFC 3339 time"))
+                })
+                .transpose()?;
+            let started = std::time::Instant::now();
+            let summary =
+                crate::training::train(&events, &out, as_of, &settings, &TerminalProgress)?;
+            println!(
+                "trained model set {} in {:.1}s from {} events ({} customers, {} contacts with a known outcome)",
+                summary.version,
+                started.elapsed().as_secs_f64(),
+                summary.events,
+                summary.customers,
+                summary.contacts
+            );
+            println!("  models: {}", summary.models.join(", "));
+            if summary.rejected_lines > 0 {
+                println!("  skipped {} invalid lines", summary.rejected_lines);
+            }
+            for n in &summary.notes {
+                println!("  note: {n}");
+            }
+            println!("  report: {}", summary.report.display());
+            Ok(())
+        }
+        Command::Simulate {
+            out,
+            customers,
+            days,
+            seed,
+            catalog,
+        } => {
+            let catalog = crate::decision::catalog::Catalog::load(&catalog)?;
+            let bar = progress_bar("{spinner} simulating [{wide_bar}] {pos}/{len} customers");
+            let opts = crate::training::simulate::SimulationOptions {
+                customers,
+                days,
+                seed,
+            };
+            let summary = crate::training::simulate::simulate(&out, &catalog, &opts, &bar)?;
+            bar.finish_and_clear();
+            println!(
+                "wrote {} events and {} logged decisions for {} customers to {} \
+                 ({} purchases, {} contacts, {} positive responses)",
+                summary.events,
+                summary.decisions,
+                summary.customers,
+                out.display(),
+                summary.purchases,
+                summary.contacts,
+                summary.positive_responses
+            );
+            Ok(())
+        }
         Command::Import {
             events,
             config,
@@ -106,11 +199,8 @@ async fn import(
     let profiles = startup::open_store(settings)
         .await
         .context("opening the profile store")?;
-    let bar = ProgressBar::new(0).with_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] [{wide_bar}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})",
-        )
-        .expect("valid progress template"),
+    let bar = progress_bar(
+        "{spinner} [{elapsed_precise}] [{wide_bar}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})",
     );
     let summary = crate::import::import_events(events, &profiles, &settings.import, &bar).await;
     bar.finish_and_clear();
@@ -156,4 +246,21 @@ async fn import(
         }
     }
     Ok(())
+}
+
+/// A progress bar on stderr; hidden when stderr is not a terminal (CI logs, pipes).
+pub fn progress_bar(template: &str) -> ProgressBar {
+    ProgressBar::new(0)
+        .with_style(ProgressStyle::with_template(template).expect("valid progress template"))
+}
+
+/// One spinner-and-bar per training step, on stderr.
+struct TerminalProgress;
+
+impl crate::training::Progress for TerminalProgress {
+    fn step(&self, name: &str) -> ProgressBar {
+        progress_bar(&format!(
+            "{{spinner}} {name} [{{wide_bar}}] {{pos}}/{{len}} ({{elapsed}})"
+        ))
+    }
 }

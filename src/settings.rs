@@ -19,6 +19,7 @@ pub struct Settings {
     pub catalog: CatalogSettings,
     pub log: LogSettings,
     pub import: ImportSettings,
+    pub training: TrainingSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -175,6 +176,50 @@ impl Default for ImportSettings {
     }
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainingSettings {
+    /// Share of the history's time span, at its end, held out to measure the models.
+    pub holdout_fraction: f64,
+    /// An answer within this many days of a contact (same customer and offer) counts for it.
+    pub response_window_days: f64,
+    /// L2 penalty of the logistic regressions.
+    pub l2: f64,
+    pub max_iterations: u64,
+    /// An offer or channel gets its own model with at least this many contacts...
+    pub min_examples: usize,
+    /// ...and this many positive (and negative) answers; the others use the pooled model.
+    pub min_positives: usize,
+    /// Response models are fitted on at most this many contacts: all positive answers and a
+    /// sample of the others, the intercept corrected for the sampling.
+    pub max_rows: usize,
+    /// Number of customer segments.
+    pub segments: usize,
+    /// Customer lifetime value: horizon in days, yearly discount rate, and the share of
+    /// spend that is margin.
+    pub clv_horizon_days: f64,
+    pub clv_discount_rate: f64,
+    pub clv_margin: f64,
+}
+
+impl Default for TrainingSettings {
+    fn default() -> Self {
+        Self {
+            holdout_fraction: 0.2,
+            response_window_days: 7.0,
+            l2: 1.0,
+            max_iterations: 100,
+            min_examples: 300,
+            min_positives: 30,
+            max_rows: 60_000,
+            segments: 5,
+            clv_horizon_days: 365.0,
+            clv_discount_rate: 0.10,
+            clv_margin: 1.0,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
     #[error("cannot read settings: {0}")]
@@ -228,6 +273,19 @@ impl Settings {
         if self.server.max_body_bytes < 1024 {
             return Err(SettingsError::Invalid(
                 "server.max_body_bytes must be at least 1024".into(),
+            ));
+        }
+        let t = &self.training;
+        if !(0.0..0.9).contains(&t.holdout_fraction)
+            || t.response_window_days <= 0.0
+            || t.l2 < 0.0
+            || t.segments < 2
+            || t.clv_horizon_days <= 0.0
+            || t.clv_discount_rate < 0.0
+            || t.clv_margin <= 0.0
+        {
+            return Err(SettingsError::Invalid(
+                "training: holdout_fraction in [0, 0.9), response_window_days > 0, l2 >= 0, segments >= 2, clv settings positive".into(),
             ));
         }
         if self.import.batch_events == 0

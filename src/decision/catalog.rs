@@ -206,7 +206,10 @@ fn check_offer(raw: RawOffer, fields: &ConditionFields) -> Result<Offer, OfferPr
         );
     }
     if channels.is_empty() {
-        return Err(problem("channels", "an offer needs at least one channel".into()));
+        return Err(problem(
+            "channels",
+            "an offer needs at least one channel".into(),
+        ));
     }
     channels.sort_by_key(|c| c.index());
     channels.dedup();
@@ -229,8 +232,14 @@ fn check_offer(raw: RawOffer, fields: &ConditionFields) -> Result<Offer, OfferPr
         }
         cost[channel.index()] = *v;
     }
-    let time = |v: Option<toml::Value>, field: &str| -> Result<Option<DateTime<Utc>>, OfferProblem> {
+    let time = |v: Option<toml::Value>,
+                field: &str|
+     -> Result<Option<DateTime<Utc>>, OfferProblem> {
         let Some(v) = v else { return Ok(None) };
+        #[allow(
+            clippy::wildcard_enum_match_arm,
+            reason = "any other TOML type is a mistake, whatever new types TOML grows"
+        )]
         let text = match v {
             toml::Value::String(s) => s,
             toml::Value::Datetime(d) => d.to_string(),
@@ -338,16 +347,24 @@ cap_days = 14
     #[test]
     fn mistakes_are_named_by_offer_and_field() {
         let cases = [
-            (ONE.replace(r#"["email", "sms"]"#, r#"["email", "fax"]"#), "channels"),
+            (
+                ONE.replace(r#"["email", "sms"]"#, r#"["email", "fax"]"#),
+                "channels",
+            ),
             (ONE.replace("value = 120.0", "value = -1.0"), "value"),
             (ONE.replace("sms = 0.06", "fax = 0.06"), "cost"),
             (ONE.replace(r#"!= "18-24""#, "> 3 and"), "eligibility"),
-            (ONE.replace("2027-01-01T00:00:00Z", "2025-01-01T00:00:00Z"), "valid_until"),
+            (
+                ONE.replace("2027-01-01T00:00:00Z", "2025-01-01T00:00:00Z"),
+                "valid_until",
+            ),
             (ONE.replace("cap_days = 14", "cap_days = 0"), "cap_days"),
         ];
         for (text, field) in cases {
             match parse(&text) {
-                Err(CatalogError::Invalid { offer, field: f, .. }) => {
+                Err(CatalogError::Invalid {
+                    offer, field: f, ..
+                }) => {
                     assert_eq!((offer.as_str(), f.as_str()), ("gold-card", field))
                 }
                 other => panic!("{field}: {other:?}"),
@@ -358,7 +375,10 @@ cap_days = 14
             Err(CatalogError::Invalid { field, .. }) if field == "id"
         ));
         assert!(matches!(
-            parse(&ONE.replace("lever", "leverr").replace("cap_days = 14", "colour = 1")),
+            parse(
+                &ONE.replace("lever", "leverr")
+                    .replace("cap_days = 14", "colour = 1")
+            ),
             Err(CatalogError::Syntax { .. })
         ));
     }

@@ -113,7 +113,9 @@ fn fixed_by_slot(i: u32) -> Option<Fixed> {
     if i < FIXED.len() {
         Some(FIXED[i].1)
     } else {
-        Channel::ALL.get(i - FIXED.len()).map(|&c| Fixed::Consent(c))
+        Channel::ALL
+            .get(i - FIXED.len())
+            .map(|&c| Fixed::Consent(c))
     }
 }
 
@@ -121,7 +123,20 @@ fn fixed_by_slot(i: u32) -> Option<Fixed> {
 pub fn fixed_slot(f: Fixed) -> FieldSlot {
     match f {
         Fixed::Consent(c) => FieldSlot((FIXED.len() + c.index()) as u32),
-        other => FieldSlot(
+        other @ (Fixed::Segment
+        | Fixed::PAlive
+        | Fixed::ExpectedPurchases90d
+        | Fixed::ExpectedSpendPerPurchase
+        | Fixed::Clv365d
+        | Fixed::Purchases
+        | Fixed::TotalSpend
+        | Fixed::DaysSinceLastPurchase
+        | Fixed::DaysSinceFirstSeen
+        | Fixed::Events
+        | Fixed::Touchpoint
+        | Fixed::Placement
+        | Fixed::LocalHour
+        | Fixed::LocalWeekday) => FieldSlot(
             FIXED
                 .iter()
                 .position(|(_, g, _)| *g == other)
@@ -200,7 +215,10 @@ mod tests {
             fields.slot(slots[1]),
             Some(SlotMeaning::Named(Named::Context("device".into())))
         );
-        assert_eq!(fields.slot(slots[2]), Some(SlotMeaning::Fixed(Fixed::PAlive)));
+        assert_eq!(
+            fields.slot(slots[2]),
+            Some(SlotMeaning::Fixed(Fixed::PAlive))
+        );
         assert_eq!(
             fields.slot(slots[3]),
             Some(SlotMeaning::Fixed(Fixed::Consent(Channel::Sms)))

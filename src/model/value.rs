@@ -564,6 +564,28 @@ pub fn hyp2f1(a: f64, b: f64, c: f64, z: f64) -> Option<f64> {
     None
 }
 
+impl ValueModel {
+    /// The model's inputs for a customer, from the profile's purchase summary (in days). A
+    /// customer with no purchase yet is treated as one acquired just now: no repeat purchases
+    /// and an age of zero, which gives the population's expectations.
+    pub fn summary(&self, purchases: Option<crate::profile::PurchaseSummary>) -> RfmSummary {
+        match purchases {
+            Some(s) => RfmSummary {
+                frequency: s.frequency,
+                recency: self.time_unit.from_days(s.recency_days),
+                age: self.time_unit.from_days(s.age_days),
+                mean_repeat_spend: s.mean_repeat_spend,
+            },
+            None => RfmSummary {
+                frequency: 0.0,
+                recency: 0.0,
+                age: 0.0,
+                mean_repeat_spend: 0.0,
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,8 +4,8 @@
 //! `/work/shared/data/cdnow/CDNOW_sample.txt`).
 
 use crate::cdnow;
-use touchpoint::training::value_fit::{FitError, FitOptions, fit_bg_nbd, fit_gamma_gamma};
 use touchpoint::model::value::{GammaGammaParams, RfmSummary};
+use touchpoint::training::value_fit::{FitError, FitOptions, fit_bg_nbd, fit_gamma_gamma};
 
 fn cdnow_sample() -> Vec<RfmSummary> {
     cdnow::load(cdnow::sample_path()).expect("CDNOW sample readable")
@@ -236,4 +236,49 @@ fn fits_on_the_loaders_summary_agree_with_lifetimes() {
     ] {
         assert!((got - want).abs() < 1e-6 * want, "{got} vs {want}");
     }
+}
+
+// The loader's own checks.
+use crate::cdnow::{CdnowError, days_from_civil, summarise};
+
+#[test]
+fn days_from_civil_counts_from_the_unix_epoch() {
+    assert_eq!(days_from_civil(1970, 1, 1), 0);
+    assert_eq!(days_from_civil(2000, 3, 1), 11_017); // date -d 2000-03-01 +%s / 86400
+    assert_eq!(days_from_civil(1969, 12, 31), -1);
+    // 1997-01-01 to 1997-09-30 is 272 days, 38.857 weeks (the papers' T for the first cohort).
+    assert_eq!(
+        days_from_civil(1997, 9, 30) - days_from_civil(1997, 1, 1),
+        272
+    );
+}
+
+#[test]
+fn same_day_purchases_merge_and_the_first_purchase_is_left_out_of_spend() {
+    let text = "\
+ 00001 0001 19970101  1   10.00
+ 00001 0001 19970101  2   15.00
+ 00001 0001 19970108  1   20.00
+ 00001 0001 19970108  1    4.00
+ 00001 0001 19970115  1   30.00
+ 00001 0001 19971001  1   99.00
+ 00002 0002 19970110  1    5.00
+";
+    let end = days_from_civil(1997, 9, 30);
+    let got = summarise(text, end).unwrap();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].frequency, 2.0);
+    assert_eq!(got[0].recency, 2.0);
+    assert!((got[0].age - 272.0 / 7.0).abs() < 1e-12);
+    assert_eq!(got[0].mean_repeat_spend, 27.0); // (24 + 30) / 2
+    assert_eq!(got[1].frequency, 0.0);
+    assert_eq!(got[1].mean_repeat_spend, 0.0);
+}
+
+#[test]
+fn malformed_lines_are_reported_with_their_number() {
+    let err = summarise(" 1 0001 1997x101 1 2.0\n", 0).unwrap_err();
+    assert!(matches!(err, CdnowError::Parse { line: 1, .. }));
+    let err = summarise(" 1 0001 19970101 1 2.0\n 1 0001 19970229 1 2.0\n", 0).unwrap_err();
+    assert!(matches!(err, CdnowError::Parse { line: 2, .. }));
 }

@@ -1,6 +1,8 @@
 //! Integration tests, compiled into one binary. Redis tests start their own `redis-server`
 //! on a free port (see `helpers`).
 
+mod cdnow;
+mod cdnow_fit;
 mod cli;
 mod events_api;
 mod faults;
@@ -8,6 +10,4 @@ mod helpers;
 mod operations;
 mod redis_server;
 mod store_conformance;
-mod cdnow;
-mod cdnow_fit;
 mod value_model;

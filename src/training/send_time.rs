@@ -1,0 +1,171 @@
+//! Fitting the send-time model: everyone's and each segment's hours from the engagement
+//! histograms, the shrinkage weights and smoothing by held-out likelihood of the touches that
+//! followed, and the time sensitivity from contacts.
+
+use linfa::prelude::*;
+use linfa_logistic::LogisticRegression;
+use ndarray::{Array1, Array2};
+use serde::Serialize;
+
+use super::dataset::Example;
+use crate::model::send_time::{SendTimeModel, ranked_hours};
+use crate::profile::state::HOURS_PER_WEEK;
+
+const SMOOTHING: [f64; 4] = [0.0, 0.1, 0.2, 0.3];
+const SEGMENT_WEIGHTS: [f64; 6] = [0.0, 1.0, 3.0, 10.0, 30.0, 100.0];
+const GLOBAL_WEIGHTS: [f64; 6] = [0.3, 1.0, 3.0, 10.0, 30.0, 100.0];
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SendTimeMetrics {
+    /// Held-out touches scored.
+    pub touches: usize,
+    /// Mean log-likelihood of the hour of each held-out touch.
+    pub log_likelihood: f64,
+    /// The same under everyone's hours alone (the "most popular hours" baseline).
+    pub baseline_log_likelihood: f64,
+    /// Share of held-out touches in the customer's 3 best hours, model vs baseline.
+    pub top3_hit_rate: f64,
+    pub baseline_top3_hit_rate: f64,
+}
+
+fn normalised(counts: &[f64]) -> Vec<f64> {
+    let total: f64 = counts.iter().sum();
+    counts.iter().map(|c| c / total).collect()
+}
+
+/// Everyone's and each segment's hour profiles, with one pseudo-touch per hour so that no
+/// hour is impossible.
+pub fn profiles(
+    engagement: &[&[u32]],
+    segment_of: &[Option<usize>],
+    segments: usize,
+) -> (Vec<f64>, Vec<Vec<f64>>) {
+    let mut global = vec![1.0; HOURS_PER_WEEK];
+    let mut by_segment = vec![vec![1.0; HOURS_PER_WEEK]; segments];
+    for (e, s) in engagement.iter().zip(segment_of) {
+        for (h, &n) in e.iter().enumerate() {
+            global[h] += n as f64;
+            if let Some(s) = s {
+                by_segment[*s][h] += n as f64;
+            }
+        }
+    }
+    (
+        normalised(&global),
+        by_segment.iter().map(|v| normalised(v)).collect(),
+    )
+}
+
+/// Chooses smoothing and weights by the likelihood of each customer's held-out touches given
+/// their engagement before; returns the model (time sensitivity still 0) and its metrics.
+pub fn fit_shrinkage(
+    global: Vec<f64>,
+    segments: Vec<Vec<f64>>,
+    engagement: &[&[u32]],
+    segment_of: &[Option<usize>],
+    touches: &[(u32, u8)],
+) -> (SendTimeModel, SendTimeMetrics) {
+    let mut by_customer: Vec<Vec<u8>> = vec![Vec::new(); engagement.len()];
+    for &(c, h) in touches {
+        if let Some(v) = by_customer.get_mut(c as usize) {
+            v.push(h);
+        }
+    }
+    let scored: Vec<usize> = (0..engagement.len())
+        .filter(|&c| !by_customer[c].is_empty())
+        .collect();
+    let mut best: Option<(f64, SendTimeModel)> = None;
+    for &smoothing in &SMOOTHING {
+        for &segment_weight in &SEGMENT_WEIGHTS {
+            if segments.is_empty() && segment_weight > 0.0 {
+                continue;
+            }
+            for &global_weight in &GLOBAL_WEIGHTS {
+                let m = SendTimeModel {
+                    global: global.clone(),
+                    segments: segments.clone(),
+                    segment_weight,
+                    global_weight,
+                    smoothing,
+                    time_sensitivity: 0.0,
+                };
+                let mut ll = 0.0;
+                let mut n = 0usize;
+                for &c in &scored {
+                    let q = m.distribution(engagement[c], segment_of[c]);
+                    for &h in &by_customer[c] {
+                        ll += q[h as usize].ln();
+                        n += 1;
+                    }
+                }
+                let ll = ll / n.max(1) as f64;
+                if best.as_ref().is_none_or(|(b, _)| ll > *b) {
+                    best = Some((ll, m));
+                }
+            }
+        }
+    }
+    let (ll, model) = best.expect("the grid is not empty");
+    let mut base_ll = 0.0;
+    let mut hits = 0usize;
+    let mut base_hits = 0usize;
+    let mut n = 0usize;
+    let mut base_q = [0.0; HOURS_PER_WEEK];
+    base_q.copy_from_slice(&global);
+    let base_top: Vec<usize> = ranked_hours(&base_q).into_iter().take(3).collect();
+    for &c in &scored {
+        let q = model.distribution(engagement[c], segment_of[c]);
+        let top: Vec<usize> = ranked_hours(&q).into_iter().take(3).collect();
+        for &h in &by_customer[c] {
+            let h = h as usize;
+            base_ll += global[h].ln();
+            hits += top.contains(&h) as usize;
+            base_hits += base_top.contains(&h) as usize;
+            n += 1;
+        }
+    }
+    let n_f = n.max(1) as f64;
+    let metrics = SendTimeMetrics {
+        touches: n,
+        log_likelihood: ll,
+        baseline_log_likelihood: base_ll / n_f,
+        top3_hit_rate: hits as f64 / n_f,
+        baseline_top3_hit_rate: base_hits as f64 / n_f,
+    };
+    (model, metrics)
+}
+
+/// `ln(168·q)` at a contact's hour, from what the example recorded of the customer's
+/// engagement just before it.
+pub fn contact_score(model: &SendTimeModel, e: &Example, segment: Option<usize>) -> f64 {
+    let h = e.hour_of_week as usize;
+    let s = model.smoothing;
+    let [prev, here, next] = e.engagement_near.map(|n| n as f64);
+    let own = here * (1.0 - 2.0 * s) + (prev + next) * s;
+    let seg = segment.and_then(|i| model.segments.get(i));
+    let alpha = if seg.is_some() {
+        model.segment_weight
+    } else {
+        0.0
+    };
+    let q = (own + alpha * seg.map_or(0.0, |p| p[h]) + model.global_weight * model.global[h])
+        / (e.engagement_total as f64 + alpha + model.global_weight);
+    (HOURS_PER_WEEK as f64 * q).max(1e-9).ln()
+}
+
+/// κ: the slope of the answer logit in `ln(168·q)` over the given contacts.
+pub fn fit_time_sensitivity(scores: &[f64], labels: &[bool]) -> Option<f64> {
+    let positives = labels.iter().filter(|&&l| l).count();
+    if scores.len() < 100 || positives < 10 || positives == labels.len() {
+        return None;
+    }
+    let x = Array2::from_shape_vec((scores.len(), 1), scores.to_vec()).ok()?;
+    let y: Array1<bool> = labels.iter().copied().collect();
+    let fitted = LogisticRegression::default()
+        .alpha(1.0)
+        .max_iterations(100)
+        .fit(&Dataset::new(x, y))
+        .ok()?;
+    let sign = if fitted.labels().pos.class { 1.0 } else { -1.0 };
+    Some((sign * fitted.params()[0]).clamp(0.0, 3.0))
+}
