@@ -25,3 +25,4 @@ pub mod startup;
 pub mod telemetry;
 pub mod training;
 pub mod validation;
+pub mod watch;

@@ -1,14 +1,16 @@
-//! Building and running the service: [`Application::build`] opens the store, binds the
-//! listener and assembles the app; [`Application::run_until_stopped`] serves until SIGINT or
+//! Building and running the service: [`Application::build`] loads the model set, opens the
+//! store, binds the listener, starts the file watches and assembles the app; [`Application::run_until_stopped`] serves until SIGINT or
 //! SIGTERM, then lets in-flight requests finish (up to `server.shutdown_timeout_secs`).
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpResponse, HttpServer, middleware, web};
 
 use crate::api::{self, ApiError, AppState};
+use crate::model::registry::ModelRegistry;
 use crate::profile::memory::MemoryStore;
 use crate::profile::redis_store::RedisStore;
 use crate::profile::{ProfileStore, Profiles, StoreError};
@@ -25,6 +27,13 @@ pub enum StartupError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Models(#[from] crate::model::set::ModelError),
+    #[error("cannot watch {path} for changes: {source}")]
+    Watch {
+        path: std::path::PathBuf,
+        source: notify::Error,
+    },
 }
 
 pub struct Application {
@@ -32,6 +41,8 @@ pub struct Application {
     port: u16,
     state: web::Data<AppState>,
     background: Vec<tokio::task::JoinHandle<()>>,
+    /// File watches (model set, catalog); they stop when the application is dropped.
+    _watches: Vec<crate::watch::WatchGuard>,
 }
 
 /// Opens the configured profile store: Redis when `store.redis_url` is set, else memory.
@@ -49,6 +60,7 @@ pub async fn open_store(settings: &Settings) -> Result<Profiles, StoreError> {
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let metrics = m::recorder();
+        let models = Arc::new(ModelRegistry::load(&settings.models.dir)?);
         let profiles = open_store(&settings).await?;
         let bind = settings.server.bind.clone();
         let listener = TcpListener::bind(&bind).map_err(|source| StartupError::Bind {
@@ -65,6 +77,7 @@ impl Application {
 
         let state = web::Data::new(AppState {
             profiles,
+            models: models.clone(),
             limits: settings.profile.clone(),
             metrics: metrics.clone(),
             max_body_bytes: settings.server.max_body_bytes,
@@ -96,6 +109,18 @@ impl Application {
         let server = server.run();
 
         let background = vec![m::spawn_upkeep(metrics)];
+        let mut watches = Vec::new();
+        if settings.models.watch {
+            let registry = models.clone();
+            let dir = settings.models.dir.clone();
+            watches.push(
+                crate::watch::watch(dir.clone(), Duration::from_millis(300), move || {
+                    // Errors are logged and counted by the registry; the set in service stays.
+                    let _ = registry.reload();
+                })
+                .map_err(|source| StartupError::Watch { path: dir, source })?,
+            );
+        }
         tracing::info!(
             port,
             store = state.profiles.backend(),
@@ -107,6 +132,7 @@ impl Application {
             port,
             state,
             background,
+            _watches: watches,
         })
     }
 

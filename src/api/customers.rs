@@ -10,6 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{ApiError, AppState};
 use crate::profile::state::HOURS_PER_WEEK;
+use crate::model::set::ModelSet;
 use crate::profile::{Channel, CustomerId, Outcome, Profile};
 use crate::validation::FieldError;
 
@@ -79,6 +80,60 @@ pub struct CustomerView {
     pub offers: Vec<OfferView>,
     /// Newest first: the agent screen's timeline.
     pub recent_events: Vec<RecentEventView>,
+    /// Customer value as of `at`, from the value model (absent without one).
+    pub value: Option<ValueView>,
+    pub segment: Option<SegmentView>,
+    pub preferences: PreferencesView,
+    /// The model set that computed `value`, `segment` and `preferences`.
+    pub model_version: String,
+}
+
+/// Customer value (BG/NBD and Gamma-Gamma): probability the customer is still active,
+/// purchases expected in the next 90 days, expected spend per purchase, and the discounted
+/// value of the next 365 days.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"p_alive": 0.71, "expected_purchases_90d": 0.84, "expected_spend_per_purchase": 38.2, "clv_365d": 96.0}))]
+pub struct ValueView {
+    pub p_alive: f64,
+    pub expected_purchases_90d: f64,
+    pub expected_spend_per_purchase: f64,
+    pub clv_365d: f64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SegmentView {
+    pub index: usize,
+    pub name: String,
+    pub description: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PreferencesView {
+    /// Channels by how likely a positive answer is on each, best first, with the consent
+    /// state of outbound channels.
+    pub channels: Vec<ChannelPreference>,
+    /// The customer's best local hours of week for an answer, best first.
+    pub send_hours: Vec<SendHour>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChannelPreference {
+    pub channel: Channel,
+    /// Answer probability relative to an average contact.
+    pub lift: f64,
+    /// Outbound channels: whether the customer consented.
+    pub consent: Option<bool>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SendHour {
+    pub hour_of_week: usize,
+    pub day: &'static str,
+    pub hour: usize,
+    /// Share of the customer's answers expected in this hour.
+    pub probability: f64,
+    /// Answer probability relative to an average hour.
+    pub lift: f64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -185,8 +240,39 @@ pub const DAYS: [&str; 7] = [
 ];
 
 impl CustomerView {
-    pub fn new(customer: &CustomerId, profile: &Profile, at: DateTime<Utc>) -> Self {
+    pub fn new(customer: &CustomerId, profile: &Profile, at: DateTime<Utc>, models: &ModelSet) -> Self {
         let t = at.timestamp();
+        let scores = models.score_customer(profile, t);
+        let mut scratch = Vec::new();
+        let mut channels: Vec<ChannelPreference> = Channel::ALL
+            .iter()
+            .filter_map(|&c| {
+                models
+                    .channel_lift(profile, &scores, c, &mut scratch)
+                    .map(|lift| ChannelPreference {
+                        channel: c,
+                        lift,
+                        consent: c
+                            .is_outbound()
+                            .then(|| profile.consent(c).is_some_and(|s| s.granted)),
+                    })
+            })
+            .collect();
+        channels.sort_by(|a, b| b.lift.total_cmp(&a.lift));
+        let send_hours = match (&scores.week, &scores.time_lifts) {
+            (Some(q), Some(l)) => crate::model::send_time::ranked_hours(q)
+                .into_iter()
+                .take(5)
+                .map(|h| SendHour {
+                    hour_of_week: h,
+                    day: DAYS[h / 24],
+                    hour: h % 24,
+                    probability: q[h],
+                    lift: l[h],
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
         let upto = |x: i64| x <= t;
         let summary = profile.purchase_summary(t);
         let p = &profile.purchases;
@@ -330,11 +416,30 @@ impl CustomerView {
                     detail: e.detail.clone(),
                 })
                 .collect(),
+            value: scores.value.map(|v| ValueView {
+                p_alive: v.p_alive,
+                expected_purchases_90d: v.expected_purchases_90d,
+                expected_spend_per_purchase: v.expected_spend_per_purchase,
+                clv_365d: v.clv_365d,
+            }),
+            segment: scores.segment.and_then(|i| {
+                models.segments.as_ref().and_then(|m| m.segments.get(i)).map(|s| SegmentView {
+                    index: i,
+                    name: s.name.clone(),
+                    description: s.description.clone(),
+                })
+            }),
+            preferences: PreferencesView {
+                channels,
+                send_hours,
+            },
+            model_version: models.version().to_owned(),
         }
     }
 }
 
-/// The profile as of `at`.
+/// The profile as of `at`, with the customer's value, segment and preferences computed live
+/// from the model set in service.
 #[utoipa::path(get, path = "/v1/customers/{id}", tag = "customers",
     params(("id" = String, Path, description = "Customer id"), AtQuery),
     responses(
@@ -355,7 +460,8 @@ pub async fn get_customer(
         .load(&customer)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no customer {customer}")))?;
-    Ok(HttpResponse::Ok().json(CustomerView::new(&customer, &profile, at)))
+    let models = state.models.current();
+    Ok(HttpResponse::Ok().json(CustomerView::new(&customer, &profile, at, &models.set)))
 }
 
 /// Erases everything held about the customer. Idempotent.

@@ -28,6 +28,9 @@ pub enum ApiError {
     /// A conflict with the state of the service (e.g. a reload already running).
     #[error("{0}")]
     Conflict(String),
+    /// A model set that cannot be served (the one in service stays).
+    #[error("{0}")]
+    InvalidModelSet(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -81,6 +84,7 @@ impl ApiError {
             ApiError::StoreUnavailable(_) => "store_unavailable",
             ApiError::NotReady(_) => "not_ready",
             ApiError::Conflict(_) => "conflict",
+            ApiError::InvalidModelSet(_) => "invalid_model_set",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -107,6 +111,7 @@ impl ApiError {
             | ApiError::StoreUnavailable(_)
             | ApiError::NotReady(_)
             | ApiError::Conflict(_)
+            | ApiError::InvalidModelSet(_)
             | ApiError::Internal(_) => (self.to_string(), None, Vec::new()),
         };
         ErrorBody {
@@ -130,6 +135,7 @@ impl ResponseError for ApiError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::InvalidModelSet(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

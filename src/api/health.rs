@@ -25,6 +25,8 @@ pub struct Readiness {
     pub status: &'static str,
     /// `memory` or `redis`.
     pub store: &'static str,
+    /// The model set in service.
+    pub models: String,
 }
 
 /// The process is up.
@@ -34,7 +36,8 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(Health { status: "ok" })
 }
 
-/// The store is reachable and the service can answer.
+/// The store is reachable and a model set is in service (the service does not start
+/// without one).
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, body = Readiness),
@@ -45,6 +48,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     Ok(HttpResponse::Ok().json(Readiness {
         status: "ready",
         store: state.profiles.backend(),
+        models: state.models.current().set.version().to_owned(),
     }))
 }
 

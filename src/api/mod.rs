@@ -6,6 +6,7 @@ pub mod customers;
 pub mod error;
 pub mod events;
 pub mod health;
+pub mod models;
 pub mod openapi;
 
 use std::time::Instant;
@@ -23,6 +24,7 @@ pub use error::ApiError;
 /// What every handler can reach. Cloned into each worker behind an `Arc` (`web::Data`).
 pub struct AppState {
     pub profiles: Profiles,
+    pub models: std::sync::Arc<crate::model::registry::ModelRegistry>,
     pub limits: ProfileLimits,
     pub metrics: PrometheusHandle,
     pub max_body_bytes: usize,
@@ -33,6 +35,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     openapi::configure(cfg);
     events::configure(cfg);
     customers::configure(cfg);
+    models::configure(cfg);
 }
 
 /// Records the latency of every request under its route pattern (`/v1/customers/{id}`), never

@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 use actix_web::{HttpResponse, web};
 use utoipa::OpenApi;
 
-use super::{customers, error, events, health};
+use super::{customers, error, events, health, models};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,6 +17,8 @@ use super::{customers, error, events, health};
         events::post_events,
         customers::get_customer,
         customers::delete_customer,
+        models::get_models,
+        models::reload_models,
         health::healthz,
         health::readyz,
         health::metrics_text,
@@ -25,6 +27,7 @@ use super::{customers, error, events, health};
     tags(
         (name = "events", description = "Interaction events that keep profiles up to date"),
         (name = "customers", description = "What Touchpoint holds about a customer"),
+        (name = "models", description = "The trained model set in service"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]

@@ -1,6 +1,8 @@
 //! Trained models as the service uses them: scoring only, never training code.
 
 pub mod features;
+pub mod registry;
+pub mod scoring;
 pub mod response;
 pub mod segments;
 pub mod send_time;

@@ -1,0 +1,104 @@
+//! `GET /v1/models`: the model set in service; `POST /v1/admin/models/reload`: take the model
+//! directory's current set into service now (the file watcher does the same on change).
+
+use actix_web::{HttpResponse, web};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{ApiError, AppState};
+use crate::model::registry::Loaded;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/models", web::get().to(get_models))
+        .route("/v1/admin/models/reload", web::post().to(reload_models));
+}
+
+/// The loaded model set.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelsView {
+    #[schema(example = "2026-11-22T09:00:00Z-3f2a")]
+    pub version: String,
+    pub trained_at: String,
+    /// Only events before this time were used in training.
+    pub as_of: String,
+    /// Start of the held-out period the metrics were measured on.
+    pub holdout_from: String,
+    pub loaded_at: String,
+    pub dir: String,
+    /// Models present (value, propensity, channel, send_time, segments).
+    pub models: Vec<&'static str>,
+    pub events: usize,
+    pub customers: usize,
+    /// Held-out metrics of each model against its baseline.
+    #[schema(value_type = Object)]
+    pub metrics: serde_json::Value,
+    /// What could not be trained and why.
+    pub notes: Vec<String>,
+    /// Segments, when there is a segment model.
+    pub segments: Vec<SegmentSummary>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SegmentSummary {
+    pub index: usize,
+    pub name: String,
+    pub description: String,
+    pub size: usize,
+}
+
+impl ModelsView {
+    pub fn new(loaded: &Loaded) -> Self {
+        let set = &loaded.set;
+        let m = &set.manifest;
+        Self {
+            version: m.version.clone(),
+            trained_at: m.trained_at.clone(),
+            as_of: m.as_of.clone(),
+            holdout_from: m.holdout_from.clone(),
+            loaded_at: loaded
+                .loaded_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            dir: set.dir.display().to_string(),
+            models: set.present(),
+            events: m.events,
+            customers: m.customers,
+            metrics: m.metrics.clone(),
+            notes: m.notes.clone(),
+            segments: set
+                .segments
+                .iter()
+                .flat_map(|s| s.segments.iter().enumerate())
+                .map(|(index, s)| SegmentSummary {
+                    index,
+                    name: s.name.clone(),
+                    description: s.description.clone(),
+                    size: s.size,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The model set in service, its version and held-out metrics.
+#[utoipa::path(get, path = "/v1/models", tag = "models",
+    responses((status = 200, body = ModelsView)))]
+pub async fn get_models(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(ModelsView::new(&state.models.current()))
+}
+
+/// Loads the model directory again and takes the new set into service without a restart;
+/// requests in flight finish with the set they started with. A set that cannot be served is
+/// refused and the one in service stays.
+#[utoipa::path(post, path = "/v1/admin/models/reload", tag = "models",
+    responses(
+        (status = 200, description = "The new set is in service", body = ModelsView),
+        (status = 422, description = "The directory's set cannot be served; the old one stays", body = super::error::ErrorBody),
+    ))]
+pub async fn reload_models(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let registry = state.models.clone();
+    let loaded = web::block(move || registry.reload())
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| ApiError::InvalidModelSet(e.to_string()))?;
+    Ok(HttpResponse::Ok().json(ModelsView::new(&loaded)))
+}

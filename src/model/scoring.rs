@@ -1,0 +1,128 @@
+//! What a model set says about one customer, as served: value figures, segment, answer hours
+//! and lifts, channel lifts, offer propensities. The customer view and decisions both use
+//! these, so they always agree. Every function works with whatever models the set has and
+//! says `None` for the rest.
+
+use chrono::{DateTime, Utc};
+
+use super::features::{FeatureInput, OfferFacts};
+use super::response::ModelScope;
+use super::send_time::WeekProfile;
+use super::set::ModelSet;
+use super::value::ValueFigures;
+use crate::profile::state::hour_of_week;
+use crate::profile::{Channel, Profile, PurchaseSummary};
+
+/// Per-customer results computed once per request.
+#[derive(Debug, Clone)]
+pub struct CustomerScores {
+    pub at: i64,
+    pub summary: Option<PurchaseSummary>,
+    pub value: Option<ValueFigures>,
+    pub segment: Option<usize>,
+    /// Answer distribution over local hours of week.
+    pub week: Option<WeekProfile>,
+    /// Lift of the answer probability by local hour of week (averages 1).
+    pub time_lifts: Option<WeekProfile>,
+}
+
+/// An offer's propensity and which model gave it.
+#[derive(Debug, Clone, Copy)]
+pub struct OfferScore {
+    pub propensity: f64,
+    pub scope: ModelScope,
+}
+
+impl ModelSet {
+    pub fn score_customer(&self, profile: &Profile, at: i64) -> CustomerScores {
+        let summary = profile.purchase_summary(at);
+        let value = self
+            .value
+            .as_ref()
+            .map(|v| v.figures(&v.summary(summary)));
+        let segment = self.segments.as_ref().map(|s| {
+            s.assign(&super::segments::segment_features(profile, summary))
+        });
+        let week = self
+            .send_time
+            .as_ref()
+            .map(|m| m.distribution(&profile.engagement, segment));
+        let time_lifts = self
+            .send_time
+            .as_ref()
+            .zip(week.as_ref())
+            .map(|(m, q)| m.lifts(q));
+        CustomerScores {
+            at,
+            summary,
+            value,
+            segment,
+            week,
+            time_lifts,
+        }
+    }
+
+    /// The offer's probability of a positive answer, before channel and time.
+    pub fn offer_propensity(
+        &self,
+        profile: &Profile,
+        scores: &CustomerScores,
+        offer: OfferFacts<'_>,
+        scratch: &mut Vec<f64>,
+    ) -> Option<OfferScore> {
+        let (schema, model) = self.propensity.as_ref()?;
+        let input = FeatureInput {
+            profile,
+            at: scores.at,
+            summary: scores.summary,
+            offer: Some(offer),
+            channel: None,
+        };
+        scratch.resize(schema.width(), 0.0);
+        schema.build_into(&input, scratch);
+        let (m, scope) = model.for_offer(offer.id, offer.category);
+        Some(OfferScore {
+            propensity: m.probability(scratch),
+            scope,
+        })
+    }
+
+    /// How much likelier a positive answer is on `channel` than on an average contact.
+    pub fn channel_lift(
+        &self,
+        profile: &Profile,
+        scores: &CustomerScores,
+        channel: Channel,
+        scratch: &mut Vec<f64>,
+    ) -> Option<f64> {
+        let (schema, model) = self.channel.as_ref()?;
+        let input = FeatureInput {
+            profile,
+            at: scores.at,
+            summary: scores.summary,
+            offer: None,
+            channel: Some(channel),
+        };
+        scratch.resize(schema.width(), 0.0);
+        schema.build_into(&input, scratch);
+        Some(model.lift(channel, scratch))
+    }
+
+    /// The probability of a positive answer to one action: offer, channel lift, hour lift.
+    pub fn action_propensity(&self, offer_propensity: f64, channel_lift: f64, time_lift: f64) -> f64 {
+        match &self.propensity {
+            Some((_, m)) => m
+                .combination
+                .probability(offer_propensity, channel_lift, time_lift),
+            None => offer_propensity,
+        }
+    }
+}
+
+/// The local hour of week of a time for a profile's time zone.
+pub fn local_hour_of_week(profile: &Profile, at: i64) -> usize {
+    hour_of_week(
+        DateTime::<Utc>::from_timestamp(at, 0).unwrap_or_default(),
+        profile.timezone(),
+    )
+}
