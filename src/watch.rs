@@ -29,7 +29,10 @@ where
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
     let file = path.is_file().then(|| path.clone());
     let target = match &file {
-        Some(f) => f.parent().map(|p| p.to_path_buf()).unwrap_or_else(|| PathBuf::from(".")),
+        Some(f) => f
+            .parent()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_else(|| PathBuf::from(".")),
         None => path.clone(),
     };
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{ApiError, AppState};
-use crate::profile::state::HOURS_PER_WEEK;
 use crate::model::set::ModelSet;
+use crate::profile::state::HOURS_PER_WEEK;
 use crate::profile::{Channel, CustomerId, Outcome, Profile};
 use crate::validation::FieldError;
 
@@ -240,7 +240,12 @@ pub const DAYS: [&str; 7] = [
 ];
 
 impl CustomerView {
-    pub fn new(customer: &CustomerId, profile: &Profile, at: DateTime<Utc>, models: &ModelSet) -> Self {
+    pub fn new(
+        customer: &CustomerId,
+        profile: &Profile,
+        at: DateTime<Utc>,
+        models: &ModelSet,
+    ) -> Self {
         let t = at.timestamp();
         let scores = models.score_customer(profile, t);
         let mut scratch = Vec::new();
@@ -423,11 +428,15 @@ impl CustomerView {
                 clv_365d: v.clv_365d,
             }),
             segment: scores.segment.and_then(|i| {
-                models.segments.as_ref().and_then(|m| m.segments.get(i)).map(|s| SegmentView {
-                    index: i,
-                    name: s.name.clone(),
-                    description: s.description.clone(),
-                })
+                models
+                    .segments
+                    .as_ref()
+                    .and_then(|m| m.segments.get(i))
+                    .map(|s| SegmentView {
+                        index: i,
+                        name: s.name.clone(),
+                        description: s.description.clone(),
+                    })
             }),
             preferences: PreferencesView {
                 channels,

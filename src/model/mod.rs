@@ -2,8 +2,8 @@
 
 pub mod features;
 pub mod registry;
-pub mod scoring;
 pub mod response;
+pub mod scoring;
 pub mod segments;
 pub mod send_time;
 pub mod set;

@@ -36,13 +36,11 @@ pub struct OfferScore {
 impl ModelSet {
     pub fn score_customer(&self, profile: &Profile, at: i64) -> CustomerScores {
         let summary = profile.purchase_summary(at);
-        let value = self
-            .value
+        let value = self.value.as_ref().map(|v| v.figures(&v.summary(summary)));
+        let segment = self
+            .segments
             .as_ref()
-            .map(|v| v.figures(&v.summary(summary)));
-        let segment = self.segments.as_ref().map(|s| {
-            s.assign(&super::segments::segment_features(profile, summary))
-        });
+            .map(|s| s.assign(&super::segments::segment_features(profile, summary)));
         let week = self
             .send_time
             .as_ref()
@@ -109,7 +107,12 @@ impl ModelSet {
     }
 
     /// The probability of a positive answer to one action: offer, channel lift, hour lift.
-    pub fn action_propensity(&self, offer_propensity: f64, channel_lift: f64, time_lift: f64) -> f64 {
+    pub fn action_propensity(
+        &self,
+        offer_propensity: f64,
+        channel_lift: f64,
+        time_lift: f64,
+    ) -> f64 {
         match &self.propensity {
             Some((_, m)) => m
                 .combination

@@ -115,8 +115,12 @@ pub struct CustomerTruth {
     pub timezone: String,
     /// Local hour of day of peak activity.
     pub peak_hour: u32,
-    /// Local hour of week (0 = Monday 00h) when a message is most likely answered.
+    /// Local hour of week (0 = Monday 00h) when a message is most likely answered (the
+    /// first of equals: activity is often the same on every weekday).
     pub best_hour_of_week: usize,
+    /// Activity by local hour of week relative to the customer's most active hour (1 = as
+    /// active as ever): answers are likelier where it is high.
+    pub activity: Vec<f64>,
     /// Channels the customer can be reached on at the end (consented outbound, inbound).
     pub reachable_channels: Vec<Channel>,
     /// The reachable channel with the highest preference.
@@ -656,6 +660,14 @@ pub fn simulate(
             timezone: tz_name.to_owned(),
             peak_hour: peak.rem_euclid(24.0) as u32,
             best_hour_of_week: best_how,
+            activity: {
+                let max = customer.activity.iter().copied().fold(0.0, f64::max);
+                customer
+                    .activity
+                    .iter()
+                    .map(|a| (a / max * 1000.0).round() / 1000.0)
+                    .collect()
+            },
             reachable_channels: reachable,
             best_channel,
             channel_effects: SIM_CHANNELS

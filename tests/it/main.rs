@@ -7,6 +7,7 @@ mod cli;
 mod events_api;
 mod faults;
 mod helpers;
+mod models;
 mod operations;
 mod redis_server;
 mod store_conformance;
