@@ -10,5 +10,6 @@ mod helpers;
 mod models;
 mod operations;
 mod redis_server;
+mod reload;
 mod store_conformance;
 mod value_model;
