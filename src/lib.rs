@@ -5,13 +5,19 @@
 //! The folders follow a request's path:
 //!
 //! - [`api`]: the HTTP edge (API.md): parses input, calls the domain, maps errors to statuses.
+//! - [`decision`]: the offer catalog and its eligibility conditions.
 //! - [`profile`]: customer profiles: events, the bounded profile state, the store trait and its
 //!   two backends (embedded memory, Redis).
+//! - [`model`]: trained models as served: the one feature path, the model set on disk, its
+//!   registry with hot reload, and scoring (value, segments, send time, channel, propensity).
+//! - [`training`]: used by the CLI only: `simulate` (synthetic histories with known truth) and
+//!   `train` (fitting, held-out evaluation, the report).
 //! - [`import`]: bulk loading of event files into the store.
 //! - [`settings`]: layered configuration (defaults, TOML file, `TOUCHPOINT__…` variables).
 //! - [`startup`]: building and running the service, graceful shutdown.
 //! - [`telemetry`]: logs and the Prometheus metrics, with every metric name in one module.
 //! - [`validation`]: field-level input errors shared by every edge.
+//! - [`watch`]: reloading files (model sets, catalog) when they change.
 //! - [`cli`]: the `touchpoint` command line.
 
 pub mod api;
