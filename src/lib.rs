@@ -9,7 +9,7 @@
 //! - [`profile`]: customer profiles: events, the bounded profile state, the store trait and its
 //!   two backends (embedded memory, Redis).
 //! - [`model`]: trained models as served: the one feature path, the model set on disk, its
-//!   registry with hot reload, and scoring (value, segments, send time, channel, propensity).
+//!   and scoring (value, segments, send time, channel, propensity).
 //! - [`training`]: used by the CLI only: `simulate` (synthetic histories with known truth) and
 //!   `train` (fitting, held-out evaluation, the report).
 //! - [`import`]: bulk loading of event files into the store.
@@ -17,13 +17,15 @@
 //! - [`startup`]: building and running the service, graceful shutdown.
 //! - [`telemetry`]: logs and the Prometheus metrics, with every metric name in one module.
 //! - [`validation`]: field-level input errors shared by every edge.
-//! - [`watch`]: reloading files (model sets, catalog) when they change.
+//! - [`live`], [`watch`]: the model set and catalog in service, swapped atomically when their
+//!   files change.
 //! - [`cli`]: the `touchpoint` command line.
 
 pub mod api;
 pub mod cli;
 pub mod decision;
 pub mod import;
+pub mod live;
 pub mod model;
 pub mod profile;
 pub mod settings;

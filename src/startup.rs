@@ -10,12 +10,15 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpResponse, HttpServer, middleware, web};
 
 use crate::api::{self, ApiError, AppState};
-use crate::model::registry::ModelRegistry;
+use crate::decision::catalog::Catalog;
+use crate::live::Live;
+use crate::model::set::ModelSet;
 use crate::profile::memory::MemoryStore;
 use crate::profile::redis_store::RedisStore;
 use crate::profile::{ProfileStore, Profiles, StoreError};
 use crate::settings::Settings;
 use crate::telemetry::metrics as m;
+use crate::telemetry::metrics::{CATALOG_RELOADS, MODEL_RELOADS};
 use crate::validation::FieldError;
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +32,8 @@ pub enum StartupError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Models(#[from] crate::model::set::ModelError),
+    #[error(transparent)]
+    Catalog(#[from] crate::decision::catalog::CatalogError),
     #[error("cannot watch {path} for changes: {source}")]
     Watch {
         path: std::path::PathBuf,
@@ -60,7 +65,20 @@ pub async fn open_store(settings: &Settings) -> Result<Profiles, StoreError> {
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let metrics = m::recorder();
-        let models = Arc::new(ModelRegistry::load(&settings.models.dir)?);
+        let dir = settings.models.dir.clone();
+        let models = Arc::new(Live::load("model set", MODEL_RELOADS, move || {
+            ModelSet::load(&dir)
+        })?);
+        let current = models.current();
+        tracing::info!(version = current.value.version(), models = ?current.value.present(), "model set loaded");
+        let path = settings.catalog.path.clone();
+        let catalog = Arc::new(Live::load("catalog", CATALOG_RELOADS, move || {
+            Catalog::load(&path)
+        })?);
+        tracing::info!(
+            offers = catalog.current().value.offers.len(),
+            "catalog loaded"
+        );
         let profiles = open_store(&settings).await?;
         let bind = settings.server.bind.clone();
         let listener = TcpListener::bind(&bind).map_err(|source| StartupError::Bind {
@@ -78,6 +96,7 @@ impl Application {
         let state = web::Data::new(AppState {
             profiles,
             models: models.clone(),
+            catalog: catalog.clone(),
             limits: settings.profile.clone(),
             metrics: metrics.clone(),
             max_body_bytes: settings.server.max_body_bytes,
@@ -115,10 +134,20 @@ impl Application {
             let dir = settings.models.dir.clone();
             watches.push(
                 crate::watch::watch(dir.clone(), Duration::from_millis(300), move || {
-                    // Errors are logged and counted by the registry; the set in service stays.
+                    // Errors are logged and counted; the set in service stays.
                     let _ = registry.reload();
                 })
                 .map_err(|source| StartupError::Watch { path: dir, source })?,
+            );
+        }
+        if settings.catalog.watch {
+            let live = catalog.clone();
+            let path = settings.catalog.path.clone();
+            watches.push(
+                crate::watch::watch(path.clone(), Duration::from_millis(300), move || {
+                    let _ = live.reload();
+                })
+                .map_err(|source| StartupError::Watch { path, source })?,
             );
         }
         tracing::info!(

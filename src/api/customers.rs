@@ -470,7 +470,7 @@ pub async fn get_customer(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no customer {customer}")))?;
     let models = state.models.current();
-    Ok(HttpResponse::Ok().json(CustomerView::new(&customer, &profile, at, &models.set)))
+    Ok(HttpResponse::Ok().json(CustomerView::new(&customer, &profile, at, &models.value)))
 }
 
 /// Erases everything held about the customer. Idempotent.

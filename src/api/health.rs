@@ -48,7 +48,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     Ok(HttpResponse::Ok().json(Readiness {
         status: "ready",
         store: state.profiles.backend(),
-        models: state.models.current().set.version().to_owned(),
+        models: state.models.current().value.version().to_owned(),
     }))
 }
 

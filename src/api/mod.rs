@@ -21,10 +21,15 @@ use crate::profile::{ProfileLimits, Profiles};
 use crate::telemetry::metrics as m;
 pub use error::ApiError;
 
+pub type Models = crate::live::Live<crate::model::set::ModelSet, crate::model::set::ModelError>;
+pub type Catalogs =
+    crate::live::Live<crate::decision::catalog::Catalog, crate::decision::catalog::CatalogError>;
+
 /// What every handler can reach. Cloned into each worker behind an `Arc` (`web::Data`).
 pub struct AppState {
     pub profiles: Profiles,
-    pub models: std::sync::Arc<crate::model::registry::ModelRegistry>,
+    pub models: std::sync::Arc<Models>,
+    pub catalog: std::sync::Arc<Catalogs>,
     pub limits: ProfileLimits,
     pub metrics: PrometheusHandle,
     pub max_body_bytes: usize,

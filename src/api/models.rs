@@ -6,7 +6,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{ApiError, AppState};
-use crate::model::registry::Loaded;
+use crate::live::Loaded;
+use crate::model::set::ModelSet;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/models", web::get().to(get_models))
@@ -47,8 +48,8 @@ pub struct SegmentSummary {
 }
 
 impl ModelsView {
-    pub fn new(loaded: &Loaded) -> Self {
-        let set = &loaded.set;
+    pub fn new(loaded: &Loaded<ModelSet>) -> Self {
+        let set = &loaded.value;
         let m = &set.manifest;
         Self {
             version: m.version.clone(),

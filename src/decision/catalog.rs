@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::condition::{self, Condition};
-use super::fields::ConditionFields;
+use super::fields::{ConditionFields, Named};
 use crate::profile::{Channel, OfferId};
 
 /// The catalog in force.
@@ -16,8 +16,10 @@ use crate::profile::{Channel, OfferId};
 pub struct Catalog {
     pub currency: String,
     pub offers: Vec<Offer>,
-    /// Slots of the fields the conditions read.
-    pub fields: ConditionFields,
+    /// Business levers that depend on where the customer is (placement, touchpoint, context).
+    pub context_rules: Vec<ContextRule>,
+    /// What each named condition slot reads (slot `FIRST_NAMED_SLOT + i`).
+    pub named_fields: Vec<Named>,
     /// Hash of the file's bytes: which catalog a decision used.
     pub version: String,
     pub path: PathBuf,
@@ -69,6 +71,27 @@ impl Offer {
     }
 }
 
+/// A weight on offers when the request matches: e.g. the homepage hero favours content, the
+/// call centre favours loans. Weights of all matching rules multiply.
+#[derive(Debug, Clone, Serialize)]
+pub struct ContextRule {
+    pub name: String,
+    /// Over the request's fields (`touchpoint`, `placement`, `ctx.<name>`) and the customer's.
+    pub when: Condition,
+    /// Offer categories it applies to; empty means all.
+    pub categories: Vec<String>,
+    /// Offers it applies to; empty means all (within `categories`).
+    pub offers: Vec<OfferId>,
+    pub weight: f64,
+}
+
+impl ContextRule {
+    pub fn applies_to(&self, offer: &Offer) -> bool {
+        (self.categories.is_empty() || self.categories.contains(&offer.category))
+            && (self.offers.is_empty() || self.offers.contains(&offer.id))
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
     #[error("cannot read the catalog {path}: {source}")]
@@ -93,6 +116,20 @@ struct RawCatalog {
     #[serde(default = "default_currency")]
     currency: String,
     offers: Vec<RawOffer>,
+    #[serde(default)]
+    context_rules: Vec<RawContextRule>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawContextRule {
+    name: Option<String>,
+    when: String,
+    #[serde(default)]
+    categories: Vec<String>,
+    #[serde(default)]
+    offers: Vec<String>,
+    weight: f64,
 }
 
 fn default_currency() -> String {
@@ -164,10 +201,43 @@ impl Catalog {
             }
             offers.push(offer);
         }
+        let mut context_rules = Vec::with_capacity(raw.context_rules.len());
+        for (i, r) in raw.context_rules.into_iter().enumerate() {
+            let name = r.name.unwrap_or_else(|| format!("context rule {}", i + 1));
+            let invalid = |field: &str, message: String| CatalogError::Invalid {
+                path: path.to_owned(),
+                offer: name.clone(),
+                field: format!("context_rules[{i}].{field}"),
+                message,
+            };
+            let when =
+                condition::compile(&r.when, &fields).map_err(|e| invalid("when", e.to_string()))?;
+            if !r.weight.is_finite() || r.weight < 0.0 {
+                return Err(invalid(
+                    "weight",
+                    format!("weight must be a number >= 0, not {}", r.weight),
+                ));
+            }
+            let mut ids = Vec::new();
+            for o in r.offers {
+                if !offers.iter().any(|x| x.id.as_str() == o) {
+                    return Err(invalid("offers", format!("no offer {o:?} in the catalog")));
+                }
+                ids.push(OfferId::parse(o).map_err(|e| invalid("offers", e.to_string()))?);
+            }
+            context_rules.push(ContextRule {
+                name: name.clone(),
+                when,
+                categories: r.categories,
+                offers: ids,
+                weight: r.weight,
+            });
+        }
         Ok(Catalog {
             currency: raw.currency,
             offers,
-            fields,
+            context_rules,
+            named_fields: fields.into_named(),
             version: format!("{:016x}", xxhash_rust::xxh3::xxh3_64(text.as_bytes())),
             path: path.to_owned(),
         })

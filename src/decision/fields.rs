@@ -100,6 +100,11 @@ impl ConditionFields {
     pub fn named(&self) -> Vec<Named> {
         self.named.borrow().clone()
     }
+
+    /// The named slots, once every condition is compiled (what the catalog keeps).
+    pub fn into_named(self) -> Vec<Named> {
+        self.named.into_inner()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

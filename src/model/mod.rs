@@ -1,7 +1,6 @@
 //! Trained models as the service uses them: scoring only, never training code.
 
 pub mod features;
-pub mod registry;
 pub mod response;
 pub mod scoring;
 pub mod segments;

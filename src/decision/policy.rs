@@ -1,0 +1,276 @@
+//! Contact policy: the customer's time comes before any offer.
+//!
+//! Outbound channels need a granted consent, and an attribute (default `do_not_contact`) set
+//! to true stops all outbound contact. Marketing contacts are limited over rolling windows:
+//! per channel (e.g. 1 email in 3 days), per offer (the catalog's caps), and overall outbound
+//! per week; an offer the customer declined is not offered again for a cool-down; nothing is
+//! sent in the customer's quiet hours (their time zone). Service messages do not count toward
+//! the limits and are not held back by them, but still need consent and respect quiet hours.
+//! Contacts count once the sender reports them with a `contact` event.
+
+use chrono::{DateTime, TimeZone, Timelike, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::profile::state::SECONDS_PER_DAY;
+use crate::profile::{AttrValue, Channel, Profile};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ContactPolicy {
+    /// At most `max` marketing contacts on `channel` in any `days` days.
+    pub channel_limits: Vec<ChannelLimit>,
+    /// At most this many outbound marketing contacts over all channels...
+    pub outbound_max: u32,
+    /// ...in any this many days.
+    pub outbound_days: u32,
+    /// An offer declined within this many days is not offered again.
+    pub decline_cooldown_days: u32,
+    /// No outbound contact from this local hour...
+    pub quiet_hours_start: u32,
+    /// ...until this local hour (start > end wraps over midnight; equal means none).
+    pub quiet_hours_end: u32,
+    /// Outbound actions are planned within this many hours of the decision.
+    pub horizon_hours: u32,
+    /// A profile attribute that, when true (or "true"/"yes"), stops all outbound contact.
+    pub do_not_contact_attribute: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelLimit {
+    pub channel: Channel,
+    pub max: u32,
+    pub days: u32,
+}
+
+impl Default for ContactPolicy {
+    fn default() -> Self {
+        let limit = |channel, max, days| ChannelLimit { channel, max, days };
+        Self {
+            channel_limits: vec![
+                limit(Channel::Email, 1, 3),
+                limit(Channel::Sms, 2, 7),
+                limit(Channel::Push, 3, 7),
+                limit(Channel::DirectMail, 1, 30),
+            ],
+            outbound_max: 4,
+            outbound_days: 7,
+            decline_cooldown_days: 30,
+            quiet_hours_start: 21,
+            quiet_hours_end: 8,
+            horizon_hours: 72,
+            do_not_contact_attribute: "do_not_contact".into(),
+        }
+    }
+}
+
+/// Why an outbound contact may not happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Block {
+    NoConsent,
+    DoNotContact,
+    ChannelLimit,
+    OutboundLimit,
+    QuietHours,
+}
+
+impl ContactPolicy {
+    /// Checks the policy against the profile's limits (the profile must remember enough
+    /// contacts, far enough back, for every limit to be exact).
+    pub fn check(&self, contact_history: usize, history_days: u32) -> Result<(), String> {
+        for l in &self.channel_limits {
+            if l.days == 0 || l.days > history_days || l.max as usize > contact_history {
+                return Err(format!(
+                    "decision.contact_policy: the {} limit needs 1..={history_days} days (profile.history_days) and a max of at most {contact_history} (profile.contact_history)",
+                    l.channel
+                ));
+            }
+            if !l.channel.is_outbound() {
+                return Err(format!(
+                    "decision.contact_policy: {} is an inbound channel; limits apply to outbound ones",
+                    l.channel
+                ));
+            }
+        }
+        if self.outbound_days == 0
+            || self.outbound_days > history_days
+            || self.outbound_max as usize > contact_history
+        {
+            return Err(format!(
+                "decision.contact_policy: outbound_days must be 1..={history_days} and outbound_max at most {contact_history}"
+            ));
+        }
+        if self.quiet_hours_start > 23 || self.quiet_hours_end > 23 {
+            return Err("decision.contact_policy: quiet hours are local hours 0..=23".into());
+        }
+        if self.horizon_hours == 0 || self.horizon_hours > 24 * 14 {
+            return Err("decision.contact_policy: horizon_hours must be 1..=336".into());
+        }
+        Ok(())
+    }
+
+    pub fn is_quiet(&self, local_hour: u32) -> bool {
+        let (s, e) = (self.quiet_hours_start, self.quiet_hours_end);
+        match s.cmp(&e) {
+            std::cmp::Ordering::Equal => false,
+            std::cmp::Ordering::Less => local_hour >= s && local_hour < e,
+            std::cmp::Ordering::Greater => local_hour >= s || local_hour < e,
+        }
+    }
+
+    pub fn do_not_contact(&self, profile: &Profile) -> bool {
+        match profile.attribute(&self.do_not_contact_attribute) {
+            Some(AttrValue::Bool(b)) => *b,
+            Some(AttrValue::Text(t)) => matches!(t.to_ascii_lowercase().as_str(), "true" | "yes" | "1"),
+            Some(AttrValue::Number(n)) => *n != 0.0,
+            None => false,
+        }
+    }
+
+    pub fn limit_of(&self, channel: Channel) -> Option<&ChannelLimit> {
+        self.channel_limits.iter().find(|l| l.channel == channel)
+    }
+}
+
+/// The outbound marketing contacts that count toward limits: the profile's history (service
+/// messages excluded) plus the actions already planned in this decision. Times sorted per
+/// channel so that a window count is two binary searches.
+#[derive(Debug, Clone, Default)]
+pub struct ContactLedger {
+    by_channel: [Vec<i64>; Channel::COUNT],
+    all: Vec<i64>,
+}
+
+fn count_in(times: &[i64], from: i64, to: i64) -> usize {
+    // Contacts at times in (from, to].
+    times.partition_point(|&t| t <= to) - times.partition_point(|&t| t <= from)
+}
+
+impl ContactLedger {
+    /// `is_service` tells which past offers were service messages (they do not count).
+    pub fn new(profile: &Profile, is_service: impl Fn(&str) -> bool) -> Self {
+        let mut ledger = Self::default();
+        for c in &profile.contacts {
+            if !c.channel.is_outbound() || c.offer_id.as_ref().is_some_and(|o| is_service(o.as_str())) {
+                continue;
+            }
+            ledger.by_channel[c.channel.index()].push(c.at);
+            ledger.all.push(c.at);
+        }
+        // Contact history is kept sorted by time, so these already are; sorting again is
+        // cheap and keeps this correct whatever the source.
+        for v in &mut ledger.by_channel {
+            v.sort_unstable();
+        }
+        ledger.all.sort_unstable();
+        ledger
+    }
+
+    /// Records a contact planned by this decision.
+    pub fn plan(&mut self, channel: Channel, at: i64) {
+        let v = &mut self.by_channel[channel.index()];
+        let i = v.partition_point(|&t| t <= at);
+        v.insert(i, at);
+        let i = self.all.partition_point(|&t| t <= at);
+        self.all.insert(i, at);
+    }
+
+    /// Whether one more marketing contact on `channel` at `at` keeps every limit: every
+    /// window containing `at` must hold at most `max` contacts, the new one included.
+    pub fn allows(&self, policy: &ContactPolicy, channel: Channel, at: i64) -> Result<(), Block> {
+        if let Some(l) = policy.limit_of(channel)
+            && !window_allows(&self.by_channel[channel.index()], at, l.days as i64 * SECONDS_PER_DAY, l.max)
+        {
+            return Err(Block::ChannelLimit);
+        }
+        if !window_allows(
+            &self.all,
+            at,
+            policy.outbound_days as i64 * SECONDS_PER_DAY,
+            policy.outbound_max,
+        ) {
+            return Err(Block::OutboundLimit);
+        }
+        Ok(())
+    }
+}
+
+/// A new contact at `at` keeps "at most `max` in any window of `len` seconds" if every window
+/// that contains it does: those start in (at - len, at], and the count only changes at
+/// contact times, so checking windows ending at `at` and just before each later contact
+/// within `len` is enough.
+fn window_allows(times: &[i64], at: i64, len: i64, max: u32) -> bool {
+    if max == 0 {
+        return false;
+    }
+    let max = max as usize;
+    // Windows (end - len, end] containing `at`: end in [at, at + len).
+    if count_in(times, at - len, at) + 1 > max {
+        return false;
+    }
+    let later = &times[times.partition_point(|&t| t <= at)..times.partition_point(|&t| t < at + len)];
+    later
+        .iter()
+        .all(|&end| count_in(times, end - len, end) + 1 <= max)
+}
+
+/// The local hour of a unix time in an optional time zone (UTC without one).
+pub fn local_hour(at: i64, tz: Option<chrono_tz::Tz>) -> u32 {
+    let utc = DateTime::<Utc>::from_timestamp(at, 0).unwrap_or_default();
+    match tz {
+        Some(tz) => tz.from_utc_datetime(&utc.naive_utc()).hour(),
+        None => utc.hour(),
+    }
+}
+
+/// Whether the customer declined the offer within the cool-down.
+pub fn declined_recently(profile: &Profile, offer_id: &str, at: i64, policy: &ContactPolicy) -> bool {
+    profile.offer(offer_id).and_then(|o| o.last_declined_at).is_some_and(|t| {
+        at - t < policy.decline_cooldown_days as i64 * SECONDS_PER_DAY && t <= at
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quiet_hours_wrap_over_midnight() {
+        let p = ContactPolicy::default();
+        assert!(p.is_quiet(21) && p.is_quiet(23) && p.is_quiet(0) && p.is_quiet(7));
+        assert!(!p.is_quiet(8) && !p.is_quiet(20));
+        let day = ContactPolicy {
+            quiet_hours_start: 12,
+            quiet_hours_end: 14,
+            ..ContactPolicy::default()
+        };
+        assert!(day.is_quiet(12) && day.is_quiet(13) && !day.is_quiet(14) && !day.is_quiet(11));
+    }
+
+    #[test]
+    fn a_window_limit_counts_contacts_on_both_sides_of_the_new_one() {
+        let day = SECONDS_PER_DAY;
+        // 1 in 3 days: a contact 2 days before or 2 days after blocks; 3 days apart is fine.
+        assert!(!window_allows(&[0], 2 * day, 3 * day, 1));
+        assert!(!window_allows(&[4 * day], 2 * day, 3 * day, 1));
+        assert!(window_allows(&[0], 3 * day, 3 * day, 1));
+        // 2 in 7 days.
+        assert!(window_allows(&[0], day, 7 * day, 2));
+        assert!(!window_allows(&[0, day], 2 * day, 7 * day, 2));
+        assert!(!window_allows(&[0], 0, day, 0));
+    }
+
+    #[test]
+    fn planned_contacts_count_like_past_ones() {
+        let policy = ContactPolicy::default();
+        let mut ledger = ContactLedger::default();
+        assert!(ledger.allows(&policy, Channel::Email, 1000).is_ok());
+        ledger.plan(Channel::Email, 1000);
+        assert_eq!(ledger.allows(&policy, Channel::Email, 2000), Err(Block::ChannelLimit));
+        for i in 0..3 {
+            ledger.plan(Channel::Push, 3000 + i);
+        }
+        assert_eq!(ledger.allows(&policy, Channel::Sms, 5000), Err(Block::OutboundLimit));
+    }
+}
