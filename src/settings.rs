@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::decision::DecisionSettings;
 use crate::profile::ProfileLimits;
 use crate::profile::redis_store::RedisOptions;
 
@@ -17,6 +18,7 @@ pub struct Settings {
     pub profile: ProfileLimits,
     pub models: ModelSettings,
     pub catalog: CatalogSettings,
+    pub decision: DecisionSettings,
     pub log: LogSettings,
     pub import: ImportSettings,
     pub training: TrainingSettings,
@@ -270,6 +272,9 @@ impl Settings {
 
     pub fn check(&self) -> Result<(), SettingsError> {
         self.profile.check().map_err(SettingsError::Invalid)?;
+        self.decision
+            .check(&self.profile)
+            .map_err(SettingsError::Invalid)?;
         if self.server.max_body_bytes < 1024 {
             return Err(SettingsError::Invalid(
                 "server.max_body_bytes must be at least 1024".into(),
@@ -345,21 +350,28 @@ mod tests {
         let text = std::fs::read_to_string(&example).unwrap();
         let loaded = Settings::load_with_env(Some(&example), env(&[])).unwrap();
         // Every key of the defaults appears in the example, so nothing is undocumented.
+        fn documented(text: &str, path: &str, table: &toml::Table) {
+            for (key, value) in table {
+                match value {
+                    toml::Value::Table(inner) => {
+                        let section = format!("{path}.{key}");
+                        assert!(text.contains(&format!("[{section}]")), "missing [{section}]");
+                        documented(text, &section, inner);
+                    }
+                    _ => assert!(
+                        text.lines().any(|l| l
+                            .trim_start_matches('#')
+                            .trim_start()
+                            .starts_with(&format!("{key} ="))),
+                        "the example config does not document {path}.{key}"
+                    ),
+                }
+            }
+        }
         let defaults = toml::Value::try_from(Settings::default()).unwrap();
         for (section, table) in defaults.as_table().unwrap() {
-            assert!(
-                text.contains(&format!("[{section}]")),
-                "missing [{section}]"
-            );
-            for key in table.as_table().unwrap().keys() {
-                assert!(
-                    text.lines().any(|l| l
-                        .trim_start_matches('#')
-                        .trim_start()
-                        .starts_with(&format!("{key} ="))),
-                    "the example config does not document {section}.{key}"
-                );
-            }
+            assert!(text.contains(&format!("[{section}]")), "missing [{section}]");
+            documented(&text, section, table.as_table().unwrap());
         }
         assert_eq!(loaded.server.bind, Settings::default().server.bind);
     }

@@ -34,6 +34,8 @@ pub enum StartupError {
     Models(#[from] crate::model::set::ModelError),
     #[error(transparent)]
     Catalog(#[from] crate::decision::catalog::CatalogError),
+    #[error(transparent)]
+    DecisionLog(#[from] crate::decision::log::LogError),
     #[error("cannot watch {path} for changes: {source}")]
     Watch {
         path: std::path::PathBuf,
@@ -46,6 +48,8 @@ pub struct Application {
     port: u16,
     state: web::Data<AppState>,
     background: Vec<tokio::task::JoinHandle<()>>,
+    /// Drains the decision log after the server stops, so no logged decision is lost.
+    log_writer: Option<tokio::task::JoinHandle<()>>,
     /// File watches (model set, catalog); they stop when the application is dropped.
     _watches: Vec<crate::watch::WatchGuard>,
 }
@@ -80,6 +84,9 @@ impl Application {
             "catalog loaded"
         );
         let profiles = open_store(&settings).await?;
+        let redis = settings.store.uses_redis().then(|| settings.store.redis_options());
+        let (decision_log, log_writer) =
+            crate::decision::log::DecisionLog::start(&settings.decision.log, redis.as_ref())?;
         let bind = settings.server.bind.clone();
         let listener = TcpListener::bind(&bind).map_err(|source| StartupError::Bind {
             bind: bind.clone(),
@@ -100,6 +107,8 @@ impl Application {
             limits: settings.profile.clone(),
             metrics: metrics.clone(),
             max_body_bytes: settings.server.max_body_bytes,
+            decision: settings.decision.clone(),
+            decision_log,
         });
 
         let app_state = state.clone();
@@ -161,6 +170,7 @@ impl Application {
             port,
             state,
             background,
+            log_writer,
             _watches: watches,
         })
     }
@@ -182,6 +192,14 @@ impl Application {
         let result = self.server.await;
         for task in self.background {
             task.abort();
+        }
+        // The workers are gone; dropping the last handle closes the log's queue, and the
+        // writer finishes what is queued.
+        drop(self.state);
+        if let Some(writer) = self.log_writer
+            && tokio::time::timeout(Duration::from_secs(10), writer).await.is_err()
+        {
+            tracing::warn!("the decision log did not finish writing within 10 s");
         }
         tracing::info!("touchpoint stopped");
         result

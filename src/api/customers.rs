@@ -249,8 +249,16 @@ impl CustomerView {
         let t = at.timestamp();
         let scores = models.score_customer(profile, t);
         let mut scratch = Vec::new();
+        // Channels the channel model knows (it saw contacts on them).
+        let known = |c: Channel| {
+            models
+                .channel
+                .as_ref()
+                .is_some_and(|(_, m)| m.channels.contains_key(&c) || m.base_rates.contains_key(&c))
+        };
         let mut channels: Vec<ChannelPreference> = Channel::ALL
             .iter()
+            .filter(|&&c| known(c))
             .filter_map(|&c| {
                 models
                     .channel_lift(profile, &scores, c, &mut scratch)

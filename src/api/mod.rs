@@ -3,10 +3,12 @@
 //! return `Result<_, ApiError>`.
 
 pub mod customers;
+pub mod decisions;
 pub mod error;
 pub mod events;
 pub mod health;
 pub mod models;
+pub mod offers;
 pub mod openapi;
 
 use std::time::Instant;
@@ -33,6 +35,8 @@ pub struct AppState {
     pub limits: ProfileLimits,
     pub metrics: PrometheusHandle,
     pub max_body_bytes: usize,
+    pub decision: crate::decision::DecisionSettings,
+    pub decision_log: crate::decision::log::DecisionLog,
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -41,6 +45,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     events::configure(cfg);
     customers::configure(cfg);
     models::configure(cfg);
+    decisions::configure(cfg);
+    offers::configure(cfg);
 }
 
 /// Records the latency of every request under its route pattern (`/v1/customers/{id}`), never

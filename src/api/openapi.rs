@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 use actix_web::{HttpResponse, web};
 use utoipa::OpenApi;
 
-use super::{customers, error, events, health, models};
+use super::{customers, decisions, error, events, health, models, offers};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -14,7 +14,9 @@ use super::{customers, error, events, health, models};
         description = "Real-time personalization decisions: next-best-action with consent, contact policy and customer value. See API.md for the contract.",
     ),
     paths(
+        decisions::post_decision,
         events::post_events,
+        offers::get_offers,
         customers::get_customer,
         customers::delete_customer,
         models::get_models,
@@ -25,7 +27,9 @@ use super::{customers, error, events, health, models};
     ),
     components(schemas(error::ErrorBody)),
     tags(
+        (name = "decisions", description = "Next best actions: offer, channel and time"),
         (name = "events", description = "Interaction events that keep profiles up to date"),
+        (name = "offers", description = "The offer catalog in force"),
         (name = "customers", description = "What Touchpoint holds about a customer"),
         (name = "models", description = "The trained model set in service"),
         (name = "operations", description = "Health, readiness, metrics"),

@@ -201,6 +201,14 @@ impl Catalog {
             }
             offers.push(offer);
         }
+        if raw.context_rules.len() > 64 {
+            return Err(CatalogError::Invalid {
+                path: path.to_owned(),
+                offer: String::new(),
+                field: "context_rules".into(),
+                message: format!("at most 64 context rules, not {}", raw.context_rules.len()),
+            });
+        }
         let mut context_rules = Vec::with_capacity(raw.context_rules.len());
         for (i, r) in raw.context_rules.into_iter().enumerate() {
             let name = r.name.unwrap_or_else(|| format!("context rule {}", i + 1));

@@ -12,6 +12,7 @@ use crate::helpers::{RedisServer, free_port, repo_path};
 fn touchpoint() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_touchpoint"));
     cmd.current_dir(repo_path(""));
+    cmd.env("TOUCHPOINT__DECISION__LOG__SINK", "off");
     // The developer's own settings must not leak into tests.
     for (k, _) in std::env::vars() {
         if k.starts_with("TOUCHPOINT__") {

@@ -19,6 +19,7 @@ pub fn test_settings(redis: Option<&RedisServer>) -> Settings {
     s.models.watch = false;
     s.catalog.path = repo_path("config/catalog.toml");
     s.catalog.watch = false;
+    s.decision.log.sink = touchpoint::decision::log::LogSink::Off;
     if let Some(r) = redis {
         s.store.redis_url = r.url();
     }

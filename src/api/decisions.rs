@@ -1,0 +1,96 @@
+//! `POST /v1/decisions`: the next best actions for a customer, now or planned.
+
+use std::time::{Duration, Instant};
+
+use actix_web::{HttpResponse, web};
+use utoipa::ToSchema;
+
+use super::{ApiError, AppState, read_body};
+use crate::decision::engine::{Decision, DecisionEngine, DecisionInput};
+use crate::decision::request::parse_request;
+use crate::telemetry::metrics as m;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/decisions", web::post().to(post_decision));
+}
+
+/// A decision request (API.md section 3).
+#[derive(Debug, serde::Serialize, ToSchema)]
+#[schema(example = json!({"customer_id": "c-42", "touchpoint": "call_centre", "limit": 3, "explain": true}))]
+pub struct DecisionRequestDoc {
+    pub customer_id: String,
+    /// The inbound channel the customer is on now (web, app, call_centre, branch): actions
+    /// for that channel, now.
+    pub touchpoint: Option<crate::profile::Channel>,
+    /// Outbound channels to plan for (email, sms, push, direct_mail): the engine picks the
+    /// channel and `send_at` of each action. With neither this nor `touchpoint`, every
+    /// outbound channel the customer consented to.
+    pub channels: Option<Vec<crate::profile::Channel>>,
+    /// Slot name, e.g. homepage_hero.
+    pub placement: Option<String>,
+    /// 1..20, default 1.
+    pub limit: Option<u32>,
+    /// RFC 3339; the decision is made as of this time (default now).
+    pub at: Option<String>,
+    /// Free features: string, number or bool values.
+    #[schema(value_type = Option<Object>)]
+    pub context: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Add explanations and the suppressed candidates.
+    pub explain: Option<bool>,
+}
+
+/// Decides the next best actions. An unknown customer is not an error: the engine decides
+/// for a new customer. When the profile store cannot be read within the budget, a fallback
+/// ranking decides (inbound only, since consent cannot be checked) and `degraded` is true.
+#[utoipa::path(
+    post,
+    path = "/v1/decisions",
+    tag = "decisions",
+    request_body = DecisionRequestDoc,
+    responses(
+        (status = 200, body = Decision),
+        (status = 400, description = "A field is missing or wrong", body = super::error::ErrorBody),
+    )
+)]
+pub async fn post_decision(
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_body(payload, state.max_body_bytes).await?;
+    let started = Instant::now();
+    let request = parse_request(&body)?;
+    let budget = Duration::from_millis(state.decision.profile_read_budget_ms);
+    let (profile, degraded) = match state.profiles.load_within(&request.customer_id, budget).await {
+        Ok(p) => (p, false),
+        Err(e) => {
+            tracing::warn!(error = %e, "profile unavailable: deciding from the fallback ranking");
+            (None, true)
+        }
+    };
+    let models = state.models.current();
+    let catalog = state.catalog.current();
+    let engine = DecisionEngine {
+        catalog: &catalog.value,
+        models: &models.value,
+        settings: &state.decision,
+    };
+    let decision = engine.decide(&DecisionInput {
+        request: &request,
+        profile: profile.as_deref(),
+        degraded,
+        now: chrono::Utc::now(),
+        decision_id: uuid::Uuid::now_v7().to_string(),
+    });
+    let outcome = if degraded {
+        "degraded"
+    } else if decision.actions.is_empty() {
+        "no_action"
+    } else {
+        "actions"
+    };
+    let json = serde_json::to_vec(&decision).map_err(|e| ApiError::Internal(e.to_string()))?;
+    state.decision_log.record(decision, request);
+    metrics::histogram!(m::DECISION_DURATION).record(started.elapsed().as_secs_f64());
+    metrics::counter!(m::DECISIONS, "outcome" => outcome).increment(1);
+    Ok(HttpResponse::Ok().content_type("application/json").body(json))
+}

@@ -1,0 +1,342 @@
+//! The decision log: every decision, with its context features, every candidate with its
+//! score and the probability the policy would have chosen it, the choice, and the model
+//! version, as one JSON line, so that `touchpoint evaluate` and training can read it later.
+//! Events that carry the `decision_id` join to it.
+//!
+//! Writing never slows a decision: records go through a bounded queue to a background
+//! writer. When the writer falls behind and the queue is full, records are dropped and
+//! counted (`touchpoint_decision_log_dropped_total`), rather than holding up answers.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use super::engine::Decision;
+use super::request::{ContextValue, DecisionRequest};
+use crate::telemetry::metrics as m;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DecisionLogSettings {
+    /// `file` (JSON lines), `redis` (a capped stream in the profile store's Redis) or `off`.
+    pub sink: LogSink,
+    /// The file, for `file`.
+    pub path: PathBuf,
+    /// The file is renamed to `<path>.1` (replacing it) when it grows past this.
+    pub max_file_bytes: u64,
+    /// The stream key and its approximate maximum length, for `redis`.
+    pub redis_stream: String,
+    pub redis_max_len: u64,
+    /// Records waiting to be written; beyond it they are dropped and counted.
+    pub queue: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogSink {
+    File,
+    Redis,
+    Off,
+}
+
+impl Default for DecisionLogSettings {
+    fn default() -> Self {
+        Self {
+            sink: LogSink::File,
+            path: PathBuf::from("decisions.jsonl"),
+            max_file_bytes: 256 * 1024 * 1024,
+            redis_stream: "tp:decisions".into(),
+            redis_max_len: 1_000_000,
+            queue: 65_536,
+        }
+    }
+}
+
+impl DecisionLogSettings {
+    pub fn check(&self) -> Result<(), String> {
+        if self.queue == 0 || self.max_file_bytes < 1024 || self.redis_max_len == 0 {
+            return Err("decision.log: queue, max_file_bytes (>= 1024) and redis_max_len must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+/// One line of the log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DecisionRecord {
+    pub decision_id: String,
+    pub customer_id: String,
+    pub at: String,
+    pub model_version: String,
+    pub catalog_version: String,
+    pub degraded: bool,
+    pub policy: PolicyRecord,
+    pub request: RequestRecord,
+    /// What the decision knew of the customer.
+    pub features: serde_json::Value,
+    /// Every candidate scored, with the probability of being chosen first.
+    pub candidates: Vec<CandidateRecord>,
+    pub actions: Vec<ActionRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PolicyRecord {
+    pub kind: String,
+    pub epsilon: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RequestRecord {
+    pub touchpoint: Option<String>,
+    pub channels: Option<Vec<String>>,
+    pub placement: Option<String>,
+    pub limit: usize,
+    pub context: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CandidateRecord {
+    pub offer_id: String,
+    pub channel: String,
+    pub send_at: String,
+    pub propensity: f64,
+    pub value: f64,
+    pub priority: f64,
+    pub probability: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ActionRecord {
+    pub rank: usize,
+    pub offer_id: String,
+    pub channel: String,
+    pub send_at: String,
+    pub propensity: f64,
+    pub value: f64,
+    pub priority: f64,
+    pub probability: f64,
+}
+
+fn rfc3339(t: i64) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp(t, 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+impl DecisionRecord {
+    pub fn new(decision: &Decision, request: &DecisionRequest) -> Self {
+        let d = &decision.log;
+        Self {
+            decision_id: decision.decision_id.clone(),
+            customer_id: decision.customer_id.clone(),
+            at: decision.at.clone(),
+            model_version: decision.model_version.clone(),
+            catalog_version: d.catalog_version.clone(),
+            degraded: decision.degraded,
+            policy: PolicyRecord {
+                kind: "epsilon_greedy".into(),
+                epsilon: d.epsilon,
+            },
+            request: RequestRecord {
+                touchpoint: request.touchpoint.map(|c| c.to_string()),
+                channels: request
+                    .channels
+                    .as_ref()
+                    .map(|v| v.iter().map(|c| c.to_string()).collect()),
+                placement: request.placement.clone(),
+                limit: request.limit,
+                context: request
+                    .context
+                    .iter()
+                    .map(|(k, v)| {
+                        let v = match v {
+                            ContextValue::Text(s) => serde_json::Value::String(s.clone()),
+                            ContextValue::Number(n) => serde_json::json!(n),
+                            ContextValue::Bool(b) => serde_json::Value::Bool(*b),
+                        };
+                        (k.clone(), v)
+                    })
+                    .collect(),
+            },
+            features: serde_json::json!({"segment": d.segment, "value": d.value}),
+            candidates: d
+                .candidates
+                .iter()
+                .map(|c| CandidateRecord {
+                    offer_id: c.offer_id.clone(),
+                    channel: c.channel.to_string(),
+                    send_at: rfc3339(c.send_at),
+                    propensity: c.propensity,
+                    value: c.value,
+                    priority: c.priority,
+                    probability: c.probability,
+                })
+                .collect(),
+            actions: decision
+                .actions
+                .iter()
+                .map(|a| ActionRecord {
+                    rank: a.rank,
+                    offer_id: a.offer_id.clone(),
+                    channel: a.channel.to_string(),
+                    send_at: a.send_at.clone(),
+                    propensity: a.propensity,
+                    value: a.value,
+                    priority: a.priority,
+                    probability: a.probability,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The handle decisions log through. The decision and its request are handed over whole
+/// (moved, not copied) and turned into a record by the writer, off the request path.
+#[derive(Clone)]
+pub struct DecisionLog {
+    tx: Option<mpsc::Sender<(Decision, DecisionRequest)>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("cannot open the decision log {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl DecisionLog {
+    pub fn off() -> Self {
+        Self { tx: None }
+    }
+
+    /// Starts the writer. `redis` is the profile store's Redis URL, for the `redis` sink.
+    pub fn start(
+        settings: &DecisionLogSettings,
+        redis: Option<&crate::profile::redis_store::RedisOptions>,
+    ) -> Result<(Self, Option<tokio::task::JoinHandle<()>>), LogError> {
+        match settings.sink {
+            LogSink::Off => Ok((Self::off(), None)),
+            LogSink::File => {
+                let file = open_append(&settings.path)?;
+                let (tx, rx) = mpsc::channel(settings.queue);
+                let task = tokio::spawn(write_file(rx, file, settings.clone()));
+                Ok((Self { tx: Some(tx) }, Some(task)))
+            }
+            LogSink::Redis => {
+                let (tx, rx) = mpsc::channel(settings.queue);
+                let client = redis
+                    .and_then(|r| redis::Client::open(r.url.as_str()).ok())
+                    .ok_or_else(|| LogError::Open {
+                        path: PathBuf::from(&settings.redis_stream),
+                        source: std::io::Error::other(
+                            "the redis decision log needs store.redis_url",
+                        ),
+                    })?;
+                let task = tokio::spawn(write_redis(rx, client, settings.clone()));
+                Ok((Self { tx: Some(tx) }, Some(task)))
+            }
+        }
+    }
+
+    /// Queues a decision for the log; never waits.
+    pub fn record(&self, decision: Decision, request: DecisionRequest) {
+        if let Some(tx) = &self.tx
+            && tx.try_send((decision, request)).is_err()
+        {
+            metrics::counter!(m::DECISION_LOG_DROPPED).increment(1);
+        }
+    }
+}
+
+fn open_append(path: &PathBuf) -> Result<std::fs::File, LogError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| LogError::Open {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|source| LogError::Open {
+            path: path.clone(),
+            source,
+        })
+}
+
+async fn write_file(
+    mut rx: mpsc::Receiver<(Decision, DecisionRequest)>,
+    file: std::fs::File,
+    settings: DecisionLogSettings,
+) {
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, file);
+    let mut size = std::fs::metadata(&settings.path).map(|m| m.len()).unwrap_or(0);
+    let mut batch = Vec::with_capacity(256);
+    while rx.recv_many(&mut batch, 256).await > 0 {
+        for (decision, request) in batch.drain(..) {
+            let record = DecisionRecord::new(&decision, &request);
+            let Ok(line) = serde_json::to_vec(&record) else { continue };
+            size += line.len() as u64 + 1;
+            if out.write_all(&line).and_then(|_| out.write_all(b"\n")).is_err() {
+                metrics::counter!(m::DECISION_LOG_DROPPED).increment(1);
+            }
+        }
+        if out.flush().is_err() {
+            tracing::warn!(path = %settings.path.display(), "cannot write the decision log");
+        }
+        if size > settings.max_file_bytes {
+            let rotated = PathBuf::from(format!("{}.1", settings.path.display()));
+            let _ = std::fs::rename(&settings.path, rotated);
+            match open_append(&settings.path) {
+                Ok(f) => {
+                    out = std::io::BufWriter::with_capacity(1 << 16, f);
+                    size = 0;
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot reopen the decision log"),
+            }
+        }
+    }
+    let _ = out.flush();
+}
+
+async fn write_redis(
+    mut rx: mpsc::Receiver<(Decision, DecisionRequest)>,
+    client: redis::Client,
+    settings: DecisionLogSettings,
+) {
+    let mut conn = None;
+    let mut batch = Vec::with_capacity(256);
+    while rx.recv_many(&mut batch, 256).await > 0 {
+        if conn.is_none() {
+            conn = client.get_multiplexed_async_connection().await.ok();
+        }
+        let Some(c) = conn.as_mut() else {
+            metrics::counter!(m::DECISION_LOG_DROPPED).increment(batch.len() as u64);
+            batch.clear();
+            continue;
+        };
+        let mut pipe = redis::pipe();
+        for (decision, request) in batch.drain(..) {
+            let record = DecisionRecord::new(&decision, &request);
+            let Ok(json) = serde_json::to_string(&record) else { continue };
+            pipe.cmd("XADD")
+                .arg(&settings.redis_stream)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(settings.redis_max_len)
+                .arg("*")
+                .arg("decision")
+                .arg(json)
+                .ignore();
+        }
+        if pipe.query_async::<()>(c).await.is_err() {
+            metrics::counter!(m::DECISION_LOG_DROPPED).increment(1);
+            conn = None;
+        }
+    }
+}
