@@ -13,3 +13,4 @@ mod redis_server;
 mod reload;
 mod store_conformance;
 mod value_model;
+mod decision_properties;
