@@ -84,7 +84,10 @@ impl Application {
             "catalog loaded"
         );
         let profiles = open_store(&settings).await?;
-        let redis = settings.store.uses_redis().then(|| settings.store.redis_options());
+        let redis = settings
+            .store
+            .uses_redis()
+            .then(|| settings.store.redis_options());
         let (decision_log, log_writer) =
             crate::decision::log::DecisionLog::start(&settings.decision.log, redis.as_ref())?;
         let bind = settings.server.bind.clone();
@@ -197,7 +200,9 @@ impl Application {
         // writer finishes what is queued.
         drop(self.state);
         if let Some(writer) = self.log_writer
-            && tokio::time::timeout(Duration::from_secs(10), writer).await.is_err()
+            && tokio::time::timeout(Duration::from_secs(10), writer)
+                .await
+                .is_err()
         {
             tracing::warn!("the decision log did not finish writing within 10 s");
         }

@@ -60,7 +60,11 @@ pub async fn post_decision(
     let started = Instant::now();
     let request = parse_request(&body)?;
     let budget = Duration::from_millis(state.decision.profile_read_budget_ms);
-    let (profile, degraded) = match state.profiles.load_within(&request.customer_id, budget).await {
+    let (profile, degraded) = match state
+        .profiles
+        .load_within(&request.customer_id, budget)
+        .await
+    {
         Ok(p) => (p, false),
         Err(e) => {
             tracing::warn!(error = %e, "profile unavailable: deciding from the fallback ranking");
@@ -92,5 +96,7 @@ pub async fn post_decision(
     state.decision_log.record(decision, request);
     metrics::histogram!(m::DECISION_DURATION).record(started.elapsed().as_secs_f64());
     metrics::counter!(m::DECISIONS, "outcome" => outcome).increment(1);
-    Ok(HttpResponse::Ok().content_type("application/json").body(json))
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(json))
 }

@@ -193,7 +193,9 @@ impl LocalClock {
             match tz {
                 Some(tz) => tz
                     .offset_from_utc_datetime(
-                        &DateTime::<Utc>::from_timestamp(t, 0).unwrap_or_default().naive_utc(),
+                        &DateTime::<Utc>::from_timestamp(t, 0)
+                            .unwrap_or_default()
+                            .naive_utc(),
                     )
                     .fix()
                     .local_minus_utc() as i64,
@@ -240,7 +242,13 @@ impl DecisionEngine<'_> {
             .segment
             .and_then(|i| self.models.segments.as_ref()?.segments.get(i))
             .map(|s| s.name.as_str());
-        let facts = RequestFacts::new(&self.catalog.named_fields, profile, request, &scores, segment_name);
+        let facts = RequestFacts::new(
+            &self.catalog.named_fields,
+            profile,
+            request,
+            &scores,
+            segment_name,
+        );
         let clock = LocalClock::new(
             profile.timezone(),
             t,
@@ -251,7 +259,11 @@ impl DecisionEngine<'_> {
         });
         let mut scratch = Vec::new();
         let mut suppressed: Vec<Suppressed> = Vec::new();
-        let suppress = |list: &mut Vec<Suppressed>, offer: &Offer, channel: Option<Channel>, reason, detail: Option<String>| {
+        let suppress = |list: &mut Vec<Suppressed>,
+                        offer: &Offer,
+                        channel: Option<Channel>,
+                        reason,
+                        detail: Option<String>| {
             if explain {
                 list.push(Suppressed {
                     offer_id: offer.id.to_string(),
@@ -329,7 +341,8 @@ impl DecisionEngine<'_> {
             1.0 + self.settings.clv_weight
                 * (v.clv_365d / self.settings.clv_reference).clamp(0.0, self.settings.clv_cap)
         });
-        let mut candidates: Vec<Candidate> = Vec::with_capacity(self.catalog.offers.len() * plans.len().max(1));
+        let mut candidates: Vec<Candidate> =
+            Vec::with_capacity(self.catalog.offers.len() * plans.len().max(1));
         for (oi, offer) in self.catalog.offers.iter().enumerate() {
             if !offer.is_valid_at(at) {
                 suppress(&mut suppressed, offer, None, "not_valid_now", None);
@@ -339,7 +352,13 @@ impl DecisionEngine<'_> {
                 && !offer.placements.is_empty()
                 && !offer.placements.iter().any(|x| x == p)
             {
-                suppress(&mut suppressed, offer, None, "placement", Some(format!("not shown in {p}")));
+                suppress(
+                    &mut suppressed,
+                    offer,
+                    None,
+                    "placement",
+                    Some(format!("not shown in {p}")),
+                );
                 continue;
             }
             if !offer.eligibility.evaluate(&facts) {
@@ -356,7 +375,16 @@ impl DecisionEngine<'_> {
             if let (Some(max), Some(s)) = (offer.max_acceptances, stats)
                 && s.positive_responses >= max
             {
-                suppress(&mut suppressed, offer, None, "already_accepted", Some(format!("{} positive answers, at most {max}", s.positive_responses)));
+                suppress(
+                    &mut suppressed,
+                    offer,
+                    None,
+                    "already_accepted",
+                    Some(format!(
+                        "{} positive answers, at most {max}",
+                        s.positive_responses
+                    )),
+                );
                 continue;
             }
             if let Some(max) = offer.max_contacts {
@@ -367,12 +395,30 @@ impl DecisionEngine<'_> {
                     .filter(|c| c.at > since && c.at <= t && c.offer_id.as_ref() == Some(&offer.id))
                     .count();
                 if n >= max as usize {
-                    suppress(&mut suppressed, offer, None, "offer_cap", Some(format!("{n} contacts in {} days, at most {max}", offer.cap_days)));
+                    suppress(
+                        &mut suppressed,
+                        offer,
+                        None,
+                        "offer_cap",
+                        Some(format!(
+                            "{n} contacts in {} days, at most {max}",
+                            offer.cap_days
+                        )),
+                    );
                     continue;
                 }
             }
             if declined_recently(profile, offer.id.as_str(), t, policy) {
-                suppress(&mut suppressed, offer, None, "declined_recently", Some(format!("declined within {} days", policy.decline_cooldown_days)));
+                suppress(
+                    &mut suppressed,
+                    offer,
+                    None,
+                    "declined_recently",
+                    Some(format!(
+                        "declined within {} days",
+                        policy.decline_cooldown_days
+                    )),
+                );
                 continue;
             }
             let facts_of_offer = OfferFacts {
@@ -380,7 +426,11 @@ impl DecisionEngine<'_> {
                 category: &offer.category,
                 value: offer.value,
             };
-            let (offer_propensity, scope) = match (input.degraded, self.models.offer_propensity(profile, &scores, facts_of_offer, &mut scratch)) {
+            let (offer_propensity, scope) = match (
+                input.degraded,
+                self.models
+                    .offer_propensity(profile, &scores, facts_of_offer, &mut scratch),
+            ) {
                 (false, Some(s)) => (s.propensity, Some(s.scope)),
                 _ => (self.settings.default_propensity, None),
             };
@@ -395,17 +445,36 @@ impl DecisionEngine<'_> {
             for (pi, plan) in plans.iter().enumerate() {
                 let channel = plan.channel;
                 if !offer.allows(channel) {
-                    suppress(&mut suppressed, offer, Some(channel), "channel_not_offered", None);
+                    suppress(
+                        &mut suppressed,
+                        offer,
+                        Some(channel),
+                        "channel_not_offered",
+                        None,
+                    );
                     continue;
                 }
                 if let Some(reason) = plan.blocked {
                     suppress(&mut suppressed, offer, Some(channel), reason, None);
                     continue;
                 }
-                let slot = match if offer.service { plan.service } else { plan.marketing } {
+                let slot = match if offer.service {
+                    plan.service
+                } else {
+                    plan.marketing
+                } {
                     Ok(s) => s,
                     Err(b) => {
-                        suppress(&mut suppressed, offer, Some(channel), block_reason(b), Some(format!("no hour within {} h keeps it", policy.horizon_hours)));
+                        suppress(
+                            &mut suppressed,
+                            offer,
+                            Some(channel),
+                            block_reason(b),
+                            Some(format!(
+                                "no hour within {} h keeps it",
+                                policy.horizon_hours
+                            )),
+                        );
                         continue;
                     }
                 };
@@ -425,7 +494,13 @@ impl DecisionEngine<'_> {
                 };
                 self.score(&mut c, offer, plan);
                 if c.priority < self.settings.min_priority || c.priority <= 0.0 {
-                    suppress(&mut suppressed, offer, Some(channel), "below_threshold", Some(format!("priority {:.4}", c.priority)));
+                    suppress(
+                        &mut suppressed,
+                        offer,
+                        Some(channel),
+                        "below_threshold",
+                        Some(format!("priority {:.4}", c.priority)),
+                    );
                     continue;
                 }
                 candidates.push(c);
@@ -434,7 +509,8 @@ impl DecisionEngine<'_> {
 
         // The slate, rank by rank.
         let epsilon = self.settings.exploration.epsilon;
-        let mut rng = StdRng::seed_from_u64(xxhash_rust::xxh3::xxh3_64(input.decision_id.as_bytes()));
+        let mut rng =
+            StdRng::seed_from_u64(xxhash_rust::xxh3::xxh3_64(input.decision_id.as_bytes()));
         let logged: Vec<LoggedCandidate> = {
             let best = candidates
                 .iter()
@@ -473,7 +549,13 @@ impl DecisionEngine<'_> {
                         }
                         Err(b) => {
                             open[i] = false;
-                            suppress(&mut suppressed, &self.catalog.offers[c.offer], Some(channel), block_reason(b), Some("limit reached with the actions planned above".into()));
+                            suppress(
+                                &mut suppressed,
+                                &self.catalog.offers[c.offer],
+                                Some(channel),
+                                block_reason(b),
+                                Some("limit reached with the actions planned above".into()),
+                            );
                         }
                     }
                 }
@@ -490,7 +572,8 @@ impl DecisionEngine<'_> {
             } else {
                 greedy
             };
-            let probability = epsilon / remaining.len() as f64 + if pick == greedy { 1.0 - epsilon } else { 0.0 };
+            let probability =
+                epsilon / remaining.len() as f64 + if pick == greedy { 1.0 - epsilon } else { 0.0 };
             let c = candidates[pick];
             let offer = &self.catalog.offers[c.offer];
             let plan = &plans[c.plan];
@@ -512,8 +595,16 @@ impl DecisionEngine<'_> {
                         suppressed.push(Suppressed {
                             offer_id: o.id.to_string(),
                             channel: Some(plans[other.plan].channel),
-                            reason: if same_offer { "slate_full" } else { "priority_group_taken" },
-                            detail: Some(format!("{} chosen at rank {}", offer.id, actions.len() + 1)),
+                            reason: if same_offer {
+                                "slate_full"
+                            } else {
+                                "priority_group_taken"
+                            },
+                            detail: Some(format!(
+                                "{} chosen at rank {}",
+                                offer.id,
+                                actions.len() + 1
+                            )),
                         });
                     }
                 }
@@ -527,17 +618,37 @@ impl DecisionEngine<'_> {
                 value: c.value,
                 priority: c.priority,
                 probability,
-                explanation: explain.then(|| self.explain(profile, &c, offer, plan, &plans, &clock, pick == greedy, epsilon, &scores)),
+                explanation: explain.then(|| {
+                    self.explain(
+                        profile,
+                        &c,
+                        offer,
+                        plan,
+                        &plans,
+                        &clock,
+                        pick == greedy,
+                        epsilon,
+                        &scores,
+                    )
+                }),
             });
         }
         if explain {
             for (i, c) in candidates.iter().enumerate() {
-                if open[i] && !actions.iter().any(|a| a.offer_id == self.catalog.offers[c.offer].id.as_str()) {
+                if open[i]
+                    && !actions
+                        .iter()
+                        .any(|a| a.offer_id == self.catalog.offers[c.offer].id.as_str())
+                {
                     suppressed.push(Suppressed {
                         offer_id: self.catalog.offers[c.offer].id.to_string(),
                         channel: Some(plans[c.plan].channel),
                         reason: "slate_full",
-                        detail: Some(format!("priority {:.4} below the {} chosen", c.priority, actions.len())),
+                        detail: Some(format!(
+                            "priority {:.4} below the {} chosen",
+                            c.priority,
+                            actions.len()
+                        )),
                     });
                 }
             }

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Datelike, TimeZone, Timelike, Utc};
 
-use super::condition::{Fact, FieldSlot, Facts};
+use super::condition::{Fact, Facts, FieldSlot};
 use super::fields::{FIRST_NAMED_SLOT, Fixed, Named, fixed_slot};
 use super::request::{ContextValue, DecisionRequest};
 use crate::model::scoring::CustomerScores;
@@ -74,8 +74,14 @@ impl<'a> RequestFacts<'a> {
                 .map(|f| Fact::Number((at - f) as f64 / SECONDS_PER_DAY as f64)),
         );
         set(Fixed::Events, Some(Fact::Number(profile.events as f64)));
-        set(Fixed::Touchpoint, request.touchpoint.map(|c| Fact::Text(c.as_str())));
-        set(Fixed::Placement, request.placement.as_deref().map(Fact::Text));
+        set(
+            Fixed::Touchpoint,
+            request.touchpoint.map(|c| Fact::Text(c.as_str())),
+        );
+        set(
+            Fixed::Placement,
+            request.placement.as_deref().map(Fact::Text),
+        );
         let utc = DateTime::<Utc>::from_timestamp(at, 0).unwrap_or_default();
         let (hour, weekday) = match profile.timezone() {
             Some(tz) => {

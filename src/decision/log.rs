@@ -57,7 +57,10 @@ impl Default for DecisionLogSettings {
 impl DecisionLogSettings {
     pub fn check(&self) -> Result<(), String> {
         if self.queue == 0 || self.max_file_bytes < 1024 || self.redis_max_len == 0 {
-            return Err("decision.log: queue, max_file_bytes (>= 1024) and redis_max_len must be positive".into());
+            return Err(
+                "decision.log: queue, max_file_bytes (>= 1024) and redis_max_len must be positive"
+                    .into(),
+            );
         }
         Ok(())
     }
@@ -275,14 +278,22 @@ async fn write_file(
     settings: DecisionLogSettings,
 ) {
     let mut out = std::io::BufWriter::with_capacity(1 << 16, file);
-    let mut size = std::fs::metadata(&settings.path).map(|m| m.len()).unwrap_or(0);
+    let mut size = std::fs::metadata(&settings.path)
+        .map(|m| m.len())
+        .unwrap_or(0);
     let mut batch = Vec::with_capacity(256);
     while rx.recv_many(&mut batch, 256).await > 0 {
         for (decision, request) in batch.drain(..) {
             let record = DecisionRecord::new(&decision, &request);
-            let Ok(line) = serde_json::to_vec(&record) else { continue };
+            let Ok(line) = serde_json::to_vec(&record) else {
+                continue;
+            };
             size += line.len() as u64 + 1;
-            if out.write_all(&line).and_then(|_| out.write_all(b"\n")).is_err() {
+            if out
+                .write_all(&line)
+                .and_then(|_| out.write_all(b"\n"))
+                .is_err()
+            {
                 metrics::counter!(m::DECISION_LOG_DROPPED).increment(1);
             }
         }
@@ -323,7 +334,9 @@ async fn write_redis(
         let mut pipe = redis::pipe();
         for (decision, request) in batch.drain(..) {
             let record = DecisionRecord::new(&decision, &request);
-            let Ok(json) = serde_json::to_string(&record) else { continue };
+            let Ok(json) = serde_json::to_string(&record) else {
+                continue;
+            };
             pipe.cmd("XADD")
                 .arg(&settings.redis_stream)
                 .arg("MAXLEN")

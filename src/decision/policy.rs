@@ -122,7 +122,9 @@ impl ContactPolicy {
     pub fn do_not_contact(&self, profile: &Profile) -> bool {
         match profile.attribute(&self.do_not_contact_attribute) {
             Some(AttrValue::Bool(b)) => *b,
-            Some(AttrValue::Text(t)) => matches!(t.to_ascii_lowercase().as_str(), "true" | "yes" | "1"),
+            Some(AttrValue::Text(t)) => {
+                matches!(t.to_ascii_lowercase().as_str(), "true" | "yes" | "1")
+            }
             Some(AttrValue::Number(n)) => *n != 0.0,
             None => false,
         }
@@ -152,7 +154,9 @@ impl ContactLedger {
     pub fn new(profile: &Profile, is_service: impl Fn(&str) -> bool) -> Self {
         let mut ledger = Self::default();
         for c in &profile.contacts {
-            if !c.channel.is_outbound() || c.offer_id.as_ref().is_some_and(|o| is_service(o.as_str())) {
+            if !c.channel.is_outbound()
+                || c.offer_id.as_ref().is_some_and(|o| is_service(o.as_str()))
+            {
                 continue;
             }
             ledger.by_channel[c.channel.index()].push(c.at);
@@ -180,7 +184,12 @@ impl ContactLedger {
     /// window containing `at` must hold at most `max` contacts, the new one included.
     pub fn allows(&self, policy: &ContactPolicy, channel: Channel, at: i64) -> Result<(), Block> {
         if let Some(l) = policy.limit_of(channel)
-            && !window_allows(&self.by_channel[channel.index()], at, l.days as i64 * SECONDS_PER_DAY, l.max)
+            && !window_allows(
+                &self.by_channel[channel.index()],
+                at,
+                l.days as i64 * SECONDS_PER_DAY,
+                l.max,
+            )
         {
             return Err(Block::ChannelLimit);
         }
@@ -206,13 +215,14 @@ fn window_allows(times: &[i64], at: i64, len: i64, max: u32) -> bool {
     }
     let max = max as usize;
     // Windows (end - len, end] containing `at`: end in [at, at + len).
-    if count_in(times, at - len, at) + 1 > max {
+    if count_in(times, at - len, at) >= max {
         return false;
     }
-    let later = &times[times.partition_point(|&t| t <= at)..times.partition_point(|&t| t < at + len)];
+    let later =
+        &times[times.partition_point(|&t| t <= at)..times.partition_point(|&t| t < at + len)];
     later
         .iter()
-        .all(|&end| count_in(times, end - len, end) + 1 <= max)
+        .all(|&end| count_in(times, end - len, end) < max)
 }
 
 /// The local hour of a unix time in an optional time zone (UTC without one).
@@ -225,10 +235,16 @@ pub fn local_hour(at: i64, tz: Option<chrono_tz::Tz>) -> u32 {
 }
 
 /// Whether the customer declined the offer within the cool-down.
-pub fn declined_recently(profile: &Profile, offer_id: &str, at: i64, policy: &ContactPolicy) -> bool {
-    profile.offer(offer_id).and_then(|o| o.last_declined_at).is_some_and(|t| {
-        at - t < policy.decline_cooldown_days as i64 * SECONDS_PER_DAY && t <= at
-    })
+pub fn declined_recently(
+    profile: &Profile,
+    offer_id: &str,
+    at: i64,
+    policy: &ContactPolicy,
+) -> bool {
+    profile
+        .offer(offer_id)
+        .and_then(|o| o.last_declined_at)
+        .is_some_and(|t| at - t < policy.decline_cooldown_days as i64 * SECONDS_PER_DAY && t <= at)
 }
 
 #[cfg(test)]
@@ -267,10 +283,16 @@ mod tests {
         let mut ledger = ContactLedger::default();
         assert!(ledger.allows(&policy, Channel::Email, 1000).is_ok());
         ledger.plan(Channel::Email, 1000);
-        assert_eq!(ledger.allows(&policy, Channel::Email, 2000), Err(Block::ChannelLimit));
+        assert_eq!(
+            ledger.allows(&policy, Channel::Email, 2000),
+            Err(Block::ChannelLimit)
+        );
         for i in 0..3 {
             ledger.plan(Channel::Push, 3000 + i);
         }
-        assert_eq!(ledger.allows(&policy, Channel::Sms, 5000), Err(Block::OutboundLimit));
+        assert_eq!(
+            ledger.allows(&policy, Channel::Sms, 5000),
+            Err(Block::OutboundLimit)
+        );
     }
 }

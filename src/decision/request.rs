@@ -59,11 +59,21 @@ pub fn parse_request(bytes: &[u8]) -> Result<DecisionRequest, Invalid> {
     let mut errors = Vec::new();
     let customer_id = match raw.customer_id {
         None => {
-            errors.push(FieldError::new("missing_field", "customer_id", "customer_id is required"));
+            errors.push(FieldError::new(
+                "missing_field",
+                "customer_id",
+                "customer_id is required",
+            ));
             None
         }
         Some(s) => CustomerId::parse(s)
-            .map_err(|e| errors.push(FieldError::new(e.code(), "customer_id", format!("customer_id {e}"))))
+            .map_err(|e| {
+                errors.push(FieldError::new(
+                    e.code(),
+                    "customer_id",
+                    format!("customer_id {e}"),
+                ))
+            })
             .ok(),
     };
     let touchpoint = raw.touchpoint.and_then(|t| match t.parse::<Channel>() {
@@ -101,13 +111,27 @@ pub fn parse_request(bytes: &[u8]) -> Result<DecisionRequest, Invalid> {
         }
         out
     });
-    if channels.as_ref().is_some_and(|c| c.is_empty()) && !errors.iter().any(|e| e.field.as_deref().is_some_and(|f| f.starts_with("channels"))) {
-        errors.push(FieldError::new("empty_channels", "channels", "channels, when given, lists at least one channel"));
+    if channels.as_ref().is_some_and(|c| c.is_empty())
+        && !errors.iter().any(|e| {
+            e.field
+                .as_deref()
+                .is_some_and(|f| f.starts_with("channels"))
+        })
+    {
+        errors.push(FieldError::new(
+            "empty_channels",
+            "channels",
+            "channels, when given, lists at least one channel",
+        ));
     }
     let placement = raw.placement.filter(|p| {
         let ok = !p.is_empty() && p.len() <= 128;
         if !ok {
-            errors.push(FieldError::new("invalid_placement", "placement", "placement is 1..128 characters"));
+            errors.push(FieldError::new(
+                "invalid_placement",
+                "placement",
+                "placement is 1..128 characters",
+            ));
         }
         ok
     });
@@ -148,7 +172,8 @@ pub fn parse_request(bytes: &[u8]) -> Result<DecisionRequest, Invalid> {
             let field = format!("context.{k}");
             let name_ok = !k.is_empty()
                 && k.len() <= 64
-                && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+                && k.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
             if !name_ok {
                 errors.push(FieldError::new(
                     "invalid_context_name",
@@ -164,7 +189,11 @@ pub fn parse_request(bytes: &[u8]) -> Result<DecisionRequest, Invalid> {
                     ContextValue::Number(n.as_f64().unwrap_or_default())
                 }
                 serde_json::Value::String(_) => {
-                    errors.push(FieldError::new("invalid_context", field, format!("text values are at most {MAX_TEXT} bytes")));
+                    errors.push(FieldError::new(
+                        "invalid_context",
+                        field,
+                        format!("text values are at most {MAX_TEXT} bytes"),
+                    ));
                     continue;
                 }
                 serde_json::Value::Null
@@ -228,16 +257,44 @@ mod tests {
         let cases = [
             (r#"{}"#, "customer_id", "missing_field"),
             (r#"{"customer_id":"c 1"}"#, "customer_id", "bad_character"),
-            (r#"{"customer_id":"c","limit":21}"#, "limit", "invalid_limit"),
+            (
+                r#"{"customer_id":"c","limit":21}"#,
+                "limit",
+                "invalid_limit",
+            ),
             (r#"{"customer_id":"c","limit":0}"#, "limit", "invalid_limit"),
             (r#"{"customer_id":"c","limit":"3"}"#, "limit", "wrong_type"),
-            (r#"{"customer_id":"c","touchpoint":"email"}"#, "touchpoint", "outbound_touchpoint"),
-            (r#"{"customer_id":"c","touchpoint":"fax"}"#, "touchpoint", "unknown_channel"),
-            (r#"{"customer_id":"c","channels":["email","web"]}"#, "channels[1]", "inbound_channel"),
-            (r#"{"customer_id":"c","channels":[]}"#, "channels", "empty_channels"),
+            (
+                r#"{"customer_id":"c","touchpoint":"email"}"#,
+                "touchpoint",
+                "outbound_touchpoint",
+            ),
+            (
+                r#"{"customer_id":"c","touchpoint":"fax"}"#,
+                "touchpoint",
+                "unknown_channel",
+            ),
+            (
+                r#"{"customer_id":"c","channels":["email","web"]}"#,
+                "channels[1]",
+                "inbound_channel",
+            ),
+            (
+                r#"{"customer_id":"c","channels":[]}"#,
+                "channels",
+                "empty_channels",
+            ),
             (r#"{"customer_id":"c","at":"now"}"#, "at", "invalid_time"),
-            (r#"{"customer_id":"c","context":{"device":["a"]}}"#, "context.device", "invalid_context"),
-            (r#"{"customer_id":"c","explain":"yes"}"#, "explain", "wrong_type"),
+            (
+                r#"{"customer_id":"c","context":{"device":["a"]}}"#,
+                "context.device",
+                "invalid_context",
+            ),
+            (
+                r#"{"customer_id":"c","explain":"yes"}"#,
+                "explain",
+                "wrong_type",
+            ),
         ];
         for (json, field, code) in cases {
             assert_eq!(field_of(json), (field.to_owned(), code), "{json}");

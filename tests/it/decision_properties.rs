@@ -20,9 +20,19 @@ use crate::helpers::repo_path;
 
 const DAY: i64 = 86_400;
 const NOW: i64 = 1_798_761_600; // 2027-01-01T00:00:00Z
-const OUTBOUND: [Channel; 4] = [Channel::Email, Channel::Sms, Channel::Push, Channel::DirectMail];
+const OUTBOUND: [Channel; 4] = [
+    Channel::Email,
+    Channel::Sms,
+    Channel::Push,
+    Channel::DirectMail,
+];
 const ALL: [Channel; 8] = Channel::ALL;
-const ZONES: [&str; 4] = ["Europe/London", "America/New_York", "Asia/Tokyo", "Australia/Sydney"];
+const ZONES: [&str; 4] = [
+    "Europe/London",
+    "America/New_York",
+    "Asia/Tokyo",
+    "Australia/Sydney",
+];
 const AGES: [&str; 3] = ["18-24", "35-44", "65+"];
 
 fn models() -> &'static ModelSet {
@@ -94,15 +104,17 @@ fn offer_spec() -> impl Strategy<Value = OfferSpec> {
         proptest::option::of(0..3u8),
         1.0..500.0f64,
     )
-        .prop_map(|(channels, rule, max_contacts, max_acceptances, service, group, value)| OfferSpec {
-            channels,
-            rule,
-            max_contacts,
-            max_acceptances,
-            service,
-            group,
-            value,
-        })
+        .prop_map(
+            |(channels, rule, max_contacts, max_acceptances, service, group, value)| OfferSpec {
+                channels,
+                rule,
+                max_contacts,
+                max_acceptances,
+                service,
+                group,
+                value,
+            },
+        )
 }
 
 fn catalog_text(offers: &[OfferSpec]) -> String {
@@ -163,8 +175,10 @@ fn build_profile(age: usize, vip: bool, dnc: bool, zone: usize, events: &[Ev]) -
             .unwrap()
             .to_rfc3339()
     };
-    let mut json = vec![serde_json::json!({"event_id": "attrs", "customer_id": "c", "type": "attributes",
-        "at": t(0), "attributes": {"age_band": AGES[age], "vip": vip, "do_not_contact": dnc, "timezone": ZONES[zone]}})];
+    let mut json = vec![
+        serde_json::json!({"event_id": "attrs", "customer_id": "c", "type": "attributes",
+        "at": t(0), "attributes": {"age_band": AGES[age], "vip": vip, "do_not_contact": dnc, "timezone": ZONES[zone]}}),
+    ];
     for (i, e) in events.iter().enumerate() {
         let id = format!("e{i}");
         json.push(match e {
@@ -195,24 +209,30 @@ fn policy() -> impl Strategy<Value = ContactPolicy> {
         24..100u32,
         0..40u32,
     )
-        .prop_map(|(limits, outbound_max, outbound_days, qs, qe, horizon, cooldown)| {
-            let mut channel_limits: Vec<ChannelLimit> = Vec::new();
-            for (c, max, days) in limits {
-                if !channel_limits.iter().any(|l| l.channel == OUTBOUND[c]) {
-                    channel_limits.push(ChannelLimit { channel: OUTBOUND[c], max, days });
+        .prop_map(
+            |(limits, outbound_max, outbound_days, qs, qe, horizon, cooldown)| {
+                let mut channel_limits: Vec<ChannelLimit> = Vec::new();
+                for (c, max, days) in limits {
+                    if !channel_limits.iter().any(|l| l.channel == OUTBOUND[c]) {
+                        channel_limits.push(ChannelLimit {
+                            channel: OUTBOUND[c],
+                            max,
+                            days,
+                        });
+                    }
                 }
-            }
-            ContactPolicy {
-                channel_limits,
-                outbound_max,
-                outbound_days,
-                decline_cooldown_days: cooldown,
-                quiet_hours_start: qs,
-                quiet_hours_end: qe,
-                horizon_hours: horizon,
-                do_not_contact_attribute: "do_not_contact".into(),
-            }
-        })
+                ContactPolicy {
+                    channel_limits,
+                    outbound_max,
+                    outbound_days,
+                    decline_cooldown_days: cooldown,
+                    quiet_hours_start: qs,
+                    quiet_hours_end: qe,
+                    horizon_hours: horizon,
+                    do_not_contact_attribute: "do_not_contact".into(),
+                }
+            },
+        )
 }
 
 /// At most `max` contacts in any window of `len` seconds that contains `new`.
@@ -248,7 +268,7 @@ proptest! {
         let events: Vec<Ev> = events.into_iter().map(|e| match e {
             Ev::Contact(c, o, t) => Ev::Contact(c, o % offers.len(), t),
             Ev::Answer(o, p, t) => Ev::Answer(o % offers.len(), p, t),
-            other => other,
+            other @ (Ev::Consent(..) | Ev::Purchase(_)) => other,
         }).collect();
         let catalog = Catalog::parse(&catalog_text(&offers), std::path::Path::new("prop.toml")).unwrap();
         let profile = build_profile(age, vip, dnc, zone, &events);

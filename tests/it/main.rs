@@ -4,6 +4,8 @@
 mod cdnow;
 mod cdnow_fit;
 mod cli;
+mod decision_properties;
+mod decisions_api;
 mod events_api;
 mod faults;
 mod helpers;
@@ -13,4 +15,3 @@ mod redis_server;
 mod reload;
 mod store_conformance;
 mod value_model;
-mod decision_properties;

@@ -1,0 +1,330 @@
+//! `POST /v1/decisions` over HTTP: a website, a call-centre screen and an outbound planner;
+//! explanations; degraded mode when Redis hangs; the decision log.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::{RedisServer, TestApp, purchase, spawn_app, test_settings};
+
+/// A customer with consent for email and SMS, some purchases and a time zone.
+async fn known_customer(app: &TestApp, id: &str) {
+    let events = json!({"events": [
+        {"event_id": format!("{id}-a"), "customer_id": id, "type": "attributes", "at": "2026-09-01T08:00:00Z",
+         "attributes": {"age_band": "35-44", "income_band": "high", "homeowner": true, "has_app": true,
+                        "region": "north", "timezone": "Europe/London"}},
+        {"event_id": format!("{id}-c1"), "customer_id": id, "type": "consent", "at": "2026-09-01T08:00:00Z",
+         "consent": {"channel": "email", "granted": true}},
+        {"event_id": format!("{id}-c2"), "customer_id": id, "type": "consent", "at": "2026-09-01T08:00:00Z",
+         "consent": {"channel": "sms", "granted": true}},
+        purchase(&format!("{id}-p1"), id, "2026-09-02T19:00:00Z", 40.0),
+        purchase(&format!("{id}-p2"), id, "2026-10-02T19:30:00Z", 55.0),
+        purchase(&format!("{id}-p3"), id, "2026-11-02T20:00:00Z", 35.0),
+        {"event_id": format!("{id}-v"), "customer_id": id, "type": "interaction", "at": "2026-11-10T19:00:00Z",
+         "channel": "web", "name": "visit"},
+    ]});
+    let (status, body) = app.post_json("/v1/events", &events).await;
+    assert_eq!(status, 202, "{body}");
+}
+
+fn at() -> &'static str {
+    "2026-11-22T10:15:00Z"
+}
+
+#[actix_web::test]
+async fn a_website_gets_offers_for_its_placement_now() {
+    let app = spawn_app(test_settings(None)).await;
+    known_customer(&app, "c-web").await;
+    let (status, d) = app
+        .post_json(
+            "/v1/decisions",
+            &json!({"customer_id": "c-web", "touchpoint": "web", "placement": "homepage_hero",
+                    "limit": 3, "at": at(), "context": {"device": "mobile"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{d}");
+    assert_eq!(d["degraded"], false);
+    assert!(d["decision_id"].as_str().unwrap().len() >= 32);
+    let actions = d["actions"].as_array().unwrap();
+    assert!(!actions.is_empty() && actions.len() <= 3, "{d}");
+    for (i, a) in actions.iter().enumerate() {
+        assert_eq!(a["rank"], i + 1);
+        assert_eq!(a["channel"], "web");
+        assert_eq!(a["send_at"], at());
+        assert!(a["propensity"].as_f64().unwrap() > 0.0 && a["propensity"].as_f64().unwrap() < 1.0);
+        assert!(a["probability"].as_f64().unwrap() > 0.0);
+        assert!(a.get("explanation").is_none());
+    }
+    // Ranked by priority (exploration aside, the first is the best).
+    let p: Vec<f64> = actions
+        .iter()
+        .map(|a| a["priority"].as_f64().unwrap())
+        .collect();
+    assert!(p[0] >= p[p.len() - 1]);
+    // Every action may fill the placement: its offer lists it or is not restricted.
+    let (_, catalog) = app.get("/v1/offers").await;
+    for a in actions {
+        let offer = catalog["offers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["id"] == a["offer_id"])
+            .unwrap();
+        let places = offer["placements"].as_array().unwrap();
+        assert!(
+            places.is_empty() || places.contains(&json!("homepage_hero")),
+            "{offer}"
+        );
+        assert!(
+            offer["channels"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("web"))
+        );
+    }
+    assert!(d.get("suppressed").is_none());
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn a_call_centre_screen_gets_explained_actions_and_the_suppressed_candidates() {
+    let app = spawn_app(test_settings(None)).await;
+    known_customer(&app, "c-call").await;
+    let (status, d) = app
+        .post_json(
+            "/v1/decisions",
+            &json!({"customer_id": "c-call", "touchpoint": "call_centre", "limit": 3, "at": at(), "explain": true}),
+        )
+        .await;
+    assert_eq!(status, 200, "{d}");
+    let a = &d["actions"][0];
+    assert_eq!(a["channel"], "call_centre");
+    let e = &a["explanation"];
+    for part in [
+        "propensity",
+        "value",
+        "priority",
+        "channel",
+        "timing",
+        "rules",
+        "exploration",
+    ] {
+        assert!(e[part].is_object(), "explanation lacks {part}: {e}");
+    }
+    assert!(e["propensity"]["top_factors"].as_array().unwrap().len() <= 5);
+    // Call-centre context rule: loans, insurance and retention weigh 1.3 here.
+    let weight = e["priority"]["context_weight"].as_f64().unwrap();
+    let category_boosted = e["priority"]["context_rules"].as_array().unwrap().len() == 1;
+    assert_eq!(weight == 1.3, category_boosted, "{e}");
+    // Priority is the product the explanation states.
+    let pr = &e["priority"];
+    let product = pr["propensity"].as_f64().unwrap()
+        * pr["value"].as_f64().unwrap()
+        * pr["context_weight"].as_f64().unwrap()
+        * pr["lever"].as_f64().unwrap();
+    assert!((product - a["priority"].as_f64().unwrap()).abs() < 1e-9);
+    let suppressed = d["suppressed"].as_array().unwrap();
+    let reason = |id: &str| {
+        suppressed
+            .iter()
+            .find(|s| s["offer_id"] == id)
+            .map(|s| s["reason"].as_str().unwrap().to_owned())
+    };
+    // A 35-44 customer is not a student; the guide is web and app only.
+    assert_eq!(reason("student-card").as_deref(), Some("not_eligible"));
+    assert_eq!(
+        reason("budgeting-guide").as_deref(),
+        Some("channel_not_offered")
+    );
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn an_outbound_planner_gets_channels_and_send_times_within_consent_and_quiet_hours() {
+    let app = spawn_app(test_settings(None)).await;
+    known_customer(&app, "c-out").await;
+    let (status, d) = app
+        .post_json(
+            "/v1/decisions",
+            &json!({"customer_id": "c-out", "channels": ["email", "sms", "push"], "limit": 3, "at": at(), "explain": true}),
+        )
+        .await;
+    assert_eq!(status, 200, "{d}");
+    let actions = d["actions"].as_array().unwrap();
+    assert!(!actions.is_empty(), "{d}");
+    let start = chrono::DateTime::parse_from_rfc3339(at()).unwrap();
+    for a in actions {
+        let ch = a["channel"].as_str().unwrap();
+        assert!(ch == "email" || ch == "sms", "no consent for {ch}");
+        let send = chrono::DateTime::parse_from_rfc3339(a["send_at"].as_str().unwrap()).unwrap();
+        assert!(send >= start && send <= start + chrono::Duration::hours(72));
+        // London in November is UTC: quiet hours are 21:00-08:00.
+        let hour = a["explanation"]["timing"]["local_hour"].as_u64().unwrap();
+        assert!((8..21).contains(&hour), "sent at local {hour}:00");
+    }
+    let no_push = d["suppressed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["channel"] == "push" && s["reason"] == "no_consent");
+    assert!(no_push, "{d}");
+    // Without channels or touchpoint, every consented channel is planned for.
+    let (_, d) = app
+        .post_json(
+            "/v1/decisions",
+            &json!({"customer_id": "c-out", "limit": 5, "at": at()}),
+        )
+        .await;
+    for a in d["actions"].as_array().unwrap() {
+        assert!(
+            ["email", "sms"].contains(&a["channel"].as_str().unwrap()),
+            "{a}"
+        );
+    }
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn an_unknown_customer_gets_a_decision_and_bad_requests_a_400_naming_the_field() {
+    let app = spawn_app(test_settings(None)).await;
+    let (status, d) = app
+        .post_json(
+            "/v1/decisions",
+            &json!({"customer_id": "never-seen", "touchpoint": "web"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{d}");
+    assert_eq!(d["actions"].as_array().unwrap().len(), 1);
+    // No consent known: nothing outbound.
+    let (_, d) = app
+        .post_json(
+            "/v1/decisions",
+            &json!({"customer_id": "never-seen", "channels": ["email"]}),
+        )
+        .await;
+    assert_eq!(d["actions"], json!([]));
+    for (body, field) in [
+        (json!({"touchpoint": "web"}), "customer_id"),
+        (json!({"customer_id": "c", "limit": 50}), "limit"),
+        (
+            json!({"customer_id": "c", "channels": ["web"]}),
+            "channels[0]",
+        ),
+        (
+            json!({"customer_id": "c", "context": {"x": {"y": 1}}}),
+            "context.x",
+        ),
+    ] {
+        let (status, e) = app.post_json("/v1/decisions", &body).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(e["error"]["field"], field, "{e}");
+    }
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn a_hung_redis_gives_a_degraded_decision_not_an_error() {
+    let redis = RedisServer::start();
+    let mut settings = test_settings(Some(&redis));
+    settings.store.response_timeout_ms = 100;
+    settings.decision.profile_read_budget_ms = 30;
+    let app = spawn_app(settings).await;
+    known_customer(&app, "c-deg").await;
+    redis.pause();
+    let (web_status, web) = app
+        .post_json(
+            "/v1/decisions",
+            &json!({"customer_id": "c-deg", "touchpoint": "web", "limit": 2}),
+        )
+        .await;
+    let (out_status, out) = app
+        .post_json(
+            "/v1/decisions",
+            &json!({"customer_id": "c-deg", "channels": ["email"], "explain": true}),
+        )
+        .await;
+    redis.resume();
+    assert_eq!((web_status, out_status), (200, 200), "{web} {out}");
+    assert_eq!(web["degraded"], true);
+    assert!(
+        !web["actions"].as_array().unwrap().is_empty(),
+        "a fallback ranking still answers inbound"
+    );
+    // Consent cannot be checked without the profile: no outbound action.
+    assert_eq!(out["degraded"], true);
+    assert_eq!(out["actions"], json!([]));
+    assert!(
+        out["suppressed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["reason"] == "profile_unavailable")
+    );
+    let (_, healthy) = app
+        .post_json(
+            "/v1/decisions",
+            &json!({"customer_id": "c-deg", "touchpoint": "web"}),
+        )
+        .await;
+    assert_eq!(healthy["degraded"], false);
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn every_decision_is_logged_with_its_candidates_and_answers_join_by_decision_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("decisions.jsonl");
+    let mut settings = test_settings(None);
+    settings.decision.log.sink = touchpoint::decision::log::LogSink::File;
+    settings.decision.log.path = log.clone();
+    let app = spawn_app(settings).await;
+    known_customer(&app, "c-log").await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let (_, d) = app
+            .post_json(
+                "/v1/decisions",
+                &json!({"customer_id": "c-log", "touchpoint": "app", "limit": 2, "at": at()}),
+            )
+            .await;
+        ids.push(d["decision_id"].as_str().unwrap().to_owned());
+    }
+    // An answer to the first decision carries its id.
+    let first = ids[0].clone();
+    let (status, _) = app
+        .post_json(
+            "/v1/events",
+            &json!({"event_id": "answer-1", "customer_id": "c-log", "type": "response", "at": at(),
+                    "decision_id": first, "outcome": "clicked", "channel": "app"}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let handle = app.handle.clone();
+    handle.stop(true).await;
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    let text = std::fs::read_to_string(&log).unwrap();
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 5);
+    let r = records
+        .iter()
+        .find(|r| r["decision_id"] == ids[0])
+        .expect("logged");
+    assert_eq!(r["customer_id"], "c-log");
+    assert!(r["model_version"].as_str().unwrap().len() > 5);
+    assert_eq!(r["policy"]["kind"], "epsilon_greedy");
+    let candidates = r["candidates"].as_array().unwrap();
+    assert!(candidates.len() >= 2);
+    let total: f64 = candidates
+        .iter()
+        .map(|c| c["probability"].as_f64().unwrap())
+        .sum();
+    assert!(
+        (total - 1.0).abs() < 1e-9,
+        "rank-1 probabilities sum to {total}"
+    );
+    assert_eq!(r["actions"].as_array().unwrap().len(), 2);
+    assert!(r["features"]["value"]["clv_365d"].is_number());
+}
