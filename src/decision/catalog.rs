@@ -22,12 +22,19 @@ pub struct Catalog {
     pub named_fields: Vec<Named>,
     /// Hash of the file's bytes: which catalog a decision used.
     pub version: String,
+    /// Offer index by id: decisions look offers up for every contact in a history, so the
+    /// hasher is xxh3 (already a dependency) rather than the slower default SipHash; ids
+    /// come from the operator's own catalog, so hash flooding is not a concern.
+    index: std::collections::HashMap<String, usize, xxhash_rust::xxh3::Xxh3DefaultBuilder>,
     pub path: PathBuf,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Offer {
     pub id: OfferId,
+    /// The id again, shared: decision logs hold it for every candidate without copying.
+    #[serde(skip)]
+    pub shared_id: std::sync::Arc<str>,
     pub name: String,
     pub category: String,
     pub description: Option<String>,
@@ -241,7 +248,13 @@ impl Catalog {
                 weight: r.weight,
             });
         }
+        let index = offers
+            .iter()
+            .enumerate()
+            .map(|(i, o)| (o.id.to_string(), i))
+            .collect();
         Ok(Catalog {
+            index,
             currency: raw.currency,
             offers,
             context_rules,
@@ -252,7 +265,11 @@ impl Catalog {
     }
 
     pub fn offer(&self, id: &str) -> Option<&Offer> {
-        self.offers.iter().find(|o| o.id.as_str() == id)
+        self.offer_index(id).map(|i| &self.offers[i])
+    }
+
+    pub fn offer_index(&self, id: &str) -> Option<usize> {
+        self.index.get(id).copied()
     }
 
     /// Offer categories, sorted and distinct.
@@ -367,6 +384,7 @@ fn check_offer(raw: RawOffer, fields: &ConditionFields) -> Result<Offer, OfferPr
         ));
     }
     Ok(Offer {
+        shared_id: std::sync::Arc::from(id.as_str()),
         id,
         name: raw.name,
         category: raw.category,

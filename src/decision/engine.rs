@@ -116,9 +116,9 @@ pub struct LogDetails {
     pub epsilon: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct LoggedCandidate {
-    pub offer_id: String,
+    pub offer_id: std::sync::Arc<str>,
     pub channel: Channel,
     pub send_at: i64,
     pub propensity: f64,
@@ -254,9 +254,21 @@ impl DecisionEngine<'_> {
             t,
             t + policy.horizon_hours as i64 * 3600,
         );
-        let mut ledger = ContactLedger::new(profile, |offer| {
-            self.catalog.offer(offer).is_some_and(|o| o.service)
-        });
+        // One pass over the contact history: each contact's catalog offer (for the service
+        // flag and the per-offer caps) is looked up once.
+        let mut contacts_by_offer: Vec<Vec<i64>> = vec![Vec::new(); self.catalog.offers.len()];
+        let mut service_contact = Vec::with_capacity(profile.contacts.len());
+        for c in &profile.contacts {
+            let offer = c
+                .offer_id
+                .as_ref()
+                .and_then(|o| self.catalog.offer_index(o.as_str()));
+            if let Some(i) = offer {
+                contacts_by_offer[i].push(c.at);
+            }
+            service_contact.push(offer.is_some_and(|i| self.catalog.offers[i].service));
+        }
+        let mut ledger = ContactLedger::new(profile, &service_contact);
         let mut scratch = Vec::new();
         let mut suppressed: Vec<Suppressed> = Vec::new();
         let suppress = |list: &mut Vec<Suppressed>,
@@ -291,16 +303,19 @@ impl DecisionEngine<'_> {
         }
         let dnc = policy.do_not_contact(profile);
         let lifts = scores.time_lifts.as_ref();
+        let slots = slot_table(&clock, policy, t, lifts);
+        let channel_lifts: Vec<f64> = if input.degraded {
+            vec![1.0; requested.len()]
+        } else {
+            let channels: Vec<Channel> = requested.iter().map(|(c, _)| *c).collect();
+            self.models
+                .channel_lifts(profile, &scores, &channels, &mut scratch)
+                .unwrap_or_else(|| vec![1.0; requested.len()])
+        };
         let plans: Vec<ChannelPlan> = requested
             .iter()
-            .map(|&(channel, now)| {
-                let lift = if input.degraded {
-                    1.0
-                } else {
-                    self.models
-                        .channel_lift(profile, &scores, channel, &mut scratch)
-                        .unwrap_or(1.0)
-                };
+            .zip(channel_lifts)
+            .map(|(&(channel, now), lift)| {
                 if now {
                     let time_lift = lifts.map_or(1.0, |l| l[clock.hour(t).1]);
                     let slot = Slot { at: t, time_lift };
@@ -322,16 +337,18 @@ impl DecisionEngine<'_> {
                 } else {
                     None
                 };
-                let find = |marketing: bool| {
-                    best_slot(&clock, policy, &ledger, channel, t, marketing, lifts)
+                let (marketing, service) = if blocked.is_some() {
+                    (Err(Block::NoConsent), Err(Block::NoConsent))
+                } else {
+                    best_slots(&slots, policy, &ledger, channel)
                 };
                 ChannelPlan {
                     channel,
                     now,
                     blocked,
                     lift,
-                    marketing: find(true),
-                    service: find(false),
+                    marketing,
+                    service,
                 }
             })
             .collect();
@@ -343,6 +360,7 @@ impl DecisionEngine<'_> {
         });
         let mut candidates: Vec<Candidate> =
             Vec::with_capacity(self.catalog.offers.len() * plans.len().max(1));
+        let mut scorer = self.models.offer_scorer(profile, &scores);
         for (oi, offer) in self.catalog.offers.iter().enumerate() {
             if !offer.is_valid_at(at) {
                 suppress(&mut suppressed, offer, None, "not_valid_now", None);
@@ -389,10 +407,9 @@ impl DecisionEngine<'_> {
             }
             if let Some(max) = offer.max_contacts {
                 let since = t - offer.cap_days as i64 * SECONDS_PER_DAY;
-                let n = profile
-                    .contacts
+                let n = contacts_by_offer[oi]
                     .iter()
-                    .filter(|c| c.at > since && c.at <= t && c.offer_id.as_ref() == Some(&offer.id))
+                    .filter(|&&at| at > since && at <= t)
                     .count();
                 if n >= max as usize {
                     suppress(
@@ -426,11 +443,7 @@ impl DecisionEngine<'_> {
                 category: &offer.category,
                 value: offer.value,
             };
-            let (offer_propensity, scope) = match (
-                input.degraded,
-                self.models
-                    .offer_propensity(profile, &scores, facts_of_offer, &mut scratch),
-            ) {
+            let (offer_propensity, scope) = match (input.degraded, scorer.score(facts_of_offer)) {
                 (false, Some(s)) => (s.propensity, Some(s.scope)),
                 _ => (self.settings.default_propensity, None),
             };
@@ -522,7 +535,7 @@ impl DecisionEngine<'_> {
                 .iter()
                 .enumerate()
                 .map(|(i, c)| LoggedCandidate {
-                    offer_id: self.catalog.offers[c.offer].id.to_string(),
+                    offer_id: self.catalog.offers[c.offer].shared_id.clone(),
                     channel: plans[c.plan].channel,
                     send_at: c.slot.at,
                     propensity: c.propensity,
@@ -534,15 +547,31 @@ impl DecisionEngine<'_> {
         };
         let mut open: Vec<bool> = vec![true; candidates.len()];
         let mut actions: Vec<Action> = Vec::with_capacity(request.limit);
+        let mut planned_marketing = false;
         while actions.len() < request.limit {
-            // Re-check planned outbound marketing actions against what this slate planned.
+            // Re-check planned outbound marketing actions against what this slate planned;
+            // a new slot depends only on the channel, so it is found once per channel.
+            let mut new_slots: [Option<Result<Slot, Block>>; Channel::COUNT] =
+                [None; Channel::COUNT];
+            // Marketing candidates of a channel share their slot: check it once.
+            let mut still_allowed: [Option<(i64, bool)>; Channel::COUNT] = [None; Channel::COUNT];
             for (i, c) in candidates.iter_mut().enumerate() {
-                if !open[i] || c.service || plans[c.plan].now {
+                if !planned_marketing || !open[i] || c.service || plans[c.plan].now {
                     continue;
                 }
                 let channel = plans[c.plan].channel;
-                if ledger.allows(policy, channel, c.slot.at).is_err() {
-                    match best_slot(&clock, policy, &ledger, channel, t, true, lifts) {
+                let allowed = match still_allowed[channel.index()] {
+                    Some((at, ok)) if at == c.slot.at => ok,
+                    _ => {
+                        let ok = ledger.allows(policy, channel, c.slot.at).is_ok();
+                        still_allowed[channel.index()] = Some((c.slot.at, ok));
+                        ok
+                    }
+                };
+                if !allowed {
+                    let slot = *new_slots[channel.index()]
+                        .get_or_insert_with(|| best_slots(&slots, policy, &ledger, channel).0);
+                    match slot {
                         Ok(slot) => {
                             c.slot = slot;
                             self.score(c, &self.catalog.offers[c.offer], &plans[c.plan]);
@@ -577,7 +606,8 @@ impl DecisionEngine<'_> {
             let c = candidates[pick];
             let offer = &self.catalog.offers[c.offer];
             let plan = &plans[c.plan];
-            if !c.service && !plan.now {
+            planned_marketing = !c.service && !plan.now;
+            if planned_marketing {
                 ledger.plan(plan.channel, c.slot.at);
             }
             // One action per offer, one per priority group.
@@ -805,36 +835,60 @@ impl DecisionEngine<'_> {
     }
 }
 
-/// The best hour for an outbound action on `channel`: within the horizon, outside quiet
-/// hours, within contact limits (marketing only), with the highest answer lift; the earliest
-/// of equals.
-fn best_slot(
+/// The hours of the planning horizon outside the customer's quiet hours, best answer lift
+/// first (the earliest of equals): built once per decision, shared by every channel.
+struct SlotTable {
+    /// Times of the hours outside quiet hours, ascending.
+    times: Vec<i64>,
+    /// The same hours best answer lift first (earliest of equals), with their index in
+    /// `times`.
+    by_lift: Vec<(usize, Slot)>,
+}
+
+fn slot_table(
     clock: &LocalClock,
+    policy: &super::ContactPolicy,
+    from: i64,
+    lifts: Option<&crate::model::send_time::WeekProfile>,
+) -> SlotTable {
+    let slots: Vec<Slot> = (0..=policy.horizon_hours as i64)
+        .filter_map(|k| {
+            let at = from + k * 3600;
+            let (hour, how) = clock.hour(at);
+            (!policy.is_quiet(hour)).then(|| Slot {
+                at,
+                time_lift: lifts.map_or(1.0, |l| l[how]),
+            })
+        })
+        .collect();
+    let times = slots.iter().map(|s| s.at).collect();
+    let mut by_lift: Vec<(usize, Slot)> = slots.into_iter().enumerate().collect();
+    by_lift.sort_unstable_by(|a, b| {
+        b.1.time_lift
+            .total_cmp(&a.1.time_lift)
+            .then(a.1.at.cmp(&b.1.at))
+    });
+    SlotTable { times, by_lift }
+}
+
+/// The best hour for an outbound action on `channel`, for a marketing message (the first
+/// hour of the table within contact limits) and for a service message (the first hour).
+fn best_slots(
+    slots: &SlotTable,
     policy: &super::ContactPolicy,
     ledger: &ContactLedger,
     channel: Channel,
-    from: i64,
-    marketing: bool,
-    lifts: Option<&crate::model::send_time::WeekProfile>,
-) -> Result<Slot, Block> {
-    let mut best: Option<Slot> = None;
+) -> (Result<Slot, Block>, Result<Slot, Block>) {
+    let service = slots.by_lift.first().map(|s| s.1).ok_or(Block::QuietHours);
+    let allowed = ledger.allows_each(policy, channel, &slots.times);
     let mut reason = Block::QuietHours;
-    for k in 0..=policy.horizon_hours as i64 {
-        let at = from + k * 3600;
-        let (hour, how) = clock.hour(at);
-        if policy.is_quiet(hour) {
-            continue;
-        }
-        if marketing && let Err(b) = ledger.allows(policy, channel, at) {
-            reason = b;
-            continue;
-        }
-        let time_lift = lifts.map_or(1.0, |l| l[how]);
-        if best.is_none_or(|b| time_lift > b.time_lift) {
-            best = Some(Slot { at, time_lift });
+    for &(i, slot) in &slots.by_lift {
+        match allowed[i] {
+            Ok(()) => return (Ok(slot), service),
+            Err(b) => reason = b,
         }
     }
-    best.ok_or(reason)
+    (Err(reason), service)
 }
 
 impl CustomerScores {

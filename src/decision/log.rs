@@ -168,7 +168,7 @@ impl DecisionRecord {
                 .candidates
                 .iter()
                 .map(|c| CandidateRecord {
-                    offer_id: c.offer_id.clone(),
+                    offer_id: c.offer_id.to_string(),
                     channel: c.channel.to_string(),
                     send_at: rfc3339(c.send_at),
                     propensity: c.propensity,

@@ -150,13 +150,12 @@ fn count_in(times: &[i64], from: i64, to: i64) -> usize {
 }
 
 impl ContactLedger {
-    /// `is_service` tells which past offers were service messages (they do not count).
-    pub fn new(profile: &Profile, is_service: impl Fn(&str) -> bool) -> Self {
+    /// `service[i]` tells whether the profile's i-th contact was a service message (those do
+    /// not count).
+    pub fn new(profile: &Profile, service: &[bool]) -> Self {
         let mut ledger = Self::default();
-        for c in &profile.contacts {
-            if !c.channel.is_outbound()
-                || c.offer_id.as_ref().is_some_and(|o| is_service(o.as_str()))
-            {
+        for (i, c) in profile.contacts.iter().enumerate() {
+            if !c.channel.is_outbound() || service.get(i).copied().unwrap_or(false) {
                 continue;
             }
             ledger.by_channel[c.channel.index()].push(c.at);
@@ -203,6 +202,81 @@ impl ContactLedger {
         }
         Ok(())
     }
+
+    /// [`ContactLedger::allows`] for many times at once (`times` ascending), in one pass per
+    /// limit instead of a search per time: what planning over a horizon of hours needs.
+    pub fn allows_each(
+        &self,
+        policy: &ContactPolicy,
+        channel: Channel,
+        times: &[i64],
+    ) -> Vec<Result<(), Block>> {
+        let mut out = vec![Ok(()); times.len()];
+        if let Some(l) = policy.limit_of(channel) {
+            sweep(
+                &self.by_channel[channel.index()],
+                times,
+                l.days as i64 * SECONDS_PER_DAY,
+                l.max,
+                Block::ChannelLimit,
+                &mut out,
+            );
+        }
+        sweep(
+            &self.all,
+            times,
+            policy.outbound_days as i64 * SECONDS_PER_DAY,
+            policy.outbound_max,
+            Block::OutboundLimit,
+            &mut out,
+        );
+        out
+    }
+}
+
+/// Marks in `out` each of `slots` (ascending) where one more contact would break "at most
+/// `max` in any window of `len`" given the contacts at `times` (ascending); see
+/// [`window_allows`] for which windows matter. Two pointers walk both lists once.
+fn sweep(
+    times: &[i64],
+    slots: &[i64],
+    len: i64,
+    max: u32,
+    block: Block,
+    out: &mut [Result<(), Block>],
+) {
+    let max = max as usize;
+    let n = times.len();
+    // Contacts in the window ending at each contact.
+    let mut at_end = vec![0usize; n];
+    let (mut lo, mut hi) = (0, 0);
+    for j in 0..n {
+        while times[lo] <= times[j] - len {
+            lo += 1;
+        }
+        hi = hi.max(j);
+        while hi < n && times[hi] <= times[j] {
+            hi += 1;
+        }
+        at_end[j] = hi - lo;
+    }
+    let (mut lo, mut hi, mut later) = (0, 0, 0);
+    for (i, &s) in slots.iter().enumerate() {
+        while lo < n && times[lo] <= s - len {
+            lo += 1;
+        }
+        while hi < n && times[hi] <= s {
+            hi += 1;
+        }
+        later = later.max(hi);
+        while later < n && times[later] < s + len {
+            later += 1;
+        }
+        let ok = max > 0 && hi - lo < max && at_end[hi..later].iter().all(|&c| c < max);
+        if !ok && out[i].is_ok() {
+            out[i] = Err(block);
+        }
+    }
 }
 
 /// A new contact at `at` keeps "at most `max` in any window of `len` seconds" if every window
@@ -214,6 +288,11 @@ fn window_allows(times: &[i64], at: i64, len: i64, max: u32) -> bool {
         return false;
     }
     let max = max as usize;
+    // The common case: every contact is in the past, so only the window ending at `at`
+    // matters.
+    if times.last().is_none_or(|&last| last <= at) {
+        return times.len() - times.partition_point(|&t| t <= at - len) < max;
+    }
     // Windows (end - len, end] containing `at`: end in [at, at + len).
     if count_in(times, at - len, at) >= max {
         return false;
@@ -275,6 +354,31 @@ mod tests {
         assert!(window_allows(&[0], day, 7 * day, 2));
         assert!(!window_allows(&[0, day], 2 * day, 7 * day, 2));
         assert!(!window_allows(&[0], 0, day, 0));
+    }
+
+    #[test]
+    fn checking_many_times_at_once_agrees_with_checking_each() {
+        let policy = ContactPolicy::default();
+        let mut ledger = ContactLedger::default();
+        let day = SECONDS_PER_DAY;
+        for t in [
+            -5 * day,
+            -2 * day,
+            -day / 2,
+            day,
+            2 * day + 3600,
+            2 * day + 7200,
+        ] {
+            ledger.plan(Channel::Email, t);
+        }
+        ledger.plan(Channel::Sms, day / 3);
+        let times: Vec<i64> = (0..80).map(|k| k * 3600).collect();
+        for channel in [Channel::Email, Channel::Sms, Channel::Push] {
+            let each = ledger.allows_each(&policy, channel, &times);
+            for (t, got) in times.iter().zip(each) {
+                assert_eq!(got, ledger.allows(&policy, channel, *t), "{channel} at {t}");
+            }
+        }
     }
 
     #[test]

@@ -371,6 +371,43 @@ impl FeatureSchema {
         }
     }
 
+    /// Rewrites only the columns that depend on the offer (its history with the customer,
+    /// category, value) in a vector `build_into` filled for another offer of the same
+    /// customer: scoring every offer of a catalog then builds the customer's columns once.
+    pub fn rebuild_offer_part(&self, input: &FeatureInput<'_>, out: &mut [f64]) {
+        self.rebuild_where(input, out, |spec| {
+            matches!(
+                spec,
+                FeatureSpec::OfferHistory
+                    | FeatureSpec::OfferCategory { .. }
+                    | FeatureSpec::OfferValue
+            )
+        });
+    }
+
+    /// The same for the columns that depend on the channel.
+    pub fn rebuild_channel_part(&self, input: &FeatureInput<'_>, out: &mut [f64]) {
+        self.rebuild_where(input, out, |spec| {
+            matches!(spec, FeatureSpec::ChannelHistory)
+        });
+    }
+
+    fn rebuild_where(
+        &self,
+        input: &FeatureInput<'_>,
+        out: &mut [f64],
+        part: impl Fn(&FeatureSpec) -> bool,
+    ) {
+        let mut start = 0;
+        for spec in &self.specs {
+            let w = spec.width();
+            if part(spec) {
+                spec.write(input, &mut out[start..start + w]);
+            }
+            start += w;
+        }
+    }
+
     pub fn build(&self, input: &FeatureInput<'_>) -> Vec<f64> {
         let mut v = vec![0.0; self.width()];
         self.build_into(input, &mut v);

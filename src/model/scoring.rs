@@ -60,6 +60,22 @@ impl ModelSet {
         }
     }
 
+    /// Scores many offers for one customer, building the customer's features once.
+    pub fn offer_scorer<'a>(
+        &'a self,
+        profile: &'a Profile,
+        scores: &CustomerScores,
+    ) -> OfferScorer<'a> {
+        OfferScorer {
+            set: self,
+            profile,
+            at: scores.at,
+            summary: scores.summary,
+            features: Vec::new(),
+            built: false,
+        }
+    }
+
     /// The offer's probability of a positive answer, before channel and time.
     pub fn offer_propensity(
         &self,
@@ -93,17 +109,37 @@ impl ModelSet {
         channel: Channel,
         scratch: &mut Vec<f64>,
     ) -> Option<f64> {
+        self.channel_lifts(profile, scores, &[channel], scratch)
+            .map(|l| l[0])
+    }
+
+    /// The lifts of several channels, building the customer's features once.
+    pub fn channel_lifts(
+        &self,
+        profile: &Profile,
+        scores: &CustomerScores,
+        channels: &[Channel],
+        scratch: &mut Vec<f64>,
+    ) -> Option<Vec<f64>> {
         let (schema, model) = self.channel.as_ref()?;
-        let input = FeatureInput {
-            profile,
-            at: scores.at,
-            summary: scores.summary,
-            offer: None,
-            channel: Some(channel),
-        };
-        scratch.resize(schema.width(), 0.0);
-        schema.build_into(&input, scratch);
-        Some(model.lift(channel, scratch))
+        let mut lifts = Vec::with_capacity(channels.len());
+        for (i, &channel) in channels.iter().enumerate() {
+            let input = FeatureInput {
+                profile,
+                at: scores.at,
+                summary: scores.summary,
+                offer: None,
+                channel: Some(channel),
+            };
+            if i == 0 {
+                scratch.resize(schema.width(), 0.0);
+                schema.build_into(&input, scratch);
+            } else {
+                schema.rebuild_channel_part(&input, scratch);
+            }
+            lifts.push(model.lift(channel, scratch));
+        }
+        Some(lifts)
     }
 
     /// The probability of a positive answer to one action: offer, channel lift, hour lift.
@@ -128,4 +164,39 @@ pub fn local_hour_of_week(profile: &Profile, at: i64) -> usize {
         DateTime::<Utc>::from_timestamp(at, 0).unwrap_or_default(),
         profile.timezone(),
     )
+}
+
+/// See [`ModelSet::offer_scorer`].
+pub struct OfferScorer<'a> {
+    set: &'a ModelSet,
+    profile: &'a Profile,
+    at: i64,
+    summary: Option<PurchaseSummary>,
+    features: Vec<f64>,
+    built: bool,
+}
+
+impl OfferScorer<'_> {
+    pub fn score(&mut self, offer: OfferFacts<'_>) -> Option<OfferScore> {
+        let (schema, model) = self.set.propensity.as_ref()?;
+        let input = FeatureInput {
+            profile: self.profile,
+            at: self.at,
+            summary: self.summary,
+            offer: Some(offer),
+            channel: None,
+        };
+        if self.built {
+            schema.rebuild_offer_part(&input, &mut self.features);
+        } else {
+            self.features.resize(schema.width(), 0.0);
+            schema.build_into(&input, &mut self.features);
+            self.built = true;
+        }
+        let (m, scope) = model.for_offer(offer.id, offer.category);
+        Some(OfferScore {
+            propensity: m.probability(&self.features),
+            scope,
+        })
+    }
 }

@@ -1,0 +1,136 @@
+//! `decide()` on the in-memory store: the shipped catalog (20 offers) and model set, a
+//! customer with a realistic history, 5 channels (one inbound touchpoint and four outbound).
+//! Target: at most 20 µs.
+
+mod common;
+
+// As in the `touchpoint` binary.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use std::hint::black_box;
+use std::path::Path;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use touchpoint::decision::DecisionSettings;
+use touchpoint::decision::catalog::Catalog;
+use touchpoint::decision::engine::{DecisionEngine, DecisionInput};
+use touchpoint::decision::request::parse_request;
+use touchpoint::model::set::ModelSet;
+use touchpoint::profile::memory::MemoryStore;
+use touchpoint::profile::{CustomerId, Event, ProfileLimits, ProfileStore};
+
+/// The simulator's kind of history for one customer: attributes, consents, purchases,
+/// visits, contacts and answers over a year.
+fn history() -> Vec<Event> {
+    let mut events = vec![
+        serde_json::json!({"event_id": "a", "customer_id": "c-1", "type": "attributes",
+        "at": "2026-01-05T09:00:00Z", "attributes": {"age_band": "35-44", "income_band": "high",
+        "homeowner": true, "has_app": true, "region": "north", "timezone": "Europe/London"}}),
+    ];
+    for (i, c) in ["email", "sms", "push", "direct_mail"].iter().enumerate() {
+        events.push(serde_json::json!({"event_id": format!("consent-{i}"), "customer_id": "c-1",
+            "type": "consent", "at": "2026-01-05T09:01:00Z", "consent": {"channel": c, "granted": true}}));
+    }
+    let offers = [
+        "gold-card",
+        "savings-boost",
+        "home-insurance",
+        "personal-loan",
+        "travel-insurance",
+    ];
+    for d in 0..300 {
+        let day = chrono::DateTime::parse_from_rfc3339("2026-01-06T00:00:00Z").unwrap()
+            + chrono::Duration::days(d);
+        let at = |h: i64| (day + chrono::Duration::hours(h)).to_rfc3339();
+        if d % 3 == 0 {
+            events.push(
+                serde_json::json!({"event_id": format!("v{d}"), "customer_id": "c-1",
+                "type": "interaction", "at": at(19), "channel": "web", "name": "visit"}),
+            );
+        }
+        if d % 20 == 0 {
+            events.push(
+                serde_json::json!({"event_id": format!("p{d}"), "customer_id": "c-1",
+                "type": "purchase", "at": at(20), "channel": "web", "amount": 42.0}),
+            );
+        }
+        if d % 7 == 0 {
+            let offer = offers[(d / 7) as usize % offers.len()];
+            events.push(
+                serde_json::json!({"event_id": format!("k{d}"), "customer_id": "c-1",
+                "type": "contact", "at": at(10), "channel": "email", "offer_id": offer}),
+            );
+            if d % 21 == 0 {
+                events.push(
+                    serde_json::json!({"event_id": format!("r{d}"), "customer_id": "c-1",
+                    "type": "response", "at": at(18), "offer_id": offer, "outcome": "clicked"}),
+                );
+            }
+        }
+    }
+    touchpoint::profile::event::parse_body(
+        serde_json::json!({"events": events}).to_string().as_bytes(),
+    )
+    .unwrap()
+}
+
+fn bench(c: &mut Criterion) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let catalog = Catalog::load(&root.join("config/catalog.toml")).unwrap();
+    let models = ModelSet::load(&root.join("models")).unwrap();
+    let settings = DecisionSettings::default();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let store = MemoryStore::new(ProfileLimits::default());
+    let events = history();
+    rt.block_on(store.apply(&events, 0)).unwrap();
+    let customer = CustomerId::parse("c-1").unwrap();
+    let request = parse_request(
+        br#"{"customer_id":"c-1","touchpoint":"web","channels":["email","sms","push","direct_mail"],
+             "limit":3,"at":"2026-11-22T10:15:00Z"}"#,
+    )
+    .unwrap();
+    let engine = DecisionEngine {
+        catalog: &catalog,
+        models: &models,
+        settings: &settings,
+    };
+    assert_eq!(catalog.offers.len(), 20);
+    let mut g = c.benchmark_group("decide");
+    g.bench_function("memory_store/20_offers_x_5_channels", |b| {
+        b.iter(|| {
+            let profile = rt.block_on(store.load(black_box(&customer))).unwrap();
+            engine.decide(&DecisionInput {
+                request: black_box(&request),
+                profile: profile.as_deref(),
+                degraded: false,
+                now: chrono::Utc::now(),
+                decision_id: "0193c0de-0000-7000-8000-000000000000".to_owned(),
+            })
+        })
+    });
+    let mut explained = request.clone();
+    explained.explain = true;
+    g.bench_function("memory_store/20_offers_x_5_channels/explain", |b| {
+        b.iter(|| {
+            let profile = rt.block_on(store.load(&customer)).unwrap();
+            engine.decide(&DecisionInput {
+                request: &explained,
+                profile: profile.as_deref(),
+                degraded: false,
+                now: chrono::Utc::now(),
+                decision_id: "0193c0de-0000-7000-8000-000000000000".to_owned(),
+            })
+        })
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = common::criterion();
+    targets = bench
+}
+criterion_main!(benches);
