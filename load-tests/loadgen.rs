@@ -4,11 +4,14 @@
 //! - `events`: posts event batches to `POST /v1/events` from many connections at once
 //!   (closed loop: each connection sends its next batch when the last is answered) and reports
 //!   events per second and latency percentiles from an HDR histogram.
-//! - `decisions`: open loop at a fixed arrival rate against `POST /v1/decisions`; requests are
-//!   sent on schedule whether or not earlier ones were answered, and latency is measured from
-//!   the scheduled send time, so a stalled server cannot hide its queueing (no coordinated
-//!   omission).
+//! - `decisions`: open loop at a fixed arrival rate against `POST /v1/decisions` (or the
+//!   reference server); requests are sent on schedule whether or not earlier ones were
+//!   answered, and latency is measured from the scheduled send time, so a stalled server
+//!   cannot hide its queueing (no coordinated omission). With `--metrics-url` it also reports
+//!   the server-side percentiles of the run, from the difference of two scrapes of the
+//!   service's Prometheus histograms.
 //! - `saturate`: closed loop at maximum rate against any POST endpoint, for throughput.
+//! - `plot`: latency-by-percentile SVG of the curves `decisions --curve-out` wrote.
 
 use std::cell::RefCell;
 use std::io::Write;
@@ -53,37 +56,87 @@ enum Cmd {
         seed: u64,
     },
     Decisions {
-        #[arg(long)]
-        url: String,
+        #[command(flatten)]
+        target: Target,
         /// Requests per second, sent on a fixed schedule.
         #[arg(long, default_value_t = 10_000)]
         rate: u64,
         #[arg(long, default_value_t = 20)]
         seconds: u64,
-        #[arg(long, default_value_t = 100_000)]
-        customers: usize,
         /// Largest number of requests in flight; beyond it the schedule is late and that
         /// lateness is counted in the latency.
         #[arg(long, default_value_t = 256)]
         max_in_flight: usize,
-        #[arg(long, default_value_t = 7)]
-        seed: u64,
+        /// The server's Prometheus endpoint: scraped before and after, and the server-side
+        /// percentiles of the run computed from the difference of its histograms.
+        #[arg(long)]
+        metrics_url: Option<String>,
+        /// Write the latency curve here (JSON: client-side percentiles, and server-side ones
+        /// with --metrics-url), for `plot`.
+        #[arg(long)]
+        curve_out: Option<std::path::PathBuf>,
     },
     Saturate {
-        #[arg(long)]
-        url: String,
-        /// `decision` or `reference`: the body to send.
-        #[arg(long, default_value = "decision")]
-        body: String,
+        #[command(flatten)]
+        target: Target,
         #[arg(long, default_value_t = 64)]
         connections: usize,
         #[arg(long, default_value_t = 10)]
         seconds: u64,
-        #[arg(long, default_value_t = 100_000)]
-        customers: usize,
-        #[arg(long, default_value_t = 7)]
-        seed: u64,
     },
+    /// Latency-by-percentile plot (SVG) of curves written by `decisions --curve-out`.
+    Plot {
+        #[arg(long)]
+        out: std::path::PathBuf,
+        #[arg(long)]
+        title: String,
+        /// `label=FILE[:client|:server]`, repeated; `client` (the default) is the latency the
+        /// load generator saw, `server` the one the server's histogram recorded.
+        #[arg(long = "curve", required = true)]
+        curves: Vec<String>,
+        /// A limit to draw: milliseconds at --target-quantile.
+        #[arg(long)]
+        target_ms: Option<f64>,
+        #[arg(long, default_value_t = 0.99)]
+        target_quantile: f64,
+    },
+}
+
+/// What to send and where.
+#[derive(clap::Args)]
+struct Target {
+    #[arg(long)]
+    url: String,
+    /// `decision` (a mix of website, call-centre and outbound-planner requests) or
+    /// `reference` (the reference server's `{"customer_id"}` body).
+    #[arg(long, default_value = "decision")]
+    body: String,
+    /// Customers are `c-0` .. `c-{customers - 1}`.
+    #[arg(long, default_value_t = 100_000)]
+    customers: usize,
+    /// Zero-pad customer numbers to this many digits (`touchpoint simulate` writes `c-000042`).
+    #[arg(long, default_value_t = 0)]
+    id_digits: usize,
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+}
+
+impl Target {
+    /// Request bodies, drawn from a seeded RNG.
+    fn bodies(&self) -> impl FnMut() -> String + 'static {
+        let mut rng = StdRng::seed_from_u64(self.seed);
+        let (customers, digits) = (self.customers, self.id_digits);
+        let reference = self.body == "reference";
+        move || {
+            let c = rng.random_range(0..customers);
+            let id = format!("c-{c:0digits$}");
+            if reference {
+                format!(r#"{{"customer_id":"{id}"}}"#)
+            } else {
+                decision_body(&mut rng, &id)
+            }
+        }
+    }
 }
 
 const CHANNELS: [&str; 4] = ["email", "sms", "push", "web"];
@@ -132,22 +185,16 @@ fn event(rng: &mut StdRng, n: u64, customers: usize) -> String {
     }
 }
 
-fn decision_body(rng: &mut StdRng, customers: usize) -> String {
-    let c = rng.random_range(0..customers);
+/// The three kinds of caller in equal shares: a website's next-best-offer, a call-centre
+/// screen, an outbound campaign planner.
+fn decision_body(rng: &mut StdRng, id: &str) -> String {
     match rng.random_range(0..3) {
         0 => format!(
-            r#"{{"customer_id":"c-{c}","touchpoint":"web","placement":"homepage_hero","context":{{"device":"mobile"}}}}"#
+            r#"{{"customer_id":"{id}","touchpoint":"web","placement":"homepage_hero","context":{{"device":"mobile"}}}}"#
         ),
-        1 => format!(r#"{{"customer_id":"c-{c}","touchpoint":"call_centre","limit":3}}"#),
-        _ => format!(r#"{{"customer_id":"c-{c}","channels":["email","sms","push"],"limit":2}}"#),
+        1 => format!(r#"{{"customer_id":"{id}","touchpoint":"call_centre","limit":3}}"#),
+        _ => format!(r#"{{"customer_id":"{id}","channels":["email","sms","push"],"limit":2}}"#),
     }
-}
-
-fn reference_body(rng: &mut StdRng, customers: usize) -> String {
-    format!(
-        r#"{{"customer_id":"c-{}"}}"#,
-        rng.random_range(0..customers)
-    )
 }
 
 struct Report {
@@ -169,12 +216,10 @@ impl Report {
         }
     }
 
-    fn print(&self, what: &str) {
+    fn json(&self, what: &str) -> serde_json::Value {
         let h = &self.histogram;
         let secs = self.elapsed.as_secs_f64();
-        println!(
-            "{}",
-            serde_json::json!({
+        serde_json::json!({
                 "what": what,
                 "requests_ok": self.ok,
                 "requests_failed": self.errors,
@@ -186,8 +231,138 @@ impl Report {
                     "p99": h.value_at_quantile(0.99), "p999": h.value_at_quantile(0.999),
                     "max": h.max(),
                 }
+        })
+    }
+
+    fn print(&self, what: &str) {
+        println!("{}", self.json(what));
+    }
+
+    /// (quantile, milliseconds) at percentiles spread towards the tail, as HDR plots do.
+    fn curve(&self) -> Vec<(f64, f64)> {
+        let mut points = Vec::new();
+        for decade in 0..5 {
+            for step in [0.0, 0.25, 0.5, 0.75] {
+                let q = 1.0 - 10f64.powf(-(decade as f64 + step));
+                points.push((q, self.histogram.value_at_quantile(q) as f64 / 1000.0));
+            }
+        }
+        points
+    }
+}
+
+/// `(upper bound, cumulative count)` per bucket, or `(quantile, milliseconds)` per point.
+type Pairs = Vec<(f64, f64)>;
+
+/// One Prometheus histogram's cumulative bucket counts, summed over the series whose labels
+/// contain `filter`.
+fn scrape_buckets(url: &str, metric: &str, filter: &str) -> Result<Vec<(f64, f64)>, String> {
+    let text = std::process::Command::new("curl")
+        .args(["-sf", url])
+        .output()
+        .map_err(|e| format!("curl: {e}"))?;
+    if !text.status.success() {
+        return Err(format!("scraping {url} failed"));
+    }
+    let text = String::from_utf8_lossy(&text.stdout);
+    let prefix = format!("{metric}_bucket{{");
+    let mut buckets: Vec<(f64, f64)> = Vec::new();
+    for line in text.lines().filter(|l| l.starts_with(&prefix)) {
+        let (labels, count) = line[prefix.len()..]
+            .rsplit_once("} ")
+            .ok_or_else(|| format!("unreadable line {line:?}"))?;
+        if !labels.contains(filter) {
+            continue;
+        }
+        let le = labels
+            .split(',')
+            .find_map(|l| l.strip_prefix("le=\""))
+            .map(|l| l.trim_end_matches('"'))
+            .ok_or_else(|| format!("no le label in {line:?}"))?;
+        let le = if le == "+Inf" {
+            f64::INFINITY
+        } else {
+            le.parse().map_err(|e| format!("le {le:?}: {e}"))?
+        };
+        let count: f64 = count
+            .trim()
+            .parse()
+            .map_err(|e| format!("{count:?}: {e}"))?;
+        match buckets.iter_mut().find(|b| b.0 == le) {
+            Some(b) => b.1 += count,
+            None => buckets.push((le, count)),
+        }
+    }
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    Ok(buckets)
+}
+
+/// The quantile of a cumulative histogram, interpolated linearly inside its bucket as
+/// Prometheus' `histogram_quantile` does; in the histogram's unit.
+fn bucket_quantile(buckets: &[(f64, f64)], q: f64) -> Option<f64> {
+    let total = buckets.last()?.1;
+    if total <= 0.0 {
+        return None;
+    }
+    let rank = q * total;
+    let mut below = (0.0, 0.0);
+    for &(le, count) in buckets {
+        if count >= rank {
+            if le.is_infinite() {
+                return Some(below.0);
+            }
+            let share = (rank - below.1) / (count - below.1).max(f64::MIN_POSITIVE);
+            return Some(below.0 + (le - below.0) * share);
+        }
+        below = (le, count);
+    }
+    None
+}
+
+/// Server-side latency of one run: the difference of two scrapes.
+struct ServerSide {
+    metric: &'static str,
+    filter: &'static str,
+    before: Vec<(f64, f64)>,
+}
+
+impl ServerSide {
+    /// The decision histogram (store read to answer built) and the HTTP one for the route
+    /// (body read to response).
+    const SERIES: [(&str, &str); 2] = [
+        ("touchpoint_decision_duration_seconds", ""),
+        (
+            "touchpoint_http_request_duration_seconds",
+            "route=\"/v1/decisions\"",
+        ),
+    ];
+
+    fn start(url: &str) -> Vec<ServerSide> {
+        Self::SERIES
+            .iter()
+            .map(|&(metric, filter)| ServerSide {
+                metric,
+                filter,
+                before: scrape_buckets(url, metric, filter).unwrap_or_else(|e| panic!("{e}")),
             })
-        );
+            .collect()
+    }
+
+    /// Milliseconds at each quantile, and the bucket counts of the run.
+    fn finish(&self, url: &str, quantiles: &[f64]) -> (Pairs, Pairs) {
+        let after = scrape_buckets(url, self.metric, self.filter).unwrap_or_else(|e| panic!("{e}"));
+        let run: Vec<(f64, f64)> = after
+            .iter()
+            .map(|&(le, count)| {
+                let earlier = self.before.iter().find(|b| b.0 == le).map_or(0.0, |b| b.1);
+                (le, count - earlier)
+            })
+            .collect();
+        let points = quantiles
+            .iter()
+            .filter_map(|&q| bucket_quantile(&run, q).map(|s| (q, s * 1000.0)))
+            .collect();
+        (points, run)
     }
 }
 
@@ -356,44 +531,94 @@ fn main() {
             report.print("events");
         }),
         Cmd::Decisions {
-            url,
+            target,
             rate,
             seconds,
-            customers,
             max_in_flight,
-            seed,
+            metrics_url,
+            curve_out,
         } => actix_web::rt::System::new().block_on(async move {
-            let mut rng = StdRng::seed_from_u64(seed);
-            let report = open_loop(url, rate, seconds, max_in_flight, move || {
-                decision_body(&mut rng, customers)
-            })
+            let server = metrics_url.as_deref().map(ServerSide::start);
+            let report = open_loop(
+                target.url.clone(),
+                rate,
+                seconds,
+                max_in_flight,
+                target.bodies(),
+            )
             .await;
-            report.print("decisions_open_loop");
+            let client = report.curve();
+            let mut out = report.json(&format!("{}_open_loop", target.body));
+            out["rate"] = rate.into();
+            let mut curves = serde_json::json!({"client": client});
+            if let (Some(server), Some(url)) = (server, metrics_url.as_deref()) {
+                let quantiles: Vec<f64> = client.iter().map(|p| p.0).collect();
+                for (i, series) in server.iter().enumerate() {
+                    let (points, buckets) = series.finish(url, &quantiles);
+                    let at =
+                        |q: f64| bucket_quantile(&buckets, q).map(|s| (s * 1e6).round() as u64);
+                    out["server_side"][series.metric] = serde_json::json!({
+                        "count": buckets.last().map_or(0.0, |b| b.1),
+                        "latency_us": {"p50": at(0.5), "p90": at(0.9), "p99": at(0.99),
+                            "p999": at(0.999)},
+                        "buckets": buckets.iter().filter(|b| b.0.is_finite())
+                            .map(|b| serde_json::json!([b.0, b.1])).collect::<Vec<_>>(),
+                    });
+                    if i == 0 {
+                        curves["server"] = serde_json::json!(points);
+                    }
+                }
+            }
+            if let Some(path) = curve_out {
+                std::fs::write(&path, curves.to_string()).unwrap();
+            }
+            println!("{out}");
         }),
         Cmd::Saturate {
-            url,
-            body,
+            target,
             connections,
             seconds,
-            customers,
-            seed,
         } => actix_web::rt::System::new().block_on(async move {
-            let mut rng = StdRng::seed_from_u64(seed);
-            let reference = body == "reference";
-            let report = closed_loop(url, connections, seconds, move || {
-                let b = if reference {
-                    reference_body(&mut rng, customers)
-                } else {
-                    decision_body(&mut rng, customers)
-                };
-                (b, 1)
+            let mut bodies = target.bodies();
+            let report = closed_loop(target.url.clone(), connections, seconds, move || {
+                (bodies(), 1)
             })
             .await;
-            report.print(if reference {
-                "reference_saturation"
-            } else {
-                "decisions_saturation"
-            });
+            report.print(&format!("{}_saturation", target.body));
         }),
+        Cmd::Plot {
+            out,
+            title,
+            curves,
+            target_ms,
+            target_quantile,
+        } => {
+            let mut series: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+            for spec in &curves {
+                let (label, file) = spec
+                    .split_once('=')
+                    .unwrap_or_else(|| panic!("--curve {spec:?}: expected label=FILE[:side]"));
+                let (file, side) = match file.rsplit_once(':') {
+                    Some((f, side @ ("client" | "server"))) => (f, side),
+                    _ => (file, "client"),
+                };
+                let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{file}: {e}"));
+                let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+                let points: Vec<(f64, f64)> = serde_json::from_value(json[side].clone())
+                    .unwrap_or_else(|e| panic!("{file}: no {side} curve: {e}"));
+                series.push((label.to_owned(), points));
+            }
+            let borrowed: Vec<(&str, &[(f64, f64)])> = series
+                .iter()
+                .map(|(l, p)| (l.as_str(), p.as_slice()))
+                .collect();
+            let svg = touchpoint::training::evaluation::latency_svg(
+                &title,
+                &borrowed,
+                target_ms.map(|ms| (target_quantile, ms)),
+            )
+            .unwrap();
+            std::fs::write(&out, svg).unwrap();
+        }
     }
 }

@@ -62,7 +62,7 @@ pub async fn post_decision(
     let budget = Duration::from_millis(state.decision.profile_read_budget_ms);
     let (profile, degraded) = match state
         .profiles
-        .load_within(&request.customer_id, budget)
+        .load_for_decision(&request.customer_id, budget)
         .await
     {
         Ok(p) => (p, false),

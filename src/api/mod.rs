@@ -40,12 +40,14 @@ pub struct AppState {
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    // Routes are tried in order, and patterns with a `{segment}` are matched with a regex:
+    // the hot, static ones go first.
+    decisions::configure(cfg);
+    events::configure(cfg);
     health::configure(cfg);
     openapi::configure(cfg);
-    events::configure(cfg);
     customers::configure(cfg);
     models::configure(cfg);
-    decisions::configure(cfg);
     offers::configure(cfg);
 }
 

@@ -129,69 +129,164 @@ fn rfc3339(t: i64) -> String {
 }
 
 impl DecisionRecord {
-    pub fn new(decision: &Decision, request: &DecisionRequest) -> Self {
+    /// Writes the record of a decision as one JSON object (no newline), in the shape
+    /// [`DecisionRecord`] reads. Serialized straight from the decision, borrowing its
+    /// strings: the writer does this for every decision, so it allocates little.
+    pub fn write(
+        decision: &Decision,
+        request: &DecisionRequest,
+        out: &mut Vec<u8>,
+    ) -> serde_json::Result<()> {
         let d = &decision.log;
-        Self {
-            decision_id: decision.decision_id.clone(),
-            customer_id: decision.customer_id.clone(),
-            at: decision.at.clone(),
-            model_version: decision.model_version.clone(),
-            catalog_version: d.catalog_version.clone(),
-            degraded: decision.degraded,
-            policy: PolicyRecord {
-                kind: "epsilon_greedy".into(),
-                epsilon: d.epsilon,
+        serde_json::to_writer(
+            out,
+            &RecordView {
+                decision_id: &decision.decision_id,
+                customer_id: &decision.customer_id,
+                at: &decision.at,
+                model_version: &decision.model_version,
+                catalog_version: &d.catalog_version,
+                degraded: decision.degraded,
+                policy: PolicyView {
+                    kind: "epsilon_greedy",
+                    epsilon: d.epsilon,
+                },
+                request: RequestView {
+                    touchpoint: request.touchpoint,
+                    channels: request.channels.as_deref(),
+                    placement: request.placement.as_deref(),
+                    limit: request.limit,
+                    context: ContextView(&request.context),
+                },
+                features: FeaturesView {
+                    segment: d.segment,
+                    value: d.value.as_ref(),
+                },
+                candidates: CandidatesView(&d.candidates),
+                actions: ActionsView(&decision.actions),
             },
-            request: RequestRecord {
-                touchpoint: request.touchpoint.map(|c| c.to_string()),
-                channels: request
-                    .channels
-                    .as_ref()
-                    .map(|v| v.iter().map(|c| c.to_string()).collect()),
-                placement: request.placement.clone(),
-                limit: request.limit,
-                context: request
-                    .context
-                    .iter()
-                    .map(|(k, v)| {
-                        let v = match v {
-                            ContextValue::Text(s) => serde_json::Value::String(s.clone()),
-                            ContextValue::Number(n) => serde_json::json!(n),
-                            ContextValue::Bool(b) => serde_json::Value::Bool(*b),
-                        };
-                        (k.clone(), v)
-                    })
-                    .collect(),
-            },
-            features: serde_json::json!({"segment": d.segment, "value": d.value}),
-            candidates: d
-                .candidates
-                .iter()
-                .map(|c| CandidateRecord {
-                    offer_id: c.offer_id.to_string(),
-                    channel: c.channel.to_string(),
-                    send_at: rfc3339(c.send_at),
-                    propensity: c.propensity,
-                    value: c.value,
-                    priority: c.priority,
-                    probability: c.probability,
-                })
-                .collect(),
-            actions: decision
-                .actions
-                .iter()
-                .map(|a| ActionRecord {
-                    rank: a.rank,
-                    offer_id: a.offer_id.clone(),
-                    channel: a.channel.to_string(),
-                    send_at: a.send_at.clone(),
-                    propensity: a.propensity,
-                    value: a.value,
-                    priority: a.priority,
-                    probability: a.probability,
-                })
-                .collect(),
+        )
+    }
+}
+
+#[derive(Serialize)]
+struct RecordView<'a> {
+    decision_id: &'a str,
+    customer_id: &'a str,
+    at: &'a str,
+    model_version: &'a str,
+    catalog_version: &'a str,
+    degraded: bool,
+    policy: PolicyView,
+    request: RequestView<'a>,
+    features: FeaturesView<'a>,
+    candidates: CandidatesView<'a>,
+    actions: ActionsView<'a>,
+}
+
+#[derive(Serialize)]
+struct PolicyView {
+    kind: &'static str,
+    epsilon: f64,
+}
+
+#[derive(Serialize)]
+struct RequestView<'a> {
+    touchpoint: Option<crate::profile::Channel>,
+    channels: Option<&'a [crate::profile::Channel]>,
+    placement: Option<&'a str>,
+    limit: usize,
+    context: ContextView<'a>,
+}
+
+struct ContextView<'a>(&'a std::collections::BTreeMap<String, ContextValue>);
+
+impl Serialize for ContextView<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in self.0 {
+            match v {
+                ContextValue::Text(t) => map.serialize_entry(k, t)?,
+                ContextValue::Number(n) => map.serialize_entry(k, n)?,
+                ContextValue::Bool(b) => map.serialize_entry(k, b)?,
+            }
         }
+        map.end()
+    }
+}
+
+#[derive(Serialize)]
+struct FeaturesView<'a> {
+    segment: Option<usize>,
+    value: Option<&'a crate::model::value::ValueFigures>,
+}
+
+#[derive(Serialize)]
+struct CandidateView<'a> {
+    offer_id: &'a str,
+    channel: crate::profile::Channel,
+    send_at: &'a str,
+    propensity: f64,
+    value: f64,
+    priority: f64,
+    probability: f64,
+}
+
+struct CandidatesView<'a>(&'a [super::engine::LoggedCandidate]);
+
+impl Serialize for CandidatesView<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        // Candidates share a few send times (inbound ones all have the decision's): each
+        // distinct run is formatted once.
+        let mut last: Option<(i64, String)> = None;
+        for c in self.0 {
+            let send_at = match &last {
+                Some((t, text)) if *t == c.send_at => text,
+                _ => &last.insert((c.send_at, rfc3339(c.send_at))).1,
+            };
+            seq.serialize_element(&CandidateView {
+                offer_id: &c.offer_id,
+                channel: c.channel,
+                send_at,
+                propensity: c.propensity,
+                value: c.value,
+                priority: c.priority,
+                probability: c.probability,
+            })?;
+        }
+        seq.end()
+    }
+}
+
+#[derive(Serialize)]
+struct ActionView<'a> {
+    rank: usize,
+    offer_id: &'a str,
+    channel: crate::profile::Channel,
+    send_at: &'a str,
+    propensity: f64,
+    value: f64,
+    priority: f64,
+    probability: f64,
+}
+
+struct ActionsView<'a>(&'a [super::engine::Action]);
+
+impl Serialize for ActionsView<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|a| ActionView {
+            rank: a.rank,
+            offer_id: &a.offer_id,
+            channel: a.channel,
+            send_at: &a.send_at,
+            propensity: a.propensity,
+            value: a.value,
+            priority: a.priority,
+            probability: a.probability,
+        }))
     }
 }
 
@@ -272,6 +367,35 @@ fn open_append(path: &PathBuf) -> Result<std::fs::File, LogError> {
         })
 }
 
+/// Records written per batch, at most.
+const BATCH: usize = 1024;
+/// Pause after each batch. A writer waiting on an empty queue is woken by every record, a
+/// thread wake-up per decision; pausing lets records gather, so under load the writer
+/// wakes once per pause (the decision load test) and a record waits at most this long.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Waits for records and takes up to [`BATCH`] of them; false once the queue is closed and
+/// empty (the service is stopping).
+async fn next_batch(
+    rx: &mut mpsc::Receiver<(Decision, DecisionRequest)>,
+    batch: &mut Vec<(Decision, DecisionRequest)>,
+) -> bool {
+    let Some(first) = rx.recv().await else {
+        return false;
+    };
+    batch.push(first);
+    if rx.len() < BATCH && !rx.is_closed() {
+        tokio::time::sleep(GATHER).await;
+    }
+    while batch.len() < BATCH {
+        match rx.try_recv() {
+            Ok(record) => batch.push(record),
+            Err(_) => break,
+        }
+    }
+    true
+}
+
 async fn write_file(
     mut rx: mpsc::Receiver<(Decision, DecisionRequest)>,
     file: std::fs::File,
@@ -282,18 +406,16 @@ async fn write_file(
         .map(|m| m.len())
         .unwrap_or(0);
     let mut batch = Vec::with_capacity(256);
-    while rx.recv_many(&mut batch, 256).await > 0 {
+    let mut line = Vec::with_capacity(4096);
+    while next_batch(&mut rx, &mut batch).await {
         for (decision, request) in batch.drain(..) {
-            let record = DecisionRecord::new(&decision, &request);
-            let Ok(line) = serde_json::to_vec(&record) else {
+            line.clear();
+            if DecisionRecord::write(&decision, &request, &mut line).is_err() {
                 continue;
-            };
-            size += line.len() as u64 + 1;
-            if out
-                .write_all(&line)
-                .and_then(|_| out.write_all(b"\n"))
-                .is_err()
-            {
+            }
+            line.push(b'\n');
+            size += line.len() as u64;
+            if out.write_all(&line).is_err() {
                 metrics::counter!(m::DECISION_LOG_DROPPED).increment(1);
             }
         }
@@ -322,7 +444,7 @@ async fn write_redis(
 ) {
     let mut conn = None;
     let mut batch = Vec::with_capacity(256);
-    while rx.recv_many(&mut batch, 256).await > 0 {
+    while next_batch(&mut rx, &mut batch).await {
         if conn.is_none() {
             conn = client.get_multiplexed_async_connection().await.ok();
         }
@@ -332,11 +454,12 @@ async fn write_redis(
             continue;
         };
         let mut pipe = redis::pipe();
+        let records = batch.len() as u64;
         for (decision, request) in batch.drain(..) {
-            let record = DecisionRecord::new(&decision, &request);
-            let Ok(json) = serde_json::to_string(&record) else {
+            let mut json = Vec::with_capacity(4096);
+            if DecisionRecord::write(&decision, &request, &mut json).is_err() {
                 continue;
-            };
+            }
             pipe.cmd("XADD")
                 .arg(&settings.redis_stream)
                 .arg("MAXLEN")
@@ -348,7 +471,7 @@ async fn write_redis(
                 .ignore();
         }
         if pipe.query_async::<()>(c).await.is_err() {
-            metrics::counter!(m::DECISION_LOG_DROPPED).increment(1);
+            metrics::counter!(m::DECISION_LOG_DROPPED).increment(records);
             conn = None;
         }
     }

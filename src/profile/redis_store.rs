@@ -135,6 +135,31 @@ impl RedisStore {
         vec![self.profile_key(customer)]
     }
 
+    /// One customer's profile, decoded by `decode`.
+    async fn get(
+        &self,
+        customer: &CustomerId,
+        decode: fn(&[u8]) -> Result<Profile, codec::CodecError>,
+    ) -> Result<Option<Arc<Profile>>, StoreError> {
+        let mut conn = self.conn.clone();
+        let bytes: Option<Vec<u8>> = redis::cmd("GET")
+            .arg(self.profile_key(customer.as_str()))
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        bytes
+            .map(|b| {
+                split_versioned(&b)
+                    .and_then(|(_, body)| decode(body))
+                    .map(Arc::new)
+                    .map_err(|e| StoreError::Corrupt {
+                        customer: customer.to_string(),
+                        reason: e.to_string(),
+                    })
+            })
+            .transpose()
+    }
+
     /// Reads the profiles of `customers`, with the version each was read at.
     async fn read(&self, customers: &[&CustomerId]) -> Result<Vec<(Vec<u8>, Profile)>, StoreError> {
         let mut pipe = redis::pipe();
@@ -285,23 +310,14 @@ impl ProfileStore for RedisStore {
     }
 
     async fn load(&self, customer: &CustomerId) -> Result<Option<Arc<Profile>>, StoreError> {
-        let mut conn = self.conn.clone();
-        let bytes: Option<Vec<u8>> = redis::cmd("GET")
-            .arg(self.profile_key(customer.as_str()))
-            .query_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
-        bytes
-            .map(|b| {
-                split_versioned(&b)
-                    .and_then(|(_, body)| codec::decode(body))
-                    .map(Arc::new)
-                    .map_err(|e| StoreError::Corrupt {
-                        customer: customer.to_string(),
-                        reason: e.to_string(),
-                    })
-            })
-            .transpose()
+        self.get(customer, codec::decode).await
+    }
+
+    async fn load_for_decision(
+        &self,
+        customer: &CustomerId,
+    ) -> Result<Option<Arc<Profile>>, StoreError> {
+        self.get(customer, codec::decode_for_decision).await
     }
 
     async fn erase(&self, customer: &CustomerId) -> Result<bool, StoreError> {

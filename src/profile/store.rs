@@ -82,6 +82,15 @@ pub trait ProfileStore: Send + Sync + 'static {
     /// The customer's profile, or `None` for a customer never seen.
     async fn load(&self, customer: &CustomerId) -> Result<Option<Arc<Profile>>, StoreError>;
 
+    /// What a decision reads of the profile: all of it but `recent` and `seen`, which may
+    /// be left empty when that saves work (a store that decodes on every read).
+    async fn load_for_decision(
+        &self,
+        customer: &CustomerId,
+    ) -> Result<Option<Arc<Profile>>, StoreError> {
+        self.load(customer).await
+    }
+
     /// Erases everything held about the customer; true when there was something.
     async fn erase(&self, customer: &CustomerId) -> Result<bool, StoreError>;
 
@@ -112,16 +121,19 @@ impl Profiles {
     }
 
     /// Reads a profile within `budget` (decisions pass a small one and fall back).
-    pub async fn load_within(
+    /// What a decision reads ([`ProfileStore::load_for_decision`]), within `budget`.
+    pub async fn load_for_decision(
         &self,
         customer: &CustomerId,
         budget: Duration,
     ) -> Result<Option<Arc<Profile>>, StoreError> {
-        self.timed("load", budget, self.store.load(customer)).await
+        self.timed("load", budget, self.store.load_for_decision(customer))
+            .await
     }
 
     pub async fn load(&self, customer: &CustomerId) -> Result<Option<Arc<Profile>>, StoreError> {
-        self.load_within(customer, self.timeout).await
+        self.timed("load", self.timeout, self.store.load(customer))
+            .await
     }
 
     pub async fn erase(&self, customer: &CustomerId) -> Result<bool, StoreError> {

@@ -652,6 +652,96 @@ pub fn lift_svg(title: &str, curves: &[(&str, &[LiftPoint])]) -> Result<String, 
     })
 }
 
+/// Latency against percentile, as HDR histograms plot it: the x axis spreads the tail
+/// (ticks at 0, 90, 99, 99.9, 99.99 %, equally spaced), the y axis is milliseconds on a log
+/// scale. Each curve is `(quantile in 0..1, milliseconds)` points; `target`, if given, is a
+/// `(quantile, milliseconds)` limit drawn as a dashed line up to that percentile. Used by the
+/// load tests.
+///
+/// Curves with no finite points are left out; if none remain the plot says "no data".
+pub fn latency_svg(
+    title: &str,
+    curves: &[(&str, &[(f64, f64)])],
+    target: Option<(f64, f64)>,
+) -> Result<String, PlotError> {
+    // x = log10(1 / (1 - q)): 90% -> 1, 99% -> 2, 99.9% -> 3.
+    let spread = |q: f64| -(1.0 - q.clamp(0.0, 0.99999)).log10();
+    let curves: Vec<(&str, Vec<(f64, f64)>)> = curves
+        .iter()
+        .map(|&(name, points)| {
+            let line = points
+                .iter()
+                .filter(|&&(q, ms)| (0.0..1.0).contains(&q) && ms.is_finite() && ms > 0.0)
+                .map(|&(q, ms)| (spread(q), ms))
+                .collect();
+            (name, line)
+        })
+        .filter(|(_, line): &(&str, Vec<(f64, f64)>)| !line.is_empty())
+        .collect();
+    let all = || curves.iter().flat_map(|(_, l)| l.iter().copied());
+    let x_max = all().map(|p| p.0).fold(1.0f64, f64::max).ceil();
+    let (lo, hi) = all()
+        .map(|p| p.1)
+        .chain(target.map(|t| t.1))
+        .fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    render(|root| {
+        if curves.is_empty() {
+            return draw_no_data(root, title);
+        }
+        let (lo, hi) = (lo / 1.5, hi * 1.5);
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, (FONT, 22))
+            .margin(14)
+            .x_label_area_size(48)
+            .y_label_area_size(62)
+            .build_cartesian_2d(0f64..x_max, (lo..hi).log_scale())?;
+        let percentile = |x: &f64| {
+            let p = 100.0 * (1.0 - 10f64.powf(-x));
+            let digits = (x.round() as usize).saturating_sub(2);
+            format!("{p:.digits$}%")
+        };
+        chart
+            .configure_mesh()
+            .x_labels(x_max as usize + 1)
+            .x_label_formatter(&percentile)
+            .y_label_formatter(&|ms: &f64| {
+                let text = format!("{ms:.3}");
+                format!("{} ms", text.trim_end_matches('0').trim_end_matches('.'))
+            })
+            .x_desc("percentile")
+            .y_desc("latency")
+            .axis_desc_style((FONT, 16))
+            .label_style((FONT, 14))
+            .light_line_style(GRID.mix(0.5))
+            .bold_line_style(GRID)
+            .draw()?;
+        if let Some((q, ms)) = target {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    [(0.0, ms), (spread(q), ms)],
+                    6,
+                    4,
+                    REFERENCE.stroke_width(2),
+                ))?
+                .label(format!("target: p{} <= {ms} ms", 100.0 * q))
+                .legend(|(x, y)| {
+                    PathElement::new([(x, y), (x + 20, y)], REFERENCE.stroke_width(2))
+                });
+        }
+        for (i, (name, line)) in curves.iter().enumerate() {
+            let c = colour(i);
+            chart
+                .draw_series(LineSeries::new(line.iter().copied(), c.stroke_width(2)))?
+                .label(*name)
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], c.stroke_width(2)));
+            if line.len() < 40 {
+                chart.draw_series(line.iter().map(|&p| Circle::new(p, 3, c.filled())))?;
+            }
+        }
+        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)
+    })
+}
+
 /// Bars too crowded to label individually beyond this.
 const MAX_VALUE_LABELS: usize = 24;
 /// Bar-chart x units per group, and the part of it the bars fill.
@@ -1203,6 +1293,31 @@ mod tests {
             bars_svg("Margins", &labels, &[("margin", &[0.15, -0.02, f64::NAN])]).expect("renders");
         assert_plot(&negative, "Margins", &["-0.020"]);
         assert!(!negative.contains("\n-0.0\n"), "zero tick printed as -0.0");
+    }
+
+    #[test]
+    fn latency_svg_labels_the_tail_percentiles_and_the_target() {
+        let service = [(0.5, 0.21), (0.9, 0.3), (0.99, 0.62), (0.999, 1.4)];
+        let reference = [(0.5, 0.12), (0.9, 0.2), (0.99, 0.41)];
+        let svg = latency_svg(
+            "Decisions at 10,000/s",
+            &[("touchpoint", &service), ("reference", &reference)],
+            Some((0.99, 1.0)),
+        )
+        .expect("renders");
+        assert_plot(
+            &svg,
+            "Decisions at 10,000/s",
+            &[
+                ">\ntouchpoint\n<",
+                ">\nreference\n<",
+                "99%",
+                "99.9%",
+                "target: p99 &lt;= 1 ms",
+            ],
+        );
+        let empty = latency_svg("No latency", &[("touchpoint", &[(0.5, f64::NAN)])], None);
+        assert_plot(&empty.expect("renders"), "No latency", &["no data"]);
     }
 
     #[test]

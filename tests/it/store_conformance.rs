@@ -53,6 +53,22 @@ async fn conformance(store: Arc<dyn ProfileStore>) {
     let stored = store.load(&cid("c-1")).await.unwrap().unwrap();
     assert_eq!(*stored, reference);
 
+    // A decision reads the same profile, less at most the agent-screen and dedup lists.
+    let for_decision = store.load_for_decision(&cid("c-1")).await.unwrap().unwrap();
+    let mut expected = reference.clone();
+    if for_decision.recent.is_empty() {
+        expected.recent.clear();
+        expected.seen.clear();
+    }
+    assert_eq!(*for_decision, expected);
+    assert!(
+        store
+            .load_for_decision(&cid("nobody"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+
     // The same batch again changes nothing and is counted as duplicates.
     let again = store.apply(&batch, now + 60).await.unwrap();
     assert_eq!((again.accepted, again.duplicates), (0, 40));
