@@ -2,7 +2,8 @@
 //! Redis-backed JSON service can do per request. `POST /v1/reference` parses
 //! `{"customer_id": "..."}`, does one Redis `GET` of that customer's profile key, and answers
 //! JSON. Same stack as the service (actix-web with its default worker count, a multiplexed
-//! redis `ConnectionManager`, mimalloc), so the ratio between the two is the cost of deciding.
+//! redis `ConnectionManager` per worker, mimalloc), so the ratio between the two is the cost
+//! of deciding.
 //!
 //! Usage: `reference_server --bind 127.0.0.1:PORT --redis redis://127.0.0.1:PORT/0`
 
@@ -60,13 +61,13 @@ fn main() -> std::io::Result<()> {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_millis(500)))
             .set_response_timeout(Some(Duration::from_millis(500)));
-        let conn = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(std::io::Error::other)?;
-        let conn = web::Data::new(conn);
         HttpServer::new(move || {
+            let (client, config) = (client.clone(), config.clone());
             App::new()
-                .app_data(conn.clone())
+                // One connection per worker, driven by the worker's own runtime.
+                .data_factory(move || {
+                    ConnectionManager::new_with_config(client.clone(), config.clone())
+                })
                 .route("/v1/reference", web::post().to(reference))
                 .route("/readyz", web::get().to(HttpResponse::Ok))
         })

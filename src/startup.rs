@@ -116,17 +116,26 @@ impl Application {
 
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {
+            let profiles = app_state.profiles.clone();
             App::new()
-                .app_data(app_state.clone())
-                .app_data(web::QueryConfig::default().error_handler(|e, _| {
-                    ApiError::from(FieldError::body("invalid_query", e.to_string())).into()
-                }))
-                .app_data(web::PathConfig::default().error_handler(|e, _| {
-                    ApiError::from(FieldError::body("invalid_path", e.to_string())).into()
-                }))
-                .wrap(middleware::from_fn(api::record_latency))
-                .configure(api::configure)
-                .default_service(web::to(not_found))
+                    .app_data(app_state.clone())
+                    // Each worker talks to the store over its own connection (see
+                    // `ProfileStore::for_this_thread`); handlers take it as `Data<Profiles>`.
+                    .data_factory(move || {
+                        let profiles = profiles.clone();
+                        async move {
+                            Ok::<_, std::convert::Infallible>(profiles.for_this_thread().await)
+                        }
+                    })
+                    .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                        ApiError::from(FieldError::body("invalid_query", e.to_string())).into()
+                    }))
+                    .app_data(web::PathConfig::default().error_handler(|e, _| {
+                        ApiError::from(FieldError::body("invalid_path", e.to_string())).into()
+                    }))
+                    .wrap(middleware::from_fn(api::record_latency))
+                    .configure(api::configure)
+                    .default_service(web::to(not_found))
         })
         .listen(listener)
         .map_err(|source| StartupError::Bind {

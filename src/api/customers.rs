@@ -11,6 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::{ApiError, AppState};
 use crate::model::set::ModelSet;
 use crate::profile::state::HOURS_PER_WEEK;
+use crate::profile::store::Profiles;
 use crate::profile::{Channel, CustomerId, Outcome, Profile};
 use crate::validation::FieldError;
 
@@ -467,13 +468,13 @@ impl CustomerView {
     ))]
 pub async fn get_customer(
     state: web::Data<AppState>,
+    profiles: web::Data<Profiles>,
     id: web::Path<String>,
     query: web::Query<AtQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let customer = parse_customer_id(&id)?;
     let at = parse_at(query.at.as_deref(), "at")?;
-    let profile = state
-        .profiles
+    let profile = profiles
         .load(&customer)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no customer {customer}")))?;
@@ -490,11 +491,11 @@ pub async fn get_customer(
         (status = 503, body = super::error::ErrorBody),
     ))]
 pub async fn delete_customer(
-    state: web::Data<AppState>,
+    profiles: web::Data<Profiles>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let customer = parse_customer_id(&id)?;
-    let existed = state.profiles.erase(&customer).await?;
+    let existed = profiles.erase(&customer).await?;
     tracing::info!(customer = %customer, existed, "customer erased");
     Ok(HttpResponse::NoContent().finish())
 }

@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 use super::{ApiError, AppState, read_body};
 use crate::decision::engine::{Decision, DecisionEngine, DecisionInput};
 use crate::decision::request::parse_request;
+use crate::profile::store::Profiles;
 use crate::telemetry::metrics as m;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -54,14 +55,14 @@ pub struct DecisionRequestDoc {
 )]
 pub async fn post_decision(
     state: web::Data<AppState>,
+    profiles: web::Data<Profiles>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body = read_body(payload, state.max_body_bytes).await?;
     let started = Instant::now();
     let request = parse_request(&body)?;
     let budget = Duration::from_millis(state.decision.profile_read_budget_ms);
-    let (profile, degraded) = match state
-        .profiles
+    let (profile, degraded) = match profiles
         .load_for_decision(&request.customer_id, budget)
         .await
     {

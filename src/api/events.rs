@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 
 use super::{ApiError, AppState, read_body};
 use crate::profile::event::{self, MAX_BATCH};
+use crate::profile::store::Profiles;
 use crate::telemetry::metrics as m;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -101,6 +102,7 @@ pub enum EventsBody {
 )]
 pub async fn post_events(
     state: web::Data<AppState>,
+    profiles: web::Data<Profiles>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body = read_body(payload, state.max_body_bytes).await?;
@@ -109,7 +111,7 @@ pub async fn post_events(
     })?;
     debug_assert!(events.len() <= MAX_BATCH);
     let now = chrono::Utc::now().timestamp();
-    let outcome = state.profiles.apply(&events, now).await?;
+    let outcome = profiles.apply(&events, now).await?;
     metrics::counter!(m::EVENTS, "result" => "accepted").increment(outcome.accepted as u64);
     metrics::counter!(m::EVENTS, "result" => "duplicate").increment(outcome.duplicates as u64);
     Ok(HttpResponse::Accepted().json(EventsAccepted {

@@ -69,8 +69,12 @@ pub struct RedisOptions {
 
 pub struct RedisStore {
     /// Multiplexed and self-reconnecting; cloning it is cheap and shares the connection, so
-    /// there is no pool and no lock.
+    /// there is no pool and no lock. Its I/O runs on the runtime that made it; each HTTP
+    /// worker makes its own ([`ProfileStore::for_this_thread`]).
     conn: ConnectionManager,
+    client: redis::Client,
+    config: ConnectionManagerConfig,
+    connect_timeout: Duration,
     limits: ProfileLimits,
     prefix: String,
     script_sha: String,
@@ -95,23 +99,37 @@ impl RedisStore {
             .set_number_of_retries(2)
             .set_min_delay(Duration::from_millis(10))
             .set_max_delay(Duration::from_millis(200));
-        let conn = tokio::time::timeout(
-            opts.connect_timeout * 2,
-            ConnectionManager::new_with_config(client, config),
-        )
-        .await
-        .map_err(|_| {
-            StoreError::Unavailable(format!("redis at {} did not answer in time", opts.url))
-        })?
-        .map_err(unavailable)?;
+        let conn = Self::open(&client, &config, opts.connect_timeout).await?;
         let store = Self {
             conn,
+            client,
+            config,
+            connect_timeout: opts.connect_timeout,
             limits,
             prefix: opts.key_prefix.clone(),
             script_sha: redis::Script::new(COMPARE_AND_SET).get_hash().to_owned(),
         };
         store.load_script().await?;
         Ok(store)
+    }
+
+    async fn open(
+        client: &redis::Client,
+        config: &ConnectionManagerConfig,
+        connect_timeout: Duration,
+    ) -> Result<ConnectionManager, StoreError> {
+        tokio::time::timeout(
+            connect_timeout * 2,
+            ConnectionManager::new_with_config(client.clone(), config.clone()),
+        )
+        .await
+        .map_err(|_| {
+            StoreError::Unavailable(format!(
+                "redis at {:?} did not answer in time",
+                client.get_connection_info()
+            ))
+        })?
+        .map_err(unavailable)
     }
 
     async fn load_script(&self) -> Result<(), StoreError> {
@@ -328,6 +346,24 @@ impl ProfileStore for RedisStore {
             .await
             .map_err(unavailable)?;
         Ok(removed > 0)
+    }
+
+    async fn for_this_thread(&self) -> Option<Arc<dyn ProfileStore>> {
+        match Self::open(&self.client, &self.config, self.connect_timeout).await {
+            Ok(conn) => Some(Arc::new(Self {
+                conn,
+                client: self.client.clone(),
+                config: self.config.clone(),
+                connect_timeout: self.connect_timeout,
+                limits: self.limits.clone(),
+                prefix: self.prefix.clone(),
+                script_sha: self.script_sha.clone(),
+            })),
+            Err(e) => {
+                tracing::warn!(error = %e, "no connection of its own for this worker: sharing one");
+                None
+            }
+        }
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

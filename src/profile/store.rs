@@ -96,6 +96,14 @@ pub trait ProfileStore: Send + Sync + 'static {
 
     /// Checks the backend answers.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// The same store with its own connection, driven by the calling thread's runtime, for
+    /// a thread that serves many requests (an HTTP worker): a request then never waits for
+    /// another thread to relay its call. `None` where there is nothing to gain (the memory
+    /// store) or the connection cannot be made; the caller keeps the shared store.
+    async fn for_this_thread(&self) -> Option<Arc<dyn ProfileStore>> {
+        None
+    }
 }
 
 /// The store as the service uses it: every call has a time limit and is measured.
@@ -109,6 +117,17 @@ pub struct Profiles {
 impl Profiles {
     pub fn new(store: Arc<dyn ProfileStore>, timeout: Duration) -> Self {
         Self { store, timeout }
+    }
+
+    /// See [`ProfileStore::for_this_thread`]; this store itself where that gives nothing.
+    pub async fn for_this_thread(&self) -> Profiles {
+        match self.store.for_this_thread().await {
+            Some(store) => Self {
+                store,
+                timeout: self.timeout,
+            },
+            None => self.clone(),
+        }
     }
 
     pub fn backend(&self) -> &'static str {

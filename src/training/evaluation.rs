@@ -692,6 +692,8 @@ pub fn latency_svg(
         let mut chart = ChartBuilder::on(root)
             .caption(title, (FONT, 22))
             .margin(14)
+            // Room for the last percentile label, centred on the axis' end.
+            .margin_right(34)
             .x_label_area_size(48)
             .y_label_area_size(62)
             .build_cartesian_2d(0f64..x_max, (lo..hi).log_scale())?;
