@@ -266,13 +266,8 @@ impl Serialize for CandidatesView<'_> {
 #[derive(Serialize)]
 struct ActionView<'a> {
     rank: usize,
-    offer_id: &'a str,
-    channel: crate::profile::Channel,
-    send_at: &'a str,
-    propensity: f64,
-    value: f64,
-    priority: f64,
-    probability: f64,
+    #[serde(flatten)]
+    scored: CandidateView<'a>,
 }
 
 struct ActionsView<'a>(&'a [super::engine::Action]);
@@ -281,13 +276,15 @@ impl Serialize for ActionsView<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_seq(self.0.iter().map(|a| ActionView {
             rank: a.rank,
-            offer_id: &a.offer_id,
-            channel: a.channel,
-            send_at: &a.send_at,
-            propensity: a.propensity,
-            value: a.value,
-            priority: a.priority,
-            probability: a.probability,
+            scored: CandidateView {
+                offer_id: &a.offer_id,
+                channel: a.channel,
+                send_at: &a.send_at,
+                propensity: a.propensity,
+                value: a.value,
+                priority: a.priority,
+                probability: a.probability,
+            },
         }))
     }
 }

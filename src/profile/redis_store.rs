@@ -11,6 +11,11 @@
 //! version is unchanged. A customer whose profile changed in between is re-read and re-applied.
 //! De-duplication memory lives inside the profile, so "applied" and "remembered as applied"
 //! can never disagree.
+//!
+//! Connections: one multiplexed, self-reconnecting connection per runtime. The service gives
+//! each HTTP worker its own ([`ProfileStore::for_this_thread`]), so a request's call never
+//! waits for another thread to relay it; a decision reads the profile without the lists it
+//! does not use ([`codec::decode_for_decision`]).
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -22,6 +22,7 @@
 //! writes text as `<text>` elements for the viewer to lay out, so labels show
 //! up even though plotters only estimates their size.
 
+use plotters::chart::MeshStyle;
 use plotters::coord::Shift;
 use plotters::coord::ranged1d::ValueFormatter;
 use plotters::coord::types::RangedCoordf64;
@@ -460,6 +461,20 @@ fn colour(i: usize) -> RGBColor {
     PALETTE[i % PALETTE.len()]
 }
 
+/// The look every plot's axes and grid share.
+trait HouseStyle {
+    fn house_style(&mut self) -> &mut Self;
+}
+
+impl<X: Ranged, Y: Ranged, DB: DrawingBackend> HouseStyle for MeshStyle<'_, '_, X, Y, DB> {
+    fn house_style(&mut self) -> &mut Self {
+        self.axis_desc_style((FONT, 16))
+            .label_style((FONT, 14))
+            .light_line_style(GRID.mix(0.5))
+            .bold_line_style(GRID)
+    }
+}
+
 type Root<'a> = DrawingArea<SVGBackend<'a>, Shift>;
 
 /// Owns the buffer so the backend is dropped (and the SVG closed) before the
@@ -507,6 +522,26 @@ where
     Ok(())
 }
 
+/// Curve `i` of a plot, in the `i`th palette colour, with its legend entry.
+fn draw_named_line<'a, DB, CT>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    i: usize,
+    name: &str,
+    line: &[(f64, f64)],
+) -> Result<(), PlotError>
+where
+    DB: DrawingBackend + 'a,
+    CT: CoordTranslate<From = (f64, f64)>,
+    DB::ErrorType: 'static,
+{
+    let c = colour(i);
+    chart
+        .draw_series(LineSeries::new(line.iter().copied(), c.stroke_width(2)))?
+        .label(name)
+        .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], c.stroke_width(2)));
+    Ok(())
+}
+
 fn finite_point(x: f64, y: f64) -> Option<(f64, f64)> {
     (x.is_finite() && y.is_finite()).then_some((x, y))
 }
@@ -540,10 +575,7 @@ pub fn calibration_svg(
             .configure_mesh()
             .x_desc("mean predicted probability")
             .y_desc("observed positive rate")
-            .axis_desc_style((FONT, 16))
-            .label_style((FONT, 14))
-            .light_line_style(GRID.mix(0.5))
-            .bold_line_style(GRID)
+            .house_style()
             .draw()?;
 
         chart
@@ -624,10 +656,7 @@ pub fn lift_svg(title: &str, curves: &[(&str, &[LiftPoint])]) -> Result<String, 
             .configure_mesh()
             .x_desc("share of population targeted (top by score)")
             .y_desc("share of positives captured")
-            .axis_desc_style((FONT, 16))
-            .label_style((FONT, 14))
-            .light_line_style(GRID.mix(0.5))
-            .bold_line_style(GRID)
+            .house_style()
             .draw()?;
 
         chart
@@ -641,11 +670,7 @@ pub fn lift_svg(title: &str, curves: &[(&str, &[LiftPoint])]) -> Result<String, 
             .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], REFERENCE.stroke_width(1)));
 
         for (i, (name, line)) in curves.iter().enumerate() {
-            let c = colour(i);
-            chart
-                .draw_series(LineSeries::new(line.iter().copied(), c.stroke_width(2)))?
-                .label(*name)
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], c.stroke_width(2)));
+            draw_named_line(&mut chart, i, name, line)?;
         }
 
         draw_legend(&mut chart, SeriesLabelPosition::LowerRight)
@@ -712,10 +737,7 @@ pub fn latency_svg(
             })
             .x_desc("percentile")
             .y_desc("latency")
-            .axis_desc_style((FONT, 16))
-            .label_style((FONT, 14))
-            .light_line_style(GRID.mix(0.5))
-            .bold_line_style(GRID)
+            .house_style()
             .draw()?;
         if let Some((q, ms)) = target {
             chart
@@ -731,12 +753,9 @@ pub fn latency_svg(
                 });
         }
         for (i, (name, line)) in curves.iter().enumerate() {
-            let c = colour(i);
-            chart
-                .draw_series(LineSeries::new(line.iter().copied(), c.stroke_width(2)))?
-                .label(*name)
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], c.stroke_width(2)));
+            draw_named_line(&mut chart, i, name, line)?;
             if line.len() < 40 {
+                let c = colour(i);
                 chart.draw_series(line.iter().map(|&p| Circle::new(p, 3, c.filled())))?;
             }
         }
@@ -845,10 +864,7 @@ pub fn bars_svg(
             .x_label_formatter(&label_of)
             .y_label_formatter(&y_label)
             .y_desc("value")
-            .axis_desc_style((FONT, 16))
-            .label_style((FONT, 14))
-            .light_line_style(GRID.mix(0.5))
-            .bold_line_style(GRID)
+            .house_style()
             .draw()?;
 
         if lo < 0.0 {
