@@ -5,11 +5,13 @@
 //! The folders follow a request's path:
 //!
 //! - [`api`]: the HTTP edge (API.md): parses input, calls the domain, maps errors to statuses.
-//! - [`decision`]: the offer catalog and its eligibility conditions.
+//! - [`decision`]: decisions: the offer catalog and its eligibility conditions, consent and
+//!   contact policy, the engine (arbitration, channel and send time, exploration,
+//!   explanations) and the decision log.
 //! - [`profile`]: customer profiles: events, the bounded profile state, the store trait and its
 //!   two backends (embedded memory, Redis).
-//! - [`model`]: trained models as served: the one feature path, the model set on disk, its
-//!   and scoring (value, segments, send time, channel, propensity).
+//! - [`model`]: trained models as served: the one feature path, the model set on disk and its
+//!   scoring (value, segments, send time, channel, propensity).
 //! - [`training`]: used by the CLI only: `simulate` (synthetic histories with known truth) and
 //!   `train` (fitting, held-out evaluation, the report).
 //! - [`import`]: bulk loading of event files into the store.

@@ -1,6 +1,7 @@
 //! The HTTP edge (API.md). Each area has its own module with a `configure` function; the
 //! app chains them. Handlers parse input into domain types, call one domain function, and
-//! return `Result<_, ApiError>`.
+//! return `Result<_, ApiError>`. Shared state is `web::Data<AppState>`; the profile store is
+//! `web::Data<Profiles>`, one per HTTP worker, each with its own store connection.
 
 pub mod customers;
 pub mod decisions;
