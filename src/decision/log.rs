@@ -115,13 +115,9 @@ pub struct CandidateRecord {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ActionRecord {
     pub rank: usize,
-    pub offer_id: String,
-    pub channel: String,
-    pub send_at: String,
-    pub propensity: f64,
-    pub value: f64,
-    pub priority: f64,
-    pub probability: f64,
+    /// The action as a candidate: offer, channel, time and scores.
+    #[serde(flatten)]
+    pub candidate: CandidateRecord,
 }
 
 fn rfc3339(t: i64) -> String {

@@ -330,4 +330,20 @@ async fn every_decision_is_logged_with_its_candidates_and_answers_join_by_decisi
     );
     assert_eq!(r["actions"].as_array().unwrap().len(), 2);
     assert!(r["features"]["value"]["clv_365d"].is_number());
+    // Every line reads back as the typed record that evaluation reads; the first action is
+    // one of the candidates, chosen with the probability logged for it.
+    for line in text.lines() {
+        let typed: touchpoint::decision::log::DecisionRecord = serde_json::from_str(line).unwrap();
+        let first = &typed.actions[0];
+        assert_eq!(first.rank, 1);
+        let c = typed
+            .candidates
+            .iter()
+            .find(|c| {
+                c.offer_id == first.candidate.offer_id && c.channel == first.candidate.channel
+            })
+            .expect("the first action is a candidate");
+        assert_eq!(c.probability, first.candidate.probability, "{line}");
+        assert_eq!(c.send_at, first.candidate.send_at);
+    }
 }
