@@ -522,6 +522,28 @@ where
     Ok(())
 }
 
+/// The dashed diagonal y = x of a unit-square plot (perfect calibration, random targeting).
+fn draw_diagonal<'a, DB, CT>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    label: &str,
+) -> Result<(), PlotError>
+where
+    DB: DrawingBackend + 'a,
+    CT: CoordTranslate<From = (f64, f64)>,
+    DB::ErrorType: 'static,
+{
+    chart
+        .draw_series(DashedLineSeries::new(
+            [(0.0, 0.0), (1.0, 1.0)],
+            6,
+            4,
+            REFERENCE.stroke_width(1),
+        ))?
+        .label(label)
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], REFERENCE.stroke_width(1)));
+    Ok(())
+}
+
 /// Curve `i` of a plot, in the `i`th palette colour, with its legend entry.
 fn draw_named_line<'a, DB, CT>(
     chart: &mut ChartContext<'a, DB, CT>,
@@ -578,15 +600,7 @@ pub fn calibration_svg(
             .house_style()
             .draw()?;
 
-        chart
-            .draw_series(DashedLineSeries::new(
-                [(0.0, 0.0), (1.0, 1.0)],
-                6,
-                4,
-                REFERENCE.stroke_width(1),
-            ))?
-            .label("perfect calibration")
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], REFERENCE.stroke_width(1)));
+        draw_diagonal(&mut chart, "perfect calibration")?;
 
         if let Some(rate) = baseline_rate.filter(|r| r.is_finite()) {
             let base = colour(1);
@@ -659,15 +673,7 @@ pub fn lift_svg(title: &str, curves: &[(&str, &[LiftPoint])]) -> Result<String, 
             .house_style()
             .draw()?;
 
-        chart
-            .draw_series(DashedLineSeries::new(
-                [(0.0, 0.0), (1.0, 1.0)],
-                6,
-                4,
-                REFERENCE.stroke_width(1),
-            ))?
-            .label("random")
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], REFERENCE.stroke_width(1)));
+        draw_diagonal(&mut chart, "random")?;
 
         for (i, (name, line)) in curves.iter().enumerate() {
             draw_named_line(&mut chart, i, name, line)?;
