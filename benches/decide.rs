@@ -2,6 +2,13 @@
 //! customer with a realistic history, 5 channels (one inbound touchpoint and four outbound).
 //! Target: at most 20 µs. Measured next to a reference in the same run: loading the same
 //! profile and writing it as JSON, the least any service does per request.
+//!
+//! `service_path/load_test_mix` is everything a decision costs the service in-process, on the
+//! decision load test's requests and profiles: a third each website, call-centre and
+//! outbound-planner requests (as `load-tests/loadgen.rs` sends them) for customers of a
+//! `touchpoint simulate` history, each one parsed, its stored profile decoded as read from
+//! Redis, decided, answered in JSON and written as a decision-log line. Only HTTP and the
+//! store's I/O are left out; count its instructions with callgrind to compare changes.
 
 mod common;
 
@@ -16,10 +23,11 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use touchpoint::decision::DecisionSettings;
 use touchpoint::decision::catalog::Catalog;
 use touchpoint::decision::engine::{DecisionEngine, DecisionInput};
+use touchpoint::decision::log::DecisionRecord;
 use touchpoint::decision::request::parse_request;
 use touchpoint::model::set::ModelSet;
 use touchpoint::profile::memory::MemoryStore;
-use touchpoint::profile::{CustomerId, Event, ProfileLimits, ProfileStore};
+use touchpoint::profile::{CustomerId, Event, ProfileLimits, ProfileStore, codec};
 
 /// The simulator's kind of history for one customer: attributes, consents, purchases,
 /// visits, contacts and answers over a year.
@@ -133,6 +141,72 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.finish();
+
+    let (bodies, stored) = load_test_mix(&catalog, &rt);
+    let mut g = c.benchmark_group("decide");
+    let mut next = 0usize;
+    let mut line = Vec::with_capacity(4096);
+    g.bench_function("service_path/load_test_mix", |b| {
+        b.iter(|| {
+            next = (next + 1) % bodies.len();
+            let request = parse_request(black_box(bodies[next].as_bytes())).unwrap();
+            let profile = stored[next].as_deref().map(codec::decode_for_decision);
+            let profile = profile.transpose().unwrap();
+            let decision = engine.decide(&DecisionInput {
+                request: &request,
+                profile: profile.as_ref(),
+                degraded: false,
+                now: chrono::Utc::now(),
+                decision_id: uuid::Uuid::now_v7().to_string(),
+            });
+            let answer = serde_json::to_vec(&decision).unwrap();
+            line.clear();
+            DecisionRecord::write(&decision, &request, &mut line).unwrap();
+            (answer, line.len())
+        })
+    });
+    g.finish();
+}
+
+/// The decision load test's requests, 1,000 of them, for customers of a simulated history
+/// (400 customers, a year), each with its customer's profile as the store holds it.
+fn load_test_mix(
+    catalog: &Catalog,
+    rt: &tokio::runtime::Runtime,
+) -> (Vec<String>, Vec<Option<Vec<u8>>>) {
+    use rand::Rng;
+    let dir = tempfile::tempdir().unwrap();
+    let opts = touchpoint::training::simulate::SimulationOptions {
+        customers: 400,
+        days: 365,
+        seed: 42,
+    };
+    let bar = indicatif::ProgressBar::hidden();
+    touchpoint::training::simulate::simulate(dir.path(), catalog, &opts, &bar).unwrap();
+    let text = std::fs::read(dir.path().join("events.jsonl")).unwrap();
+    let events: Vec<Event> = text
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| touchpoint::profile::event::parse_line(l).unwrap())
+        .collect();
+    let store = MemoryStore::new(ProfileLimits::default());
+    rt.block_on(store.apply(&events, 0)).unwrap();
+    let mut rng = common::rng();
+    (0..1000)
+        .map(|_| {
+            let id = format!("c-{:06}", rng.random_range(0..opts.customers));
+            let body = match rng.random_range(0..3) {
+                0 => format!(
+                    r#"{{"customer_id":"{id}","touchpoint":"web","placement":"homepage_hero","context":{{"device":"mobile"}}}}"#
+                ),
+                1 => format!(r#"{{"customer_id":"{id}","touchpoint":"call_centre","limit":3}}"#),
+                _ => format!(r#"{{"customer_id":"{id}","channels":["email","sms","push"],"limit":2}}"#),
+            };
+            let customer = CustomerId::parse(&id).unwrap();
+            let profile = rt.block_on(store.load(&customer)).unwrap();
+            (body, profile.map(|p| codec::encode(&p)))
+        })
+        .unzip()
 }
 
 criterion_group! {

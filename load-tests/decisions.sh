@@ -6,8 +6,9 @@
 #      server (load-tests/reference_server.rs: one Redis GET and a JSON round trip) started
 #      side by side on the same Redis;
 #   3. open loop at a fixed arrival rate (default 10,000/s) against each: client-side
-#      percentiles from an HDR histogram, and the service's server-side percentiles from its
-#      Prometheus histograms (difference of scrapes before and after);
+#      percentiles from an HDR histogram, and server-side percentiles from each server's
+#      Prometheus histograms (difference of scrapes before and after; the same span, body
+#      read to answer built, and the same buckets for both);
 #   4. closed-loop saturation of each, the reference first;
 #   5. a latency-by-percentile plot of both.
 # Usage: [DECISION_LOG=file|redis|off] load-tests/decisions.sh [rate] [seconds] [customers]
@@ -50,7 +51,8 @@ OPEN=$("$LOADGEN" decisions --url "$SERVICE/v1/decisions" "${TARGET[@]}" --rate 
 echo "$OPEN" >&2
 echo "== open loop: $RATE reference requests/s for ${SECONDS_RUN}s" >&2
 OPEN_REF=$("$LOADGEN" decisions --url "$REFERENCE" --body reference "${TARGET[@]}" --rate "$RATE" \
-  --seconds "$SECONDS_RUN" --curve-out "$WORK/reference-curve.json")
+  --seconds "$SECONDS_RUN" --metrics-url "http://127.0.0.1:$REF_PORT/metrics" \
+  --curve-out "$WORK/reference-curve.json")
 echo "$OPEN_REF" >&2
 
 echo "== saturation: reference, then decisions" >&2
@@ -71,13 +73,14 @@ esac
   --curve "touchpoint (client)=$WORK/service-curve.json:client" \
   --curve "touchpoint (server)=$WORK/service-curve.json:server" \
   --curve "reference (client)=$WORK/reference-curve.json:client" \
+  --curve "reference (server)=$WORK/reference-curve.json:server" \
   --target-ms 1 --target-quantile 0.99
 
 python3 - "$OPEN" "$OPEN_REF" "$SAT_REF" "$SAT" "$OUTCOMES" "$LOGGED" "$DECISION_LOG" <<'PY' | tee "$OUT/decisions-$DECISION_LOG.json"
 import json, sys
 open_, open_ref, sat_ref, sat = (json.loads(a) for a in sys.argv[1:5])
 outcomes, logged, log = sys.argv[5], sys.argv[6], sys.argv[7]
-server = open_["server_side"]
+server, server_ref = open_["server_side"], open_ref["server_side"]
 print(json.dumps({
   "decision_log": log,
   "open_loop": {
@@ -86,6 +89,7 @@ print(json.dumps({
     "service_server_latency_us": {k: v["latency_us"] for k, v in server.items()},
     "service_failed": open_["requests_failed"],
     "reference_client_latency_us": open_ref["latency_us"],
+    "reference_server_latency_us": {k: v["latency_us"] for k, v in server_ref.items()},
     "reference_failed": open_ref["requests_failed"],
   },
   "saturation": {

@@ -326,27 +326,40 @@ struct ServerSide {
 }
 
 impl ServerSide {
-    /// The decision histogram (store read to answer built) and the HTTP one for the route
-    /// (body read to response).
-    const SERIES: [(&str, &str); 2] = [
+    /// The service's decision histogram (request parsed to answer built, the store read
+    /// included) and its HTTP one for the route (body read to response); the reference
+    /// server's histogram over the same span as the decision one. The first series the
+    /// server has is its server-side curve.
+    const SERIES: [(&str, &str); 3] = [
         ("touchpoint_decision_duration_seconds", ""),
         (
             "touchpoint_http_request_duration_seconds",
             "route=\"/v1/decisions\"",
         ),
+        ("reference_request_duration_seconds", ""),
     ];
 
+    /// The series the server at `url` has recorded into (a histogram appears with its first
+    /// observation: warm the server up first).
     fn start(url: &str) -> Vec<ServerSide> {
-        Self::SERIES
+        let series: Vec<ServerSide> = Self::SERIES
             .iter()
-            .map(|&(metric, filter)| ServerSide {
-                metric,
-                filter,
-                before: scrape_buckets(url, metric, filter).unwrap_or_else(|e| panic!("{e}")),
+            .filter_map(|&(metric, filter)| {
+                let before = scrape_buckets(url, metric, filter).unwrap_or_else(|e| panic!("{e}"));
+                (!before.is_empty()).then_some(ServerSide {
+                    metric,
+                    filter,
+                    before,
+                })
             })
-            .collect()
+            .collect();
+        assert!(
+            !series.is_empty(),
+            "{url} has none of the latency histograms {:?}: warm the server up first",
+            Self::SERIES.map(|s| s.0)
+        );
+        series
     }
-
     /// Milliseconds at each quantile, and the bucket counts of the run.
     fn finish(&self, url: &str, quantiles: &[f64]) -> (Pairs, Pairs) {
         let after = scrape_buckets(url, self.metric, self.filter).unwrap_or_else(|e| panic!("{e}"));
@@ -434,25 +447,20 @@ async fn closed_loop(
 
 /// Waits until `due`, to well under a millisecond. The runtime's timers tick in whole
 /// milliseconds, so sleeping on them alone would send 10,000 requests a second as bursts of
-/// ten every millisecond rather than one every 100 µs; short waits are finished with brief
-/// thread sleeps, letting answers be handled in between.
+/// ten every millisecond rather than one every 100 µs; a short wait is one thread sleep, after
+/// the answers that arrived meanwhile have been handled. One sleep per request and no more:
+/// the generator shares the machine with the server, and every wake-up it costs is taken
+/// from the server.
 async fn pace(due: Instant) {
     const TIMER_TICK: Duration = Duration::from_millis(1);
-    loop {
-        let now = Instant::now();
-        if now >= due {
-            return;
-        }
-        let wait = due - now;
-        if wait > 2 * TIMER_TICK {
-            actix_web::rt::time::sleep(wait - TIMER_TICK).await;
-        } else {
-            actix_web::rt::task::yield_now().await;
-            let now = Instant::now();
-            if now < due {
-                std::thread::sleep((due - now).min(Duration::from_micros(50)));
-            }
-        }
+    let wait = due.saturating_duration_since(Instant::now());
+    if wait > 2 * TIMER_TICK {
+        actix_web::rt::time::sleep(wait - TIMER_TICK).await;
+    }
+    actix_web::rt::task::yield_now().await;
+    let wait = due.saturating_duration_since(Instant::now());
+    if !wait.is_zero() {
+        std::thread::sleep(wait);
     }
 }
 
