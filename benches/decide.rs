@@ -159,7 +159,7 @@ fn bench(c: &mut Criterion) {
                 now: chrono::Utc::now(),
                 decision_id: uuid::Uuid::now_v7().to_string(),
             });
-            let answer = serde_json::to_vec(&decision).unwrap();
+            let answer = decision.to_json();
             line.clear();
             DecisionRecord::write(&decision, &request, &mut line);
             (answer, line.len())

@@ -5,18 +5,20 @@
 #      DECISION_LOG=redis to a capped stream in the same Redis) and the reference
 #      server (load-tests/reference_server.rs: one Redis GET and a JSON round trip) started
 #      side by side on the same Redis;
-#   3. open loop at a fixed arrival rate (default 10,000/s) against each: client-side
+#   3. open loop at a fixed arrival rate (default 10,000/s), in alternating rounds against
+#      the service and the reference (default 6 rounds of 10 s each): client-side
 #      percentiles from an HDR histogram, and server-side percentiles from each server's
 #      Prometheus histograms (difference of scrapes before and after; the same span, body
-#      read to answer built, and the same buckets for both);
+#      read to answer built, and the same buckets for both), per round and over all;
 #   4. closed-loop saturation of each, the reference first;
 #   5. a latency-by-percentile plot of both.
-# Usage: [DECISION_LOG=file|redis|off] load-tests/decisions.sh [rate] [seconds] [customers]
+# Usage: [DECISION_LOG=file|redis|off] load-tests/decisions.sh [rate] [seconds] [customers] [rounds]
 # Writes load-tests/results/decisions-<log>.json and decisions-<log>-latency.svg.
 source "$(dirname "$0")/common.sh"
 RATE="${1:-10000}"
-SECONDS_RUN="${2:-20}"
+SECONDS_RUN="${2:-10}"
 CUSTOMERS="${3:-10000}"
+ROUNDS="${4:-6}"
 DECISION_LOG="${DECISION_LOG:-file}"
 OUT="$ROOT/load-tests/results"
 mkdir -p "$OUT"
@@ -45,15 +47,11 @@ echo "== warm-up" >&2
 "$LOADGEN" saturate --url "$SERVICE/v1/decisions" "${TARGET[@]}" --seconds 2 >/dev/null
 "$LOADGEN" saturate --url "$REFERENCE" --body reference "${TARGET[@]}" --seconds 2 >/dev/null
 
-echo "== open loop: $RATE decisions/s for ${SECONDS_RUN}s" >&2
+echo "== open loop: $RATE requests/s, $ROUNDS rounds of ${SECONDS_RUN}s each, service and reference alternating" >&2
 OPEN=$("$LOADGEN" decisions --url "$SERVICE/v1/decisions" "${TARGET[@]}" --rate "$RATE" \
-  --seconds "$SECONDS_RUN" --metrics-url "$SERVICE/metrics" --curve-out "$WORK/service-curve.json")
-echo "$OPEN" >&2
-echo "== open loop: $RATE reference requests/s for ${SECONDS_RUN}s" >&2
-OPEN_REF=$("$LOADGEN" decisions --url "$REFERENCE" --body reference "${TARGET[@]}" --rate "$RATE" \
-  --seconds "$SECONDS_RUN" --metrics-url "http://127.0.0.1:$REF_PORT/metrics" \
-  --curve-out "$WORK/reference-curve.json")
-echo "$OPEN_REF" >&2
+  --seconds "$SECONDS_RUN" --rounds "$ROUNDS" --metrics-url "$SERVICE/metrics" \
+  --versus-url "$REFERENCE" --versus-metrics-url "http://127.0.0.1:$REF_PORT/metrics" \
+  --curve-out "$WORK/curves.json")
 
 echo "== saturation: reference, then decisions" >&2
 SAT_REF=$("$LOADGEN" saturate --url "$REFERENCE" --body reference "${TARGET[@]}" --seconds 10)
@@ -70,27 +68,44 @@ esac
 
 "$LOADGEN" plot --out "$OUT/decisions-$DECISION_LOG-latency.svg" \
   --title "Decisions at ${RATE}/s, open loop, Redis store, log: $DECISION_LOG" \
-  --curve "touchpoint (client)=$WORK/service-curve.json:client" \
-  --curve "touchpoint (server)=$WORK/service-curve.json:server" \
-  --curve "reference (client)=$WORK/reference-curve.json:client" \
-  --curve "reference (server)=$WORK/reference-curve.json:server" \
+  --curve "touchpoint (client)=$WORK/curves.json:target.client" \
+  --curve "touchpoint (server)=$WORK/curves.json:target.server" \
+  --curve "reference (client)=$WORK/curves.json:versus.client" \
+  --curve "reference (server)=$WORK/curves.json:versus.server" \
   --target-ms 1 --target-quantile 0.99
 
-python3 - "$OPEN" "$OPEN_REF" "$SAT_REF" "$SAT" "$OUTCOMES" "$LOGGED" "$DECISION_LOG" <<'PY' | tee "$OUT/decisions-$DECISION_LOG.json"
-import json, sys
-open_, open_ref, sat_ref, sat = (json.loads(a) for a in sys.argv[1:5])
-outcomes, logged, log = sys.argv[5], sys.argv[6], sys.argv[7]
-server, server_ref = open_["server_side"], open_ref["server_side"]
+python3 - "$OPEN" "$SAT_REF" "$SAT" "$OUTCOMES" "$LOGGED" "$DECISION_LOG" <<'PY' | tee "$OUT/decisions-$DECISION_LOG.json"
+import json, statistics, sys
+open_, sat_ref, sat = (json.loads(a) for a in sys.argv[1:4])
+outcomes, logged, log = sys.argv[4], sys.argv[5], sys.argv[6]
+service, reference = open_["target"], open_["versus"]
+DECISION, REF = "touchpoint_decision_duration_seconds", "reference_request_duration_seconds"
+def server(side, metric):
+    return side["server_side"][metric]["latency_us"]
+rounds = [
+    {"service_server_us": server(s, DECISION), "reference_server_us": server(r, REF),
+     "service_client_p99_us": s["latency_us"]["p99"], "reference_client_p99_us": r["latency_us"]["p99"]}
+    for s, r in zip(service["per_round"], reference["per_round"])
+]
+p99s = [r["service_server_us"]["p99"] for r in rounds]
+ref_p99s = [r["reference_server_us"]["p99"] for r in rounds]
 print(json.dumps({
   "decision_log": log,
   "open_loop": {
     "rate": open_["rate"],
-    "service_client_latency_us": open_["latency_us"],
-    "service_server_latency_us": {k: v["latency_us"] for k, v in server.items()},
-    "service_failed": open_["requests_failed"],
-    "reference_client_latency_us": open_ref["latency_us"],
-    "reference_server_latency_us": {k: v["latency_us"] for k, v in server_ref.items()},
-    "reference_failed": open_ref["requests_failed"],
+    "rounds": open_["rounds"],
+    "seconds_per_round": open_["seconds"],
+    "service_server_latency_us": server(service, DECISION),
+    "service_client_latency_us": service["latency_us"],
+    "service_failed": service["requests_failed"],
+    "reference_server_latency_us": server(reference, REF),
+    "reference_client_latency_us": reference["latency_us"],
+    "reference_failed": reference["requests_failed"],
+    "server_p99_by_round_us": {"service": p99s, "reference": ref_p99s},
+    "server_p99_median_of_rounds_us": {"service": statistics.median(p99s),
+                                       "reference": statistics.median(ref_p99s)},
+    "rounds_with_service_p99_within_1ms": sum(p <= 1000 for p in p99s),
+    "per_round": rounds,
   },
   "saturation": {
     "reference_per_s": round(sat_ref["requests_per_second"]),

@@ -13,6 +13,10 @@
 //! - `saturate`: closed loop at maximum rate against any POST endpoint, for throughput.
 //! - `plot`: latency-by-percentile SVG of the curves `decisions --curve-out` wrote.
 
+// The generator shares the machine with the server: every cycle it spends is taken from it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::cell::RefCell;
 use std::io::Write;
 use std::rc::Rc;
@@ -71,8 +75,21 @@ enum Cmd {
         /// percentiles of the run computed from the difference of its histograms.
         #[arg(long)]
         metrics_url: Option<String>,
-        /// Write the latency curve here (JSON: client-side percentiles, and server-side ones
-        /// with --metrics-url), for `plot`.
+        /// A second server to measure in the same run (the reference), in alternating
+        /// rounds with the first: the machine's neighbours come and go, and alternating
+        /// shares their effect out between the two.
+        #[arg(long)]
+        versus_url: Option<String>,
+        #[arg(long, default_value = "reference")]
+        versus_body: String,
+        #[arg(long)]
+        versus_metrics_url: Option<String>,
+        /// Rounds of `seconds` each per server.
+        #[arg(long, default_value_t = 1)]
+        rounds: u32,
+        /// Write the latency curves here (JSON: `{"target": {"client", "server"}, "versus":
+        /// ...}`, client-side percentiles and, with a metrics URL, server-side ones, over all
+        /// rounds), for `plot`.
         #[arg(long)]
         curve_out: Option<std::path::PathBuf>,
     },
@@ -90,8 +107,9 @@ enum Cmd {
         out: std::path::PathBuf,
         #[arg(long)]
         title: String,
-        /// `label=FILE[:client|:server]`, repeated; `client` (the default) is the latency the
-        /// load generator saw, `server` the one the server's histogram recorded.
+        /// `label=FILE:SERVER.SIDE`, repeated: SERVER is `target` or `versus`, SIDE `client`
+        /// (the latency the load generator saw) or `server` (the one the server's histogram
+        /// recorded).
         #[arg(long = "curve", required = true)]
         curves: Vec<String>,
         /// A limit to draw: milliseconds at --target-quantile.
@@ -378,6 +396,29 @@ impl ServerSide {
     }
 }
 
+impl ServerSide {
+    /// Percentiles of each series since it was started, with its bucket counts, and the
+    /// first series' curve at `quantiles` (milliseconds).
+    fn summary(series: &[ServerSide], url: &str, quantiles: &[f64]) -> (serde_json::Value, Pairs) {
+        let mut out = serde_json::json!({});
+        let mut curve = Vec::new();
+        for (i, s) in series.iter().enumerate() {
+            let (points, buckets) = s.finish(url, quantiles);
+            let at = |q: f64| bucket_quantile(&buckets, q).map(|s| (s * 1e6).round() as u64);
+            out[s.metric] = serde_json::json!({
+                "count": buckets.last().map_or(0.0, |b| b.1),
+                "latency_us": {"p50": at(0.5), "p90": at(0.9), "p99": at(0.99), "p999": at(0.999)},
+                "buckets": buckets.iter().filter(|b| b.0.is_finite())
+                    .map(|b| serde_json::json!([b.0, b.1])).collect::<Vec<_>>(),
+            });
+            if i == 0 {
+                curve = points;
+            }
+        }
+        (out, curve)
+    }
+}
+
 fn client(connections: usize) -> awc::Client {
     awc::Client::builder()
         .connector(awc::Connector::new().limit(connections.max(1)))
@@ -517,6 +558,74 @@ async fn open_loop(
     r
 }
 
+/// One server of an open-loop run: its requests, and what its rounds measured.
+struct OpenLoopServer {
+    name: &'static str,
+    url: String,
+    body: String,
+    bodies: Box<dyn FnMut() -> String>,
+    metrics_url: Option<String>,
+    /// Over all rounds: the load generator's histogram, and the server's series as scraped
+    /// before the first round.
+    client: Report,
+    server: Option<Vec<ServerSide>>,
+    rounds: Vec<serde_json::Value>,
+}
+
+impl OpenLoopServer {
+    fn new(name: &'static str, target: &Target, metrics_url: Option<String>) -> Self {
+        Self {
+            name,
+            url: target.url.clone(),
+            body: target.body.clone(),
+            bodies: Box::new(target.bodies()),
+            server: metrics_url.as_deref().map(ServerSide::start),
+            metrics_url,
+            client: Report::new(),
+            rounds: Vec::new(),
+        }
+    }
+
+    async fn round(&mut self, rate: u64, seconds: u64, max_in_flight: usize) {
+        let server = self.metrics_url.as_deref().map(ServerSide::start);
+        let report = open_loop(
+            self.url.clone(),
+            rate,
+            seconds,
+            max_in_flight,
+            &mut self.bodies,
+        )
+        .await;
+        let mut json = report.json(&format!("{}_open_loop", self.body));
+        if let (Some(server), Some(url)) = (server, self.metrics_url.as_deref()) {
+            json["server_side"] = ServerSide::summary(&server, url, &[]).0;
+        }
+        eprintln!("{} round {}: {json}", self.name, self.rounds.len() + 1);
+        self.rounds.push(json);
+        let total = &mut self.client;
+        total.ok += report.ok;
+        total.errors += report.errors;
+        total.units += report.units;
+        total.elapsed += report.elapsed;
+        total.histogram.add(&report.histogram).unwrap();
+    }
+
+    /// The summary over all rounds (with each round's), and the curves to plot.
+    fn finish(&self) -> (serde_json::Value, serde_json::Value) {
+        let client = self.client.curve();
+        let mut summary = self.client.json(&format!("{}_open_loop", self.body));
+        let mut curves = serde_json::json!({"client": client});
+        if let (Some(server), Some(url)) = (&self.server, self.metrics_url.as_deref()) {
+            let quantiles: Vec<f64> = client.iter().map(|p| p.0).collect();
+            let (side, points) = ServerSide::summary(server, url, &quantiles);
+            summary["server_side"] = side;
+            curves["server"] = serde_json::json!(points);
+        }
+        summary["per_round"] = self.rounds.clone().into();
+        (summary, curves)
+    }
+}
+
 fn main() {
     let args = Args::parse();
     match args.command {
@@ -564,38 +673,32 @@ fn main() {
             seconds,
             max_in_flight,
             metrics_url,
+            versus_url,
+            versus_body,
+            versus_metrics_url,
+            rounds,
             curve_out,
         } => actix_web::rt::System::new().block_on(async move {
-            let server = metrics_url.as_deref().map(ServerSide::start);
-            let report = open_loop(
-                target.url.clone(),
-                rate,
-                seconds,
-                max_in_flight,
-                target.bodies(),
-            )
-            .await;
-            let client = report.curve();
-            let mut out = report.json(&format!("{}_open_loop", target.body));
-            out["rate"] = rate.into();
-            let mut curves = serde_json::json!({"client": client});
-            if let (Some(server), Some(url)) = (server, metrics_url.as_deref()) {
-                let quantiles: Vec<f64> = client.iter().map(|p| p.0).collect();
-                for (i, series) in server.iter().enumerate() {
-                    let (points, buckets) = series.finish(url, &quantiles);
-                    let at =
-                        |q: f64| bucket_quantile(&buckets, q).map(|s| (s * 1e6).round() as u64);
-                    out["server_side"][series.metric] = serde_json::json!({
-                        "count": buckets.last().map_or(0.0, |b| b.1),
-                        "latency_us": {"p50": at(0.5), "p90": at(0.9), "p99": at(0.99),
-                            "p999": at(0.999)},
-                        "buckets": buckets.iter().filter(|b| b.0.is_finite())
-                            .map(|b| serde_json::json!([b.0, b.1])).collect::<Vec<_>>(),
-                    });
-                    if i == 0 {
-                        curves["server"] = serde_json::json!(points);
-                    }
+            let mut servers = vec![OpenLoopServer::new("target", &target, metrics_url)];
+            if let Some(url) = versus_url {
+                let versus = Target {
+                    url,
+                    body: versus_body,
+                    ..target
+                };
+                servers.push(OpenLoopServer::new("versus", &versus, versus_metrics_url));
+            }
+            for _ in 0..rounds {
+                for server in &mut servers {
+                    server.round(rate, seconds, max_in_flight).await;
                 }
+            }
+            let mut out = serde_json::json!({"rate": rate, "seconds": seconds, "rounds": rounds});
+            let mut curves = serde_json::json!({});
+            for server in servers {
+                let (summary, curve) = server.finish();
+                out[server.name] = summary;
+                curves[server.name] = curve;
             }
             if let Some(path) = curve_out {
                 std::fs::write(&path, curves.to_string()).unwrap();
@@ -626,14 +729,14 @@ fn main() {
                 let (label, file) = spec
                     .split_once('=')
                     .unwrap_or_else(|| panic!("--curve {spec:?}: expected label=FILE[:side]"));
-                let (file, side) = match file.rsplit_once(':') {
-                    Some((f, side @ ("client" | "server"))) => (f, side),
-                    _ => (file, "client"),
-                };
+                let (file, which) = file
+                    .rsplit_once(':')
+                    .unwrap_or_else(|| panic!("--curve {spec:?}: expected FILE:SERVER.SIDE"));
                 let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{file}: {e}"));
                 let json: serde_json::Value = serde_json::from_str(&text).unwrap();
-                let points: Vec<(f64, f64)> = serde_json::from_value(json[side].clone())
-                    .unwrap_or_else(|e| panic!("{file}: no {side} curve: {e}"));
+                let curve = which.split('.').fold(&json, |v, key| &v[key]);
+                let points: Vec<(f64, f64)> = serde_json::from_value(curve.clone())
+                    .unwrap_or_else(|e| panic!("{file}: no {which} curve: {e}"));
                 series.push((label.to_owned(), points));
             }
             let borrowed: Vec<(&str, &[(f64, f64)])> = series

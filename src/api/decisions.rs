@@ -93,7 +93,7 @@ pub async fn post_decision(
     } else {
         "actions"
     };
-    let json = serde_json::to_vec(&decision).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let json = decision.to_json();
     state.decision_log.record(decision, request);
     metrics::histogram!(m::DECISION_DURATION).record(started.elapsed().as_secs_f64());
     metrics::counter!(m::DECISIONS, "outcome" => outcome).increment(1);

@@ -105,6 +105,39 @@ pub struct Suppressed {
     pub detail: Option<String>,
 }
 
+impl Decision {
+    /// The answer as JSON. Without explanations (every decision but those asked to
+    /// `explain`) it is written by hand ([`super::json`]), as serde would write it.
+    pub fn to_json(&self) -> Vec<u8> {
+        if self.suppressed.is_some() || self.actions.iter().any(|a| a.explanation.is_some()) {
+            // Serialising plain data into a Vec cannot fail.
+            return serde_json::to_vec(self).expect("a decision serialises");
+        }
+        let mut out = Vec::with_capacity(256 + 200 * self.actions.len());
+        let mut w = super::json::Json(&mut out);
+        w.raw(b"{\"decision_id\":");
+        w.str(&self.decision_id);
+        w.raw(b",\"customer_id\":");
+        w.str(&self.customer_id);
+        w.raw(b",\"at\":");
+        w.str(&self.at);
+        w.raw(b",\"model_version\":");
+        w.str(&self.model_version);
+        w.raw(if self.degraded {
+            b",\"degraded\":true,\"actions\":["
+        } else {
+            b",\"degraded\":false,\"actions\":["
+        });
+        for (i, a) in self.actions.iter().enumerate() {
+            w.comma(i);
+            let scores = [a.propensity, a.value, a.priority, a.probability];
+            w.scored(Some(a.rank), &a.offer_id, a.channel, &a.send_at, scores);
+        }
+        w.raw(b"]}");
+        out
+    }
+}
+
 /// What the decision log keeps beyond the answer: every scored candidate with its rank-1
 /// choice probability, and the customer features the decision saw.
 #[derive(Debug, Clone, Default)]
@@ -902,5 +935,66 @@ impl CustomerScores {
             week: None,
             time_lifts: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn action(rank: usize, offer_id: &str, channel: Channel, x: f64) -> Action {
+        Action {
+            rank,
+            offer_id: offer_id.into(),
+            channel,
+            send_at: "2026-11-22T18:00:00Z".into(),
+            propensity: x,
+            value: 45.0 * x,
+            priority: x / 3.0,
+            probability: 0.95,
+            explanation: None,
+        }
+    }
+
+    /// The hand-written answer is the one serde writes, byte for byte, for every shape of
+    /// answer.
+    #[test]
+    fn the_answer_is_the_decision_as_serde_writes_it() {
+        let mut decision = Decision {
+            decision_id: "0193c0de-0000-7000-8000-000000000000".into(),
+            customer_id: "c-42".into(),
+            at: "2026-11-22T10:15:00Z".into(),
+            model_version: "2026-11-22T09:00:00Z \"3f2a\"".into(),
+            degraded: false,
+            actions: vec![
+                action(1, "gold-card", Channel::Email, 0.031),
+                action(2, "odd\tid", Channel::CallCentre, f64::NAN),
+            ],
+            suppressed: None,
+            log: LogDetails::default(),
+        };
+        let same = |d: &Decision| {
+            assert_eq!(
+                String::from_utf8(d.to_json()).unwrap(),
+                serde_json::to_string(d).unwrap()
+            );
+        };
+        same(&decision);
+        decision.degraded = true;
+        decision.actions.clear();
+        same(&decision);
+        decision
+            .actions
+            .push(action(1, "gold-card", Channel::Web, 0.5));
+        decision.actions[0].explanation = Some(serde_json::json!({"why": "test"}));
+        decision.suppressed = Some(vec![Suppressed {
+            offer_id: "loan".into(),
+            channel: Some(Channel::Sms),
+            reason: "no_consent",
+            detail: None,
+        }]);
+        same(&decision);
+        let text = String::from_utf8(decision.to_json()).unwrap();
+        assert!(text.contains("\"explanation\"") && text.contains("\"suppressed\""));
     }
 }

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use super::engine::Decision;
+use super::json::Json;
 use super::request::{ContextValue, DecisionRequest};
 use crate::telemetry::metrics as m;
 
@@ -130,12 +131,10 @@ impl DecisionRecord {
     /// Writes the record of a decision as one JSON object (no newline), in the shape
     /// [`DecisionRecord`] reads, straight from the decision and its request.
     ///
-    /// Written by hand rather than through serde: the writer does this for every decision,
-    /// and serde_json escapes every key and string byte by byte, which was most of its work
-    /// (callgrind, the `decide` bench's service path: 33,700 instructions a record through
-    /// serde, 17,600 so). Keys are constants here, ids and times need no escaping (ids are
-    /// `[A-Za-z0-9._:@-]`), and any other string is escaped only when it has to be. The unit
-    /// test holds the output to what serde writes for [`DecisionRecord`].
+    /// Written by hand (see [`super::json`]) rather than through serde: the writer does this
+    /// for every decision, and escaping was most of its work (callgrind, the `decide` bench's
+    /// service path: 33,700 instructions a record through serde, 17,600 so). The unit test
+    /// holds the output to what serde writes for [`DecisionRecord`].
     pub fn write(decision: &Decision, request: &DecisionRequest, out: &mut Vec<u8>) {
         let d = &decision.log;
         let mut w = Json(out);
@@ -231,79 +230,6 @@ impl DecisionRecord {
             w.scored(Some(a.rank), &a.offer_id, a.channel, &a.send_at, scores);
         }
         w.raw(b"]}");
-    }
-}
-
-/// Appends JSON to a buffer (see [`DecisionRecord::write`]).
-struct Json<'a>(&'a mut Vec<u8>);
-
-impl Json<'_> {
-    fn raw(&mut self, bytes: &[u8]) {
-        self.0.extend_from_slice(bytes);
-    }
-
-    fn comma(&mut self, index: usize) {
-        if index > 0 {
-            self.0.push(b',');
-        }
-    }
-
-    /// A string: copied between quotes when nothing in it needs escaping.
-    fn str(&mut self, s: &str) {
-        if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
-            self.0.push(b'"');
-            self.0.extend_from_slice(s.as_bytes());
-            self.0.push(b'"');
-        } else {
-            // Writing a string into a Vec cannot fail.
-            let _ = serde_json::to_writer(&mut *self.0, s);
-        }
-    }
-
-    /// A number as serde_json writes it: shortest round-trip form, `null` when not finite.
-    fn f64(&mut self, x: f64) {
-        if x.is_finite() {
-            self.raw(zmij::Buffer::new().format_finite(x).as_bytes());
-        } else {
-            self.raw(b"null");
-        }
-    }
-
-    fn usize(&mut self, n: usize) {
-        self.raw(itoa::Buffer::new().format(n).as_bytes());
-    }
-
-    /// One candidate in [`CandidateRecord`]'s shape, or an action in [`ActionRecord`]'s
-    /// (its rank first).
-    fn scored(
-        &mut self,
-        rank: Option<usize>,
-        offer_id: &str,
-        channel: crate::profile::Channel,
-        send_at: &str,
-        [propensity, value, priority, probability]: [f64; 4],
-    ) {
-        self.raw(b"{");
-        if let Some(rank) = rank {
-            self.raw(b"\"rank\":");
-            self.usize(rank);
-            self.raw(b",");
-        }
-        self.raw(b"\"offer_id\":");
-        self.str(offer_id);
-        self.raw(b",\"channel\":");
-        self.str(channel.as_str());
-        self.raw(b",\"send_at\":");
-        self.str(send_at);
-        self.raw(b",\"propensity\":");
-        self.f64(propensity);
-        self.raw(b",\"value\":");
-        self.f64(value);
-        self.raw(b",\"priority\":");
-        self.f64(priority);
-        self.raw(b",\"probability\":");
-        self.f64(probability);
-        self.raw(b"}");
     }
 }
 

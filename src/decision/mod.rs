@@ -11,6 +11,7 @@ pub mod condition;
 pub mod engine;
 pub mod facts;
 pub mod fields;
+mod json;
 pub mod log;
 pub mod policy;
 pub mod request;

@@ -2,7 +2,14 @@
 //! varints, no field names). A profile is one value in the store, so one customer's update
 //! is one atomic write; the format byte lets a later version read older profiles.
 
-use super::state::Profile;
+use std::collections::VecDeque;
+
+use serde::Deserialize;
+
+use super::Channel;
+use super::event::Outcome;
+use super::ids::OfferId;
+use super::state::{ContactRecord, Profile, ResponseRecord};
 
 const FORMAT_V1: u8 = 1;
 
@@ -40,8 +47,10 @@ pub fn decode(bytes: &[u8]) -> Result<Profile, CodecError> {
 
 /// Decodes what a decision reads: everything but the two lists at the end of the encoding,
 /// the recent events (for the agent screen) and the de-duplication memory, which are left
-/// empty. A decision decodes a profile on every request, and those two lists are a third
-/// of the work (perf, decision load test).
+/// empty, and but the decision ids of contacts and answers, which are read past without
+/// being kept. A decision decodes a profile on every request; those two lists were a third
+/// of the work (perf, decision load test), and the decision ids one string to allocate and
+/// check per contact and per answer.
 pub fn decode_for_decision(bytes: &[u8]) -> Result<Profile, CodecError> {
     match bytes.split_first() {
         None => Err(CodecError::Empty),
@@ -72,9 +81,12 @@ impl<'de> serde::Deserialize<'de> for DecisionPart {
             ) -> Result<DecisionPart, A::Error> {
                 let mut read = 0;
                 macro_rules! next {
-                    () => {{
+                    () => {
+                        next!(_)
+                    };
+                    ($t:ty) => {{
                         read += 1;
-                        seq.next_element()?.ok_or_else(|| {
+                        seq.next_element::<$t>()?.ok_or_else(|| {
                             serde::de::Error::invalid_length(read - 1, &"a profile")
                         })?
                     }};
@@ -88,8 +100,8 @@ impl<'de> serde::Deserialize<'de> for DecisionPart {
                     purchases: next!(),
                     channels: next!(),
                     engagement: next!(),
-                    contacts: next!(),
-                    responses: next!(),
+                    contacts: next!(Contacts).0,
+                    responses: next!(Responses).0,
                     offers: next!(),
                     recent: Default::default(),
                     seen: Default::default(),
@@ -114,6 +126,86 @@ impl<'de> serde::Deserialize<'de> for DecisionPart {
         d.deserialize_struct("Profile", FIELDS, Leading)
     }
 }
+
+/// A profile's contacts, their decision ids read past.
+struct Contacts(VecDeque<ContactRecord>);
+
+/// A profile's answers, their decision ids read past.
+struct Responses(VecDeque<ResponseRecord>);
+
+/// [`ContactRecord`] and [`ResponseRecord`] as they are encoded, the decision id borrowed
+/// from the input instead of copied: field for field the same (the round-trip test checks).
+#[derive(Deserialize)]
+struct ContactWithoutDecision<'a> {
+    at: i64,
+    channel: Channel,
+    offer_id: Option<OfferId>,
+    #[serde(borrow)]
+    _decision_id: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+struct ResponseWithoutDecision<'a> {
+    at: i64,
+    channel: Option<Channel>,
+    offer_id: Option<OfferId>,
+    #[serde(borrow)]
+    _decision_id: Option<&'a str>,
+    outcome: Outcome,
+}
+
+/// Deserializes a sequence of `$raw` into a `VecDeque` of `$record`, field by field.
+macro_rules! records_without_decision {
+    ($list:ident, $raw:ident, $record:ident { $($field:ident),* }) => {
+        impl<'de> Deserialize<'de> for $list {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct Seq;
+                impl<'de> serde::de::Visitor<'de> for Seq {
+                    type Value = $list;
+
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str(concat!("a list of ", stringify!($record)))
+                    }
+
+                    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                        self,
+                        mut seq: A,
+                    ) -> Result<$list, A::Error> {
+                        let mut out = VecDeque::with_capacity(seq.size_hint().unwrap_or(0));
+                        while let Some(r) = seq.next_element::<$raw<'de>>()? {
+                            out.push_back($record {
+                                $($field: r.$field,)*
+                                decision_id: None,
+                            });
+                        }
+                        Ok($list(out))
+                    }
+                }
+                d.deserialize_seq(Seq)
+            }
+        }
+    };
+}
+
+records_without_decision!(
+    Contacts,
+    ContactWithoutDecision,
+    ContactRecord {
+        at,
+        channel,
+        offer_id
+    }
+);
+records_without_decision!(
+    Responses,
+    ResponseWithoutDecision,
+    ResponseRecord {
+        at,
+        channel,
+        offer_id,
+        outcome
+    }
+);
 
 #[cfg(test)]
 mod tests {
@@ -142,9 +234,16 @@ mod tests {
             {"event_id": "c", "customer_id": "c-1", "type": "purchase",
              "at": "2026-02-05T19:00:00Z", "channel": "web", "amount": 42.5},
             {"event_id": "d", "customer_id": "c-1", "type": "contact",
-             "at": "2026-03-05T10:00:00Z", "channel": "email", "offer_id": "gold-card"},
+             "at": "2026-03-05T10:00:00Z", "channel": "email", "offer_id": "gold-card",
+             "decision_id": "d-1"},
             {"event_id": "e", "customer_id": "c-1", "type": "response",
-             "at": "2026-03-05T18:00:00Z", "offer_id": "gold-card", "outcome": "declined"},
+             "at": "2026-03-05T18:00:00Z", "offer_id": "gold-card", "outcome": "declined",
+             "decision_id": "d-1"},
+            {"event_id": "f", "customer_id": "c-1", "type": "contact",
+             "at": "2026-03-06T10:00:00Z", "channel": "sms"},
+            {"event_id": "g", "customer_id": "c-1", "type": "response",
+             "at": "2026-03-06T18:00:00Z", "channel": "sms", "outcome": "clicked",
+             "decision_id": "d-2"},
         ]});
         let events: Vec<Event> =
             crate::profile::event::parse_body(body.to_string().as_bytes()).unwrap();
@@ -156,9 +255,17 @@ mod tests {
         assert!(!full.recent.is_empty() && !full.seen.is_empty());
         assert!(!full.contacts.is_empty() && !full.responses.is_empty() && !full.offers.is_empty());
         let for_decision = decode_for_decision(&encode(&full)).unwrap();
+        assert!(full.contacts.iter().any(|c| c.decision_id.is_some()));
+        assert!(full.responses.iter().any(|r| r.decision_id.is_some()));
         let mut expected = full.clone();
         expected.recent.clear();
         expected.seen.clear();
+        for c in &mut expected.contacts {
+            c.decision_id = None;
+        }
+        for r in &mut expected.responses {
+            r.decision_id = None;
+        }
         assert_eq!(for_decision, expected);
         assert!(matches!(
             decode_for_decision(&encode(&full)[..6]),

@@ -1,0 +1,82 @@
+//! JSON written by hand on the decision path, for the two things every decision writes: the
+//! answer (without `explain`) and the decision-log record. serde_json escapes every key and
+//! string byte by byte; here keys are constants, ids, channels and times need no escaping
+//! (ids are `[A-Za-z0-9._:@-]`), and any other string is escaped only when it has to be.
+//! Their tests hold both to what serde writes for the same types.
+
+/// Appends JSON to a buffer.
+pub(crate) struct Json<'a>(pub &'a mut Vec<u8>);
+
+impl Json<'_> {
+    pub fn raw(&mut self, bytes: &[u8]) {
+        self.0.extend_from_slice(bytes);
+    }
+
+    pub fn comma(&mut self, index: usize) {
+        if index > 0 {
+            self.0.push(b',');
+        }
+    }
+
+    /// A string: copied between quotes when nothing in it needs escaping.
+    pub fn str(&mut self, s: &str) {
+        if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+            self.0.push(b'"');
+            self.0.extend_from_slice(s.as_bytes());
+            self.0.push(b'"');
+        } else {
+            // Writing a string into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *self.0, s);
+        }
+    }
+
+    /// A number as serde_json writes it: shortest round-trip form, `null` when not finite.
+    pub fn f64(&mut self, x: f64) {
+        if x.is_finite() {
+            self.raw(zmij::Buffer::new().format_finite(x).as_bytes());
+        } else {
+            self.raw(b"null");
+        }
+    }
+
+    pub fn usize(&mut self, n: usize) {
+        self.raw(itoa::Buffer::new().format(n).as_bytes());
+    }
+
+    /// One candidate in the decision log's [`CandidateRecord`] shape, or an action in its
+    /// [`ActionRecord`] one (the rank first), which is also an action of the answer without
+    /// an explanation.
+    ///
+    /// [`CandidateRecord`]: super::log::CandidateRecord
+    /// [`ActionRecord`]: super::log::ActionRecord
+    pub fn scored(
+        &mut self,
+        rank: Option<usize>,
+        offer_id: &str,
+        channel: crate::profile::Channel,
+        send_at: &str,
+        [propensity, value, priority, probability]: [f64; 4],
+    ) {
+        self.raw(b"{");
+        if let Some(rank) = rank {
+            self.raw(b"\"rank\":");
+            self.usize(rank);
+            self.raw(b",");
+        }
+        self.raw(b"\"offer_id\":");
+        self.str(offer_id);
+        self.raw(b",\"channel\":");
+        self.str(channel.as_str());
+        self.raw(b",\"send_at\":");
+        self.str(send_at);
+        self.raw(b",\"propensity\":");
+        self.f64(propensity);
+        self.raw(b",\"value\":");
+        self.f64(value);
+        self.raw(b",\"priority\":");
+        self.f64(priority);
+        self.raw(b",\"probability\":");
+        self.f64(probability);
+        self.raw(b"}");
+    }
+}
