@@ -80,6 +80,13 @@ pub enum Command {
     },
 }
 
+impl Cli {
+    /// Whether this runs the HTTP service.
+    pub fn serves(&self) -> bool {
+        matches!(self.command, Command::Serve { .. })
+    }
+}
+
 pub fn load_settings(config: Option<&std::path::Path>) -> anyhow::Result<Settings> {
     Settings::load(config).context("loading settings")
 }

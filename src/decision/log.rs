@@ -270,7 +270,7 @@ impl DecisionLog {
             LogSink::Redis => {
                 let (tx, rx) = mpsc::channel(settings.queue);
                 let client = redis
-                    .and_then(|r| redis::Client::open(r.url.as_str()).ok())
+                    .and_then(|r| crate::profile::redis_store::client(&r.url).ok())
                     .ok_or_else(|| LogError::Open {
                         path: PathBuf::from(&settings.redis_stream),
                         source: std::io::Error::other(

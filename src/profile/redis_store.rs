@@ -85,6 +85,18 @@ pub struct RedisStore {
     script_sha: String,
 }
 
+/// A client for `url` with `TCP_NODELAY` set. The redis crate leaves Nagle's algorithm on,
+/// so on a multiplexed connection a command written while an earlier one is unanswered
+/// waits for that answer before it is even sent: a request-and-answer client wants every
+/// command on the wire at once. (A Unix-socket URL has no such setting and takes none.)
+pub fn client(url: &str) -> redis::RedisResult<redis::Client> {
+    use redis::IntoConnectionInfo;
+    let info = url
+        .into_connection_info()?
+        .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
+    redis::Client::open(info)
+}
+
 fn unavailable(e: RedisError) -> StoreError {
     if e.is_timeout() {
         StoreError::Unavailable(format!("redis timed out: {e}"))
@@ -96,7 +108,7 @@ fn unavailable(e: RedisError) -> StoreError {
 impl RedisStore {
     /// Connects and loads the write script; fails fast when Redis cannot be reached.
     pub async fn connect(opts: &RedisOptions, limits: ProfileLimits) -> Result<Self, StoreError> {
-        let client = redis::Client::open(opts.url.as_str())
+        let client = client(&opts.url)
             .map_err(|e| StoreError::Unavailable(format!("bad redis url {:?}: {e}", opts.url)))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(opts.connect_timeout))
