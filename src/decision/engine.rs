@@ -336,7 +336,9 @@ impl DecisionEngine<'_> {
         }
         let dnc = policy.do_not_contact(profile);
         let lifts = scores.time_lifts.as_ref();
-        let slots = slot_table(&clock, policy, t, lifts);
+        // Only outbound plans need the hours of the horizon; inbound ones answer now.
+        let slot_table_cell = std::cell::OnceCell::new();
+        let slots = || slot_table_cell.get_or_init(|| slot_table(&clock, policy, t, lifts));
         let channel_lifts: Vec<f64> = if input.degraded {
             vec![1.0; requested.len()]
         } else {
@@ -373,7 +375,7 @@ impl DecisionEngine<'_> {
                 let (marketing, service) = if blocked.is_some() {
                     (Err(Block::NoConsent), Err(Block::NoConsent))
                 } else {
-                    best_slots(&slots, policy, &ledger, channel)
+                    best_slots(slots(), policy, &ledger, channel)
                 };
                 ChannelPlan {
                     channel,
@@ -603,7 +605,7 @@ impl DecisionEngine<'_> {
                 };
                 if !allowed {
                     let slot = *new_slots[channel.index()]
-                        .get_or_insert_with(|| best_slots(&slots, policy, &ledger, channel).0);
+                        .get_or_insert_with(|| best_slots(slots(), policy, &ledger, channel).0);
                     match slot {
                         Ok(slot) => {
                             c.slot = slot;

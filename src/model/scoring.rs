@@ -48,8 +48,9 @@ impl ModelSet {
         let time_lifts = self
             .send_time
             .as_ref()
+            .zip(self.send_time_priors.as_ref())
             .zip(week.as_ref())
-            .map(|(m, q)| m.lifts(q));
+            .map(|((m, powers), q)| m.lifts(q, &profile.engagement, segment, powers));
         CustomerScores {
             at,
             summary,

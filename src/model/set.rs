@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::features::FeatureSchema;
 use super::response::{ChannelModel, PropensityModel};
 use super::segments::SegmentModel;
-use super::send_time::SendTimeModel;
+use super::send_time::{PriorPowers, SendTimeModel};
 use super::value::ValueModel;
 
 pub const MANIFEST: &str = "manifest.json";
@@ -94,6 +94,8 @@ pub struct ModelSet {
     pub propensity: Option<(FeatureSchema, PropensityModel)>,
     pub channel: Option<(FeatureSchema, ChannelModel)>,
     pub send_time: Option<SendTimeModel>,
+    /// The send-time model's share of every customer's lifts, made once here.
+    pub send_time_priors: Option<PriorPowers>,
     pub segments: Option<SegmentModel>,
     /// Column names of the response and channel schemas, for explanations.
     pub response_names: Vec<String>,
@@ -147,6 +149,7 @@ impl ModelSet {
             propensity: None,
             channel: None,
             send_time: None,
+            send_time_priors: None,
             segments: None,
             response_names: Vec::new(),
             channel_names: Vec::new(),
@@ -246,6 +249,7 @@ impl ModelSet {
             value,
             propensity,
             channel,
+            send_time_priors: send_time.as_ref().map(SendTimeModel::prior_powers),
             send_time,
             segments,
             response_names,

@@ -134,14 +134,15 @@ struct Contacts(VecDeque<ContactRecord>);
 struct Responses(VecDeque<ResponseRecord>);
 
 /// [`ContactRecord`] and [`ResponseRecord`] as they are encoded, the decision id borrowed
-/// from the input instead of copied: field for field the same (the round-trip test checks).
+/// from the input as bytes, neither copied nor checked (a string is encoded as its bytes):
+/// field for field the same (the round-trip test checks).
 #[derive(Deserialize)]
 struct ContactWithoutDecision<'a> {
     at: i64,
     channel: Channel,
     offer_id: Option<OfferId>,
     #[serde(borrow)]
-    _decision_id: Option<&'a str>,
+    _decision_id: Option<&'a [u8]>,
 }
 
 #[derive(Deserialize)]
@@ -150,7 +151,7 @@ struct ResponseWithoutDecision<'a> {
     channel: Option<Channel>,
     offer_id: Option<OfferId>,
     #[serde(borrow)]
-    _decision_id: Option<&'a str>,
+    _decision_id: Option<&'a [u8]>,
     outcome: Outcome,
 }
 
