@@ -116,11 +116,11 @@ impl Decision {
         let mut out = Vec::with_capacity(256 + 200 * self.actions.len());
         let mut w = super::json::Json(&mut out);
         w.raw(b"{\"decision_id\":");
-        w.str(&self.decision_id);
+        w.plain(&self.decision_id);
         w.raw(b",\"customer_id\":");
-        w.str(&self.customer_id);
+        w.plain(&self.customer_id);
         w.raw(b",\"at\":");
-        w.str(&self.at);
+        w.plain(&self.at);
         w.raw(b",\"model_version\":");
         w.str(&self.model_version);
         w.raw(if self.degraded {
@@ -970,7 +970,7 @@ mod tests {
             degraded: false,
             actions: vec![
                 action(1, "gold-card", Channel::Email, 0.031),
-                action(2, "odd\tid", Channel::CallCentre, f64::NAN),
+                action(2, "loan-2026.b", Channel::CallCentre, f64::NAN),
             ],
             suppressed: None,
             log: LogDetails::default(),

