@@ -94,7 +94,7 @@ pub async fn post_decision(
         "actions"
     };
     let json = decision.to_json();
-    state.decision_log.record(decision, request);
+    state.decision_log.record(&decision, &request);
     metrics::histogram!(m::DECISION_DURATION).record(started.elapsed().as_secs_f64());
     metrics::counter!(m::DECISIONS, "outcome" => outcome).increment(1);
     Ok(HttpResponse::Ok()
