@@ -9,9 +9,13 @@
 //!   answered, and latency is measured from the scheduled send time, so a stalled server
 //!   cannot hide its queueing (no coordinated omission). With `--metrics-url` it also reports
 //!   the server-side percentiles of the run, from the difference of two scrapes of the
-//!   service's Prometheus histograms.
+//!   server's Prometheus histograms; with `--versus-url` it measures a second server in
+//!   rounds alternating with the first, and reports each round and the whole.
 //! - `saturate`: closed loop at maximum rate against any POST endpoint, for throughput.
 //! - `plot`: latency-by-percentile SVG of the curves `decisions --curve-out` wrote.
+//!
+//! Requests go through [`Client`], a minimal HTTP/1.1 client: the generator runs on the
+//! server's machine, and a general-purpose client cost it a third more CPU per request.
 
 // The generator shares the machine with the server: every cycle it spends is taken from it.
 #[global_allocator]
