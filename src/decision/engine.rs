@@ -115,25 +115,11 @@ impl Decision {
         }
         let mut out = Vec::with_capacity(256 + 200 * self.actions.len());
         let mut w = super::json::Json(&mut out);
-        w.raw(b"{\"decision_id\":");
-        w.plain(&self.decision_id);
-        w.raw(b",\"customer_id\":");
-        w.plain(&self.customer_id);
-        w.raw(b",\"at\":");
-        w.plain(&self.at);
-        w.raw(b",\"model_version\":");
-        w.str(&self.model_version);
-        w.raw(if self.degraded {
-            b",\"degraded\":true,\"actions\":["
-        } else {
-            b",\"degraded\":false,\"actions\":["
-        });
-        for (i, a) in self.actions.iter().enumerate() {
-            w.comma(i);
-            let scores = [a.propensity, a.value, a.priority, a.probability];
-            w.scored(Some(a.rank), &a.offer_id, a.channel, &a.send_at, scores);
-        }
-        w.raw(b"]}");
+        w.decision_head(self);
+        w.degraded(self.degraded);
+        w.raw(b",\"actions\":");
+        w.actions(&self.actions);
+        w.raw(b"}");
         out
     }
 }

@@ -91,6 +91,41 @@ impl Json<'_> {
     }
 }
 
+impl Json<'_> {
+    /// A decision's opening fields, shared by the answer and the log record: `{` and
+    /// `decision_id`, `customer_id`, `at`, `model_version`, in that order.
+    pub fn decision_head(&mut self, d: &super::engine::Decision) {
+        self.raw(b"{\"decision_id\":");
+        self.plain(&d.decision_id);
+        self.raw(b",\"customer_id\":");
+        self.plain(&d.customer_id);
+        self.raw(b",\"at\":");
+        self.plain(&d.at);
+        self.raw(b",\"model_version\":");
+        self.str(&d.model_version);
+    }
+
+    /// `"degraded":` and the flag (after a comma).
+    pub fn degraded(&mut self, degraded: bool) {
+        self.raw(if degraded {
+            b",\"degraded\":true"
+        } else {
+            b",\"degraded\":false"
+        });
+    }
+
+    /// A decision's actions as a JSON array, each with its rank.
+    pub fn actions(&mut self, actions: &[super::engine::Action]) {
+        self.raw(b"[");
+        for (i, a) in actions.iter().enumerate() {
+            self.comma(i);
+            let scores = [a.propensity, a.value, a.priority, a.probability];
+            self.scored(Some(a.rank), &a.offer_id, a.channel, &a.send_at, scores);
+        }
+        self.raw(b"]");
+    }
+}
+
 /// Whether a string goes into JSON as it is.
 fn plain(s: &str) -> bool {
     s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\')
