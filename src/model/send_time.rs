@@ -122,19 +122,19 @@ impl SendTimeModel {
             0.0
         };
         let scale = ((total + alpha + self.global_weight) as f32).powf(-kappa);
-        let prior = &powers.0[match segment {
+        // Powers made from another model may lack the table: every hour is then computed.
+        let prior = powers.0.get(match segment {
             Some(i) if i < self.segments.len() => i + 1,
             _ => 0,
-        }];
+        });
         let mut l = [0.0; HOURS_PER_WEEK];
         let mut sum = 0.0;
         for h in 0..HOURS_PER_WEEK {
             let near = |k: usize| engagement[(h + k) % HOURS_PER_WEEK] > 0;
             let own = touched && (near(0) || (self.smoothing > 0.0 && (near(1) || near(167))));
-            let raw = if own || prior[h].is_nan() {
-                ((HOURS_PER_WEEK as f64 * q[h]).max(1e-9) as f32).powf(kappa)
-            } else {
-                prior[h] * scale
+            let raw = match prior.map(|p| p[h]) {
+                Some(p) if !own && !p.is_nan() => p * scale,
+                _ => ((HOURS_PER_WEEK as f64 * q[h]).max(1e-9) as f32).powf(kappa),
             };
             l[h] = raw as f64;
             sum += l[h];

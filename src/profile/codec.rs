@@ -172,7 +172,10 @@ macro_rules! records_without_decision {
                         self,
                         mut seq: A,
                     ) -> Result<$list, A::Error> {
-                        let mut out = VecDeque::with_capacity(seq.size_hint().unwrap_or(0));
+                        // The length comes from stored bytes: room for a profile's worth
+                        // at most, as serde's own lists do, whatever a damaged one says.
+                        let room = seq.size_hint().unwrap_or(0).min(1024);
+                        let mut out = VecDeque::with_capacity(room);
                         while let Some(r) = seq.next_element::<$raw<'de>>()? {
                             out.push_back($record {
                                 $($field: r.$field,)*
