@@ -529,18 +529,19 @@ impl Conn {
                 continue;
             };
             let status = answer.code.unwrap_or(0);
-            let length = answer
+            let length = match answer
                 .headers
                 .iter()
                 .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-                .and_then(|h| {
-                    std::str::from_utf8(h.value)
-                        .ok()?
-                        .trim()
-                        .parse::<usize>()
-                        .ok()
-                })
-                .ok_or_else(|| bad("no content-length"))?;
+            {
+                Some(h) => std::str::from_utf8(h.value)
+                    .ok()
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .ok_or_else(|| bad("bad content-length"))?,
+                // Answers without a body; anything else this client cannot delimit.
+                None if status == 204 || status == 304 || status < 200 => 0,
+                None => return Err(bad("no content-length")),
+            };
             // A request is done when its whole answer has arrived.
             while self.buf.len() < head_len + length {
                 if self.stream.read_buf(&mut self.buf).await? == 0 {
