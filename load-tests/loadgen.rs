@@ -348,9 +348,9 @@ struct ServerSide {
 }
 
 impl ServerSide {
-    /// The service's decision histogram (request parsed to answer built, the store read
-    /// included) and its HTTP one for the route (body read to response); the reference
-    /// server's histogram over the same span as the decision one. The first series the
+    /// The service's decision histogram (request body read to answer built, the store read
+    /// included) and its HTTP one for the route (to the response); the reference server's
+    /// histogram over the same span as the decision one. The first series the
     /// server has is its server-side curve.
     const SERIES: [(&str, &str); 3] = [
         ("touchpoint_decision_duration_seconds", ""),
