@@ -10,7 +10,8 @@
 #      percentiles from an HDR histogram, and server-side percentiles from each server's
 #      Prometheus histograms (difference of scrapes before and after; the same span, body
 #      read to answer built, and the same buckets for both), per round and over all;
-#   4. closed-loop saturation of each, the reference first;
+#   4. closed-loop saturation of each, in alternating rounds (default 3 of 8 s each, the
+#      reference first in each; SAT_ROUNDS, SAT_SECONDS);
 #   5. a latency-by-percentile plot of both.
 # Usage: [DECISION_LOG=file|redis|off] load-tests/decisions.sh [rate] [seconds] [customers] [rounds]
 # Writes load-tests/results/decisions-<log>.json and decisions-<log>-latency.svg.
@@ -19,6 +20,8 @@ RATE="${1:-10000}"
 SECONDS_RUN="${2:-10}"
 CUSTOMERS="${3:-10000}"
 ROUNDS="${4:-6}"
+SAT_ROUNDS="${SAT_ROUNDS:-3}"
+SAT_SECONDS="${SAT_SECONDS:-8}"
 DECISION_LOG="${DECISION_LOG:-file}"
 OUT="$ROOT/load-tests/results"
 mkdir -p "$OUT"
@@ -53,11 +56,18 @@ OPEN=$("$LOADGEN" decisions --url "$SERVICE/v1/decisions" "${TARGET[@]}" --rate 
   --versus-url "$REFERENCE" --versus-metrics-url "http://127.0.0.1:$REF_PORT/metrics" \
   --curve-out "$WORK/curves.json")
 
-echo "== saturation: reference, then decisions" >&2
-SAT_REF=$("$LOADGEN" saturate --url "$REFERENCE" --body reference "${TARGET[@]}" --seconds 10)
-echo "$SAT_REF" >&2
-SAT=$("$LOADGEN" saturate --url "$SERVICE/v1/decisions" "${TARGET[@]}" --seconds 10)
-echo "$SAT" >&2
+echo "== saturation: $SAT_ROUNDS rounds of ${SAT_SECONDS}s, reference then decisions in each" >&2
+SAT_REF="[" SAT="["
+for r in $(seq "$SAT_ROUNDS"); do
+  [ "$r" = 1 ] || { SAT_REF+=","; SAT+=","; }
+  ONE=$("$LOADGEN" saturate --url "$REFERENCE" --body reference "${TARGET[@]}" --seconds "$SAT_SECONDS")
+  echo "$ONE" >&2
+  SAT_REF+="$ONE"
+  ONE=$("$LOADGEN" saturate --url "$SERVICE/v1/decisions" "${TARGET[@]}" --seconds "$SAT_SECONDS")
+  echo "$ONE" >&2
+  SAT+="$ONE"
+done
+SAT_REF+="]" SAT+="]"
 OUTCOMES=$(curl -sf "$SERVICE/metrics" | grep '^touchpoint_decisions_total' || true)
 sleep 1 # the log writer catches up
 case "$DECISION_LOG" in
@@ -88,6 +98,9 @@ rounds = [
     for s, r in zip(service["per_round"], reference["per_round"])
 ]
 p99s = [r["service_server_us"]["p99"] for r in rounds]
+def rate(runs):
+    """Requests per second over all rounds."""
+    return sum(r["requests_ok"] for r in runs) / sum(r["seconds"] for r in runs)
 ref_p99s = [r["reference_server_us"]["p99"] for r in rounds]
 print(json.dumps({
   "decision_log": log,
@@ -108,10 +121,12 @@ print(json.dumps({
     "per_round": rounds,
   },
   "saturation": {
-    "reference_per_s": round(sat_ref["requests_per_second"]),
-    "decisions_per_s": round(sat["requests_per_second"]),
-    "ratio": round(sat["requests_per_second"] / sat_ref["requests_per_second"], 3),
-    "decisions_failed": sat["requests_failed"],
+    "reference_per_s": round(rate(sat_ref)),
+    "decisions_per_s": round(rate(sat)),
+    "ratio": round(rate(sat) / rate(sat_ref), 3),
+    "ratio_by_round": [round(s["requests_per_second"] / r["requests_per_second"], 3)
+                       for s, r in zip(sat, sat_ref)],
+    "decisions_failed": sum(s["requests_failed"] for s in sat),
   },
   "decision_outcomes": [l for l in outcomes.splitlines() if l],
   "decisions_logged": int(logged),
