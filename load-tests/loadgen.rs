@@ -398,9 +398,7 @@ impl ServerSide {
             .collect();
         (points, run)
     }
-}
 
-impl ServerSide {
     /// Percentiles of each series since it was started, with its bucket counts, and the
     /// first series' curve at `quantiles` (milliseconds).
     fn summary(series: &[ServerSide], url: &str, quantiles: &[f64]) -> (serde_json::Value, Pairs) {

@@ -21,9 +21,7 @@ impl Json<'_> {
     /// A string: copied between quotes when nothing in it needs escaping.
     pub fn str(&mut self, s: &str) {
         if plain(s) {
-            self.0.push(b'"');
-            self.0.extend_from_slice(s.as_bytes());
-            self.0.push(b'"');
+            self.plain(s);
         } else {
             // Writing a string into a Vec cannot fail.
             let _ = serde_json::to_writer(&mut *self.0, s);
@@ -89,9 +87,7 @@ impl Json<'_> {
         self.f64(probability);
         self.raw(b"}");
     }
-}
 
-impl Json<'_> {
     /// A decision's opening fields, shared by the answer and the log record: `{` and
     /// `decision_id`, `customer_id`, `at`, `model_version`, in that order.
     pub fn decision_head(&mut self, d: &super::engine::Decision) {
