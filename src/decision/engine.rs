@@ -128,7 +128,11 @@ impl Decision {
 /// choice probability, and the customer features the decision saw.
 #[derive(Debug, Clone, Default)]
 pub struct LogDetails {
+    /// The decision's time, Unix seconds.
+    pub at: i64,
     pub candidates: Vec<LoggedCandidate>,
+    /// Each action's `send_at`, Unix seconds, in rank order.
+    pub action_send_at: Vec<i64>,
     pub segment: Option<usize>,
     pub value: Option<crate::model::value::ValueFigures>,
     pub catalog_version: String,
@@ -568,6 +572,7 @@ impl DecisionEngine<'_> {
         };
         let mut open: Vec<bool> = vec![true; candidates.len()];
         let mut actions: Vec<Action> = Vec::with_capacity(request.limit);
+        let mut action_send_at: Vec<i64> = Vec::with_capacity(request.limit);
         let mut planned_marketing = false;
         while actions.len() < request.limit {
             // Re-check planned outbound marketing actions against what this slate planned;
@@ -660,6 +665,7 @@ impl DecisionEngine<'_> {
                     }
                 }
             }
+            action_send_at.push(c.slot.at);
             actions.push(Action {
                 rank: actions.len() + 1,
                 offer_id: offer.id.to_string(),
@@ -713,7 +719,9 @@ impl DecisionEngine<'_> {
             actions,
             suppressed: explain.then_some(suppressed),
             log: LogDetails {
+                at: t,
                 candidates: logged,
+                action_send_at,
                 segment: scores.segment,
                 value: scores.value,
                 catalog_version: self.catalog.version.clone(),

@@ -50,28 +50,19 @@ impl Json<'_> {
         self.raw(itoa::Buffer::new().format(n).as_bytes());
     }
 
-    /// One candidate in the decision log's [`CandidateRecord`] shape, or an action in its
-    /// [`ActionRecord`] one (the rank first), which is also an action of the answer without
-    /// an explanation. The offer id is a catalog offer's (`[A-Za-z0-9._:@-]`) and the time
-    /// one this crate wrote.
-    ///
-    /// [`CandidateRecord`]: super::log::CandidateRecord
-    /// [`ActionRecord`]: super::log::ActionRecord
+    /// An action of the answer without an explanation, its rank first. The offer id is a
+    /// catalog offer's (`[A-Za-z0-9._:@-]`) and the time one this crate wrote.
     pub fn scored(
         &mut self,
-        rank: Option<usize>,
+        rank: usize,
         offer_id: &str,
         channel: crate::profile::Channel,
         send_at: &str,
         [propensity, value, priority, probability]: [f64; 4],
     ) {
-        self.raw(b"{");
-        if let Some(rank) = rank {
-            self.raw(b"\"rank\":");
-            self.usize(rank);
-            self.raw(b",");
-        }
-        self.raw(b"\"offer_id\":");
+        self.raw(b"{\"rank\":");
+        self.usize(rank);
+        self.raw(b",\"offer_id\":");
         self.plain(offer_id);
         self.raw(b",\"channel\":");
         self.plain(channel.as_str());
@@ -86,6 +77,44 @@ impl Json<'_> {
         self.raw(b",\"probability\":");
         self.f64(probability);
         self.raw(b"}");
+    }
+
+    /// A number to single precision: the shortest form that reads back as the same `f32`.
+    pub fn f32(&mut self, x: f64) {
+        let x = x as f32;
+        if x.is_finite() {
+            self.raw(zmij::Buffer::new().format_finite(x).as_bytes());
+        } else {
+            self.raw(b"null");
+        }
+    }
+
+    /// A candidate or an action as the decision log writes it, the array `[offer_id,
+    /// channel, send_after_s, propensity, value, priority, probability]`
+    /// ([`ScoredRecord`](super::log::ScoredRecord)): the three scores to single precision,
+    /// the probability in full.
+    pub fn scored_array(
+        &mut self,
+        offer_id: &str,
+        channel: crate::profile::Channel,
+        send_after_s: i64,
+        [propensity, value, priority, probability]: [f64; 4],
+    ) {
+        self.raw(b"[");
+        self.plain(offer_id);
+        self.raw(b",");
+        self.plain(channel.as_str());
+        self.raw(b",");
+        self.raw(itoa::Buffer::new().format(send_after_s).as_bytes());
+        self.raw(b",");
+        self.f32(propensity);
+        self.raw(b",");
+        self.f32(value);
+        self.raw(b",");
+        self.f32(priority);
+        self.raw(b",");
+        self.f64(probability);
+        self.raw(b"]");
     }
 
     /// A decision's opening fields, shared by the answer and the log record: `{` and
@@ -116,7 +145,7 @@ impl Json<'_> {
         for (i, a) in actions.iter().enumerate() {
             self.comma(i);
             let scores = [a.propensity, a.value, a.priority, a.probability];
-            self.scored(Some(a.rank), &a.offer_id, a.channel, &a.send_at, scores);
+            self.scored(a.rank, &a.offer_id, a.channel, &a.send_at, scores);
         }
         self.raw(b"]");
     }
