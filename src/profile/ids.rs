@@ -1,6 +1,7 @@
 //! Identifiers, parsed once at the edge so that nothing past it can hold a bad one.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -119,11 +120,113 @@ id_type!(
     EventId,
     check_len
 );
-id_type!(
-    /// An offer of the catalog, 1..128 characters of `[A-Za-z0-9._:@-]`.
-    OfferId,
-    check_key_safe
-);
+/// An offer of the catalog, 1..128 characters of `[A-Za-z0-9._:@-]`.
+///
+/// Shared, so cloning one copies a pointer; and a profile holds up to a few hundred (one per
+/// contact, answer and offer counted), decoded on every decision. Decoding one looks it up in
+/// its thread's table of the ids seen before ([`OfferId::intern`]) rather than checking and
+/// allocating it again: a catalog has tens of offers, so nearly every lookup finds one.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OfferId(Arc<str>);
+
+/// Distinct offer ids each thread keeps for decoding. Ids beyond it (a flood of ids no
+/// catalog has) are checked and allocated each time instead.
+const INTERNED_OFFER_IDS: usize = 4096;
+
+type Interned = foldhash::HashSet<Arc<str>>;
+
+thread_local! {
+    static OFFER_IDS: std::cell::RefCell<Interned> = Default::default();
+}
+
+impl OfferId {
+    pub fn parse(s: impl Into<String>) -> Result<Self, IdError> {
+        let s = s.into();
+        check_key_safe(&s)?;
+        Ok(Self(Arc::from(s)))
+    }
+
+    /// The id `s`, shared with every other copy of it this thread decoded before, checked
+    /// only the first time.
+    pub fn intern(s: &str) -> Result<Self, IdError> {
+        OFFER_IDS.with_borrow_mut(|ids| {
+            if let Some(id) = ids.get(s) {
+                return Ok(Self(id.clone()));
+            }
+            check_key_safe(s)?;
+            let id: Arc<str> = Arc::from(s);
+            if ids.len() < INTERNED_OFFER_IDS {
+                ids.insert(id.clone());
+            }
+            Ok(Self(id))
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for OfferId {
+    type Error = IdError;
+    fn try_from(s: String) -> Result<Self, IdError> {
+        Self::parse(s)
+    }
+}
+
+impl From<OfferId> for String {
+    fn from(id: OfferId) -> String {
+        id.0.to_string()
+    }
+}
+
+impl AsRef<str> for OfferId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for OfferId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for OfferId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for OfferId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl Serialize for OfferId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for OfferId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = OfferId;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an offer id")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<OfferId, E> {
+                OfferId::intern(s).map_err(E::custom)
+            }
+        }
+        d.deserialize_str(Visitor)
+    }
+}
 id_type!(
     /// A decision that an event answers, 1..128 characters.
     DecisionId,
@@ -145,6 +248,23 @@ mod tests {
             Err(IdError::TooLong { max: 128 })
         );
         assert!(CustomerId::parse("c".repeat(128)).is_ok());
+    }
+
+    #[test]
+    fn offer_ids_decode_shared_and_checked() {
+        let a: OfferId = serde_json::from_str("\"gold-card\"").unwrap();
+        let b: OfferId = serde_json::from_str("\"gold-card\"").unwrap();
+        assert_eq!(a, OfferId::parse("gold-card").unwrap());
+        assert!(
+            Arc::ptr_eq(&a.0, &b.0),
+            "the second decode shares the first"
+        );
+        let bad = serde_json::from_str::<OfferId>("\"gold card\"").unwrap_err();
+        assert!(bad.to_string().contains("may only hold"), "{bad}");
+        // Refused the second time too: a bad id is never kept.
+        assert!(serde_json::from_str::<OfferId>("\"gold card\"").is_err());
+        let bytes = postcard::to_allocvec(&a).unwrap();
+        assert_eq!(postcard::from_bytes::<OfferId>(&bytes).unwrap(), a);
     }
 
     #[test]
