@@ -439,7 +439,14 @@ struct Conn {
     stream: actix_web::rt::net::TcpStream,
     buf: Vec<u8>,
     out: Vec<u8>,
+    /// When its last answer came: a server closes a keep-alive connection idle past its
+    /// timeout (actix-web: 5 s), as one is between the rounds of an alternating run.
+    idle_since: Instant,
 }
+
+/// Idle connections older than this are closed rather than reused, so that a request is
+/// never sent on one the server is closing (it would count as failed).
+const MAX_IDLE: Duration = Duration::from_secs(2);
 
 impl Client {
     /// A client that POSTs JSON to `url` (`http://host:port/path`) over at most `connections`.
@@ -465,8 +472,13 @@ impl Client {
     /// failed (the connection is then dropped).
     async fn post(&self, body: &str) -> Option<u16> {
         let mut conn = loop {
-            if let Some(c) = self.idle.borrow_mut().pop() {
-                break c;
+            let reused = self.idle.borrow_mut().pop();
+            if let Some(c) = reused {
+                if c.idle_since.elapsed() < MAX_IDLE {
+                    break c;
+                }
+                self.open.set(self.open.get() - 1);
+                continue;
             }
             if self.open.get() < self.limit {
                 self.open.set(self.open.get() + 1);
@@ -477,6 +489,7 @@ impl Client {
                             stream,
                             buf: Vec::with_capacity(8192),
                             out: Vec::with_capacity(1024),
+                            idle_since: Instant::now(),
                         };
                     }
                     Err(_) => {
@@ -491,6 +504,7 @@ impl Client {
             actix_web::rt::time::timeout(Duration::from_secs(10), conn.exchange(&self.head, body));
         match exchange.await {
             Ok(Ok(status)) => {
+                conn.idle_since = Instant::now();
                 self.idle.borrow_mut().push(conn);
                 Some(status)
             }
