@@ -133,10 +133,26 @@ pub struct OfferId(Arc<str>);
 /// catalog has) are checked and allocated each time instead.
 const INTERNED_OFFER_IDS: usize = 4096;
 
-type Interned = foldhash::HashSet<Arc<str>>;
+/// An interned id, found by its bytes: a stored profile's ids are looked up before they are
+/// checked as UTF-8, which a known one needs no more. Hashes as its bytes do, so that a
+/// `[u8]` finds it.
+#[derive(PartialEq, Eq)]
+struct Interned(Arc<str>);
+
+impl std::hash::Hash for Interned {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.as_bytes().hash(state);
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for Interned {
+    fn borrow(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
 
 thread_local! {
-    static OFFER_IDS: std::cell::RefCell<Interned> = Default::default();
+    static OFFER_IDS: std::cell::RefCell<foldhash::HashSet<Interned>> = Default::default();
 }
 
 impl OfferId {
@@ -149,14 +165,21 @@ impl OfferId {
     /// The id `s`, shared with every other copy of it this thread decoded before, checked
     /// only the first time.
     pub fn intern(s: &str) -> Result<Self, IdError> {
+        Self::intern_bytes(s.as_bytes())
+    }
+
+    /// [`Self::intern`] of bytes not yet known to be UTF-8: checked only when new (the
+    /// character set is ASCII, so an id that passes is UTF-8).
+    fn intern_bytes(bytes: &[u8]) -> Result<Self, IdError> {
         OFFER_IDS.with_borrow_mut(|ids| {
-            if let Some(id) = ids.get(s) {
-                return Ok(Self(id.clone()));
+            if let Some(id) = ids.get(bytes) {
+                return Ok(Self(id.0.clone()));
             }
+            let s = std::str::from_utf8(bytes).map_err(|_| IdError::BadCharacter)?;
             check_key_safe(s)?;
             let id: Arc<str> = Arc::from(s);
             if ids.len() < INTERNED_OFFER_IDS {
-                ids.insert(id.clone());
+                ids.insert(Interned(id.clone()));
             }
             Ok(Self(id))
         })
@@ -223,8 +246,18 @@ impl<'de> Deserialize<'de> for OfferId {
             fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<OfferId, E> {
                 OfferId::intern(s).map_err(E::custom)
             }
+
+            fn visit_bytes<E: serde::de::Error>(self, b: &[u8]) -> Result<OfferId, E> {
+                OfferId::intern_bytes(b).map_err(E::custom)
+            }
         }
-        d.deserialize_str(Visitor)
+        // A binary format (the stored profile's postcard) writes a string as its bytes:
+        // reading it as bytes skips the UTF-8 check for ids already known.
+        if d.is_human_readable() {
+            d.deserialize_str(Visitor)
+        } else {
+            d.deserialize_bytes(Visitor)
+        }
     }
 }
 id_type!(
@@ -264,7 +297,12 @@ mod tests {
         // Refused the second time too: a bad id is never kept.
         assert!(serde_json::from_str::<OfferId>("\"gold card\"").is_err());
         let bytes = postcard::to_allocvec(&a).unwrap();
-        assert_eq!(postcard::from_bytes::<OfferId>(&bytes).unwrap(), a);
+        let c = postcard::from_bytes::<OfferId>(&bytes).unwrap();
+        assert!(Arc::ptr_eq(&a.0, &c.0), "read as bytes, found by them");
+        // Stored bytes are checked as any id is when they are new: not UTF-8, or not an id.
+        assert!(postcard::from_bytes::<OfferId>(&[2, 0xc3, 0x28]).is_err());
+        let spaced = postcard::to_allocvec("gold card").unwrap();
+        assert!(postcard::from_bytes::<OfferId>(&spaced).is_err());
     }
 
     #[test]
