@@ -27,11 +27,7 @@ pub struct AtQuery {
     pub at: Option<String>,
 }
 
-pub fn rfc3339(ts: i64) -> String {
-    DateTime::<Utc>::from_timestamp(ts, 0)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
+pub use crate::profile::state::rfc3339;
 
 pub fn parse_customer_id(raw: &str) -> Result<CustomerId, ApiError> {
     CustomerId::parse(raw)

@@ -87,17 +87,43 @@ pub async fn post_decision(
         decision_id: uuid::Uuid::now_v7().to_string(),
     });
     let outcome = if degraded {
-        "degraded"
+        Outcome::Degraded
     } else if decision.actions.is_empty() {
-        "no_action"
+        Outcome::NoAction
     } else {
-        "actions"
+        Outcome::Actions
     };
     let json = decision.to_json();
     state.decision_log.record(&decision, &request);
-    metrics::histogram!(m::DECISION_DURATION).record(started.elapsed().as_secs_f64());
-    metrics::counter!(m::DECISIONS, "outcome" => outcome).increment(1);
+    DECISION_METRICS.with(|(duration, outcomes)| {
+        duration.record(started.elapsed().as_secs_f64());
+        outcomes[outcome as usize].increment(1);
+    });
     Ok(HttpResponse::Ok()
         .content_type("application/json")
         .body(json))
+}
+
+/// A decision's outcome, the label of `touchpoint_decisions_total`.
+#[derive(Clone, Copy)]
+enum Outcome {
+    Actions,
+    NoAction,
+    Degraded,
+}
+
+thread_local! {
+    /// Each worker's handles on the decision duration and the count by outcome: looking
+    /// them up in the recorder's registry hashed the name and label on every decision.
+    static DECISION_METRICS: (metrics::Histogram, [metrics::Counter; 3]) = (
+        metrics::histogram!(m::DECISION_DURATION),
+        [Outcome::Actions, Outcome::NoAction, Outcome::Degraded].map(|o| {
+            let label = match o {
+                Outcome::Actions => "actions",
+                Outcome::NoAction => "no_action",
+                Outcome::Degraded => "degraded",
+            };
+            metrics::counter!(m::DECISIONS, "outcome" => label)
+        }),
+    );
 }

@@ -196,11 +196,7 @@ fn block_reason(b: Block) -> &'static str {
     }
 }
 
-fn rfc3339(t: i64) -> String {
-    DateTime::<Utc>::from_timestamp(t, 0)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
+use crate::profile::state::rfc3339;
 
 /// Local clock arithmetic for the planning horizon: the zone's offset at the start and end
 /// of the horizon; within it, one offset unless a DST change falls inside (then per slot).

@@ -176,12 +176,31 @@ impl Profiles {
             Err(_) => Err(StoreError::Timeout(limit)),
         };
         let backend = self.store.name();
-        metrics::histogram!(m::STORE_DURATION, "store" => backend, "op" => op)
-            .record(started.elapsed().as_secs_f64());
+        record_duration(backend, op, started.elapsed().as_secs_f64());
         if let Err(e) = &result {
             metrics::counter!(m::STORE_ERRORS, "store" => backend, "op" => op, "kind" => e.kind())
                 .increment(1);
         }
         result
     }
+}
+
+thread_local! {
+    /// Each thread's store-duration histograms by store and operation: a handful, and
+    /// finding one in the recorder's registry hashed its labels on every call.
+    static STORE_DURATIONS: std::cell::RefCell<Vec<((&'static str, &'static str), metrics::Histogram)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn record_duration(store: &'static str, op: &'static str, seconds: f64) {
+    STORE_DURATIONS.with_borrow_mut(|handles| {
+        match handles.iter().find(|(key, _)| *key == (store, op)) {
+            Some((_, h)) => h.record(seconds),
+            None => {
+                let h = metrics::histogram!(m::STORE_DURATION, "store" => store, "op" => op);
+                h.record(seconds);
+                handles.push(((store, op), h));
+            }
+        }
+    });
 }
