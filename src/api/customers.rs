@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{ApiError, AppState};
 use crate::model::set::ModelSet;
-use crate::profile::state::HOURS_PER_WEEK;
+use crate::profile::state::{HOURS_PER_WEEK, rfc3339};
 use crate::profile::store::Profiles;
 use crate::profile::{Channel, CustomerId, Outcome, Profile};
 use crate::validation::FieldError;
@@ -26,8 +26,6 @@ pub struct AtQuery {
     /// lists show what happened up to it.
     pub at: Option<String>,
 }
-
-pub use crate::profile::state::rfc3339;
 
 pub fn parse_customer_id(raw: &str) -> Result<CustomerId, ApiError> {
     CustomerId::parse(raw)

@@ -115,6 +115,8 @@ enum Outcome {
 thread_local! {
     /// Each worker's handles on the decision duration and the count by outcome: looking
     /// them up in the recorder's registry hashed the name and label on every decision.
+    /// Made on a thread's first decision, so the recorder must be installed before (the
+    /// service installs it before it starts the HTTP workers).
     static DECISION_METRICS: (metrics::Histogram, [metrics::Counter; 3]) = (
         metrics::histogram!(m::DECISION_DURATION),
         [Outcome::Actions, Outcome::NoAction, Outcome::Degraded].map(|o| {

@@ -32,10 +32,9 @@ pub struct Catalog {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Offer {
+    /// Shared (an [`OfferId`] is an `Arc<str>`): the decision log holds it for every
+    /// candidate without copying.
     pub id: OfferId,
-    /// The id again, shared: decision logs hold it for every candidate without copying.
-    #[serde(skip)]
-    pub shared_id: std::sync::Arc<str>,
     pub name: String,
     pub category: String,
     pub description: Option<String>,
@@ -385,7 +384,6 @@ fn check_offer(raw: RawOffer, fields: &ConditionFields) -> Result<Offer, OfferPr
         ));
     }
     Ok(Offer {
-        shared_id: std::sync::Arc::from(id.as_str()),
         id,
         name: raw.name,
         category: raw.category,

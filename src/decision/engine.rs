@@ -32,8 +32,8 @@ use crate::model::features::OfferFacts;
 use crate::model::response::ModelScope;
 use crate::model::scoring::CustomerScores;
 use crate::model::set::ModelSet;
-use crate::profile::state::SECONDS_PER_DAY;
-use crate::profile::{Channel, Profile};
+use crate::profile::state::{SECONDS_PER_DAY, rfc3339};
+use crate::profile::{Channel, OfferId, Profile};
 
 pub struct DecisionEngine<'a> {
     pub catalog: &'a Catalog,
@@ -141,7 +141,7 @@ pub struct LogDetails {
 
 #[derive(Debug, Clone)]
 pub struct LoggedCandidate {
-    pub offer_id: std::sync::Arc<str>,
+    pub offer_id: OfferId,
     pub channel: Channel,
     pub send_at: i64,
     pub propensity: f64,
@@ -195,8 +195,6 @@ fn block_reason(b: Block) -> &'static str {
         Block::QuietHours => "quiet_hours",
     }
 }
-
-use crate::profile::state::rfc3339;
 
 /// Local clock arithmetic for the planning horizon: the zone's offset at the start and end
 /// of the horizon; within it, one offset unless a DST change falls inside (then per slot).
@@ -556,7 +554,7 @@ impl DecisionEngine<'_> {
                 .iter()
                 .enumerate()
                 .map(|(i, c)| LoggedCandidate {
-                    offer_id: self.catalog.offers[c.offer].shared_id.clone(),
+                    offer_id: self.catalog.offers[c.offer].id.clone(),
                     channel: plans[c.plan].channel,
                     send_at: c.slot.at,
                     propensity: c.propensity,

@@ -35,8 +35,8 @@ pub struct DecisionLogSettings {
     /// The file is renamed to `<path>.1` (replacing it) when it grows past this.
     pub max_file_bytes: u64,
     /// The stream key and its approximate maximum length, for `redis`. An entry takes
-    /// about 1.4 KB of Redis memory with the shipped catalog (decision load test), so the
-    /// default 100,000 is about 140 MB; a consumer should move entries on well before.
+    /// about 1.5 KB of Redis memory with the shipped catalog (`MEMORY USAGE` of the stream
+    /// after 28,000 decisions of the load test's mix), so the default 100,000 is about 150 MB; a consumer should move entries on well before.
     pub redis_stream: String,
     pub redis_max_len: u64,
     /// Records waiting to be written; beyond it they are dropped and counted.
@@ -84,8 +84,9 @@ pub const FORMAT: u32 = 2;
 /// Candidates and actions are JSON arrays, `[offer_id, channel, send_after_s, propensity,
 /// value, priority, probability]` ([`ScoredRecord`]), not objects: the field names were over
 /// half of a record's bytes, and every byte is written, copied to the file and read back by
-/// evaluation. `propensity`, `value` and `priority` are written to single precision (seven
-/// significant digits, far finer than any model's accuracy); `probability` in full, since
+/// evaluation. `propensity`, `value` and `priority` are written to single precision (the
+/// shortest text that reads back as the same `f32`: about seven significant digits, far
+/// finer than any model's accuracy); `probability` in full, since
 /// evaluation divides by it. Format 1 wrote objects with an RFC 3339 `send_at` and full
 /// precision, and no `format` field.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -231,9 +232,10 @@ impl DecisionRecord {
         for (i, c) in d.candidates.iter().enumerate() {
             w.comma(i);
             let scores = [c.propensity, c.value, c.priority, c.probability];
-            w.scored_array(&c.offer_id, c.channel, c.send_at - d.at, scores);
+            w.scored_array(c.offer_id.as_str(), c.channel, c.send_at - d.at, scores);
         }
         w.raw(b"],\"actions\":[");
+        debug_assert_eq!(decision.actions.len(), d.action_send_at.len());
         for (i, (a, send_at)) in decision.actions.iter().zip(&d.action_send_at).enumerate() {
             w.comma(i);
             let scores = [a.propensity, a.value, a.priority, a.probability];
@@ -371,10 +373,14 @@ async fn write_file(
             out.extend_from_slice(&line);
             out.push(b'\n');
         }
-        size += out.len() as u64;
         if let Err(e) = file.write_all(&out) {
             metrics::counter!(m::DECISION_LOG_DROPPED).increment(records);
             tracing::warn!(path = %settings.path.display(), error = %e, "cannot write the decision log");
+            // A part written would end in half a line that the next batch's first record
+            // runs into: cut it off.
+            let _ = file.set_len(size);
+        } else {
+            size += out.len() as u64;
         }
         if size > settings.max_file_bytes {
             let rotated = PathBuf::from(format!("{}.1", settings.path.display()));
@@ -428,15 +434,13 @@ async fn write_redis(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
     use crate::decision::engine::{Action, LogDetails, LoggedCandidate};
     use crate::profile::Channel;
 
     fn candidate(offer: &str, channel: Channel, send_at: i64, x: f64) -> LoggedCandidate {
         LoggedCandidate {
-            offer_id: Arc::from(offer),
+            offer_id: crate::profile::OfferId::parse(offer).unwrap(),
             channel,
             send_at,
             propensity: x,

@@ -129,8 +129,9 @@ id_type!(
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct OfferId(Arc<str>);
 
-/// Distinct offer ids each thread keeps for decoding. Ids beyond it (a flood of ids no
-/// catalog has) are checked and allocated each time instead.
+/// Distinct offer ids each thread keeps for decoding. Events may name any offer, so the
+/// table can fill with ids no catalog has; when it is full it is emptied and fills again
+/// with the ids in use, so memory stays bounded and the catalog's ids come back.
 const INTERNED_OFFER_IDS: usize = 4096;
 
 /// An interned id, found by its bytes: a stored profile's ids are looked up before they are
@@ -178,9 +179,10 @@ impl OfferId {
             let s = std::str::from_utf8(bytes).map_err(|_| IdError::BadCharacter)?;
             check_key_safe(s)?;
             let id: Arc<str> = Arc::from(s);
-            if ids.len() < INTERNED_OFFER_IDS {
-                ids.insert(Interned(id.clone()));
+            if ids.len() >= INTERNED_OFFER_IDS {
+                ids.clear();
             }
+            ids.insert(Interned(id.clone()));
             Ok(Self(id))
         })
     }

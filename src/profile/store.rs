@@ -187,7 +187,9 @@ impl Profiles {
 
 thread_local! {
     /// Each thread's store-duration histograms by store and operation: a handful, and
-    /// finding one in the recorder's registry hashed its labels on every call.
+    /// finding one in the recorder's registry hashed its labels on every call. Made on a
+    /// thread's first call, so a thread that uses the store before the recorder is
+    /// installed records nothing (the service installs it first).
     static STORE_DURATIONS: std::cell::RefCell<Vec<((&'static str, &'static str), metrics::Histogram)>> =
         const { std::cell::RefCell::new(Vec::new()) };
 }
