@@ -32,7 +32,7 @@ use crate::model::features::OfferFacts;
 use crate::model::response::ModelScope;
 use crate::model::scoring::CustomerScores;
 use crate::model::set::ModelSet;
-use crate::profile::state::{SECONDS_PER_DAY, rfc3339};
+use crate::profile::state::{OfferStats, SECONDS_PER_DAY, rfc3339};
 use crate::profile::{Channel, OfferId, Profile};
 
 pub struct DecisionEngine<'a> {
@@ -286,6 +286,14 @@ impl DecisionEngine<'_> {
             service_contact.push(offer.is_some_and(|i| self.catalog.offers[i].service));
         }
         let mut ledger = ContactLedger::new(profile, &service_contact);
+        // Each catalog offer's history with the customer, in one pass over the profile's
+        // per-offer counts (`Profile::offer` scans them, and every offer asked twice).
+        let mut histories: Vec<Option<&OfferStats>> = vec![None; self.catalog.offers.len()];
+        for s in &profile.offers {
+            if let Some(i) = self.catalog.offer_index(s.offer_id.as_str()) {
+                histories[i].get_or_insert(s);
+            }
+        }
         let mut scratch = Vec::new();
         let mut suppressed: Vec<Suppressed> = Vec::new();
         let suppress = |list: &mut Vec<Suppressed>,
@@ -408,7 +416,7 @@ impl DecisionEngine<'_> {
                 );
                 continue;
             }
-            let stats = profile.offer(offer.id.as_str());
+            let stats = histories[oi];
             if let (Some(max), Some(s)) = (offer.max_acceptances, stats)
                 && s.positive_responses >= max
             {
@@ -444,7 +452,7 @@ impl DecisionEngine<'_> {
                     continue;
                 }
             }
-            if declined_recently(profile, offer.id.as_str(), t, policy) {
+            if declined_recently(stats, t, policy) {
                 suppress(
                     &mut suppressed,
                     offer,
@@ -461,6 +469,7 @@ impl DecisionEngine<'_> {
                 id: offer.id.as_str(),
                 category: &offer.category,
                 value: offer.value,
+                history: stats,
             };
             let (offer_propensity, scope) = match (input.degraded, scorer.score(facts_of_offer)) {
                 (false, Some(s)) => (s.propensity, Some(s.scope)),
@@ -761,6 +770,7 @@ impl DecisionEngine<'_> {
                         id: offer.id.as_str(),
                         category: &offer.category,
                         value: offer.value,
+                        history: profile.offer(offer.id.as_str()),
                     }),
                     channel: None,
                 };

@@ -11,7 +11,7 @@
 use chrono::{DateTime, TimeZone, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::profile::state::SECONDS_PER_DAY;
+use crate::profile::state::{OfferStats, SECONDS_PER_DAY};
 use crate::profile::{AttrValue, Channel, Profile};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -313,15 +313,10 @@ pub fn local_hour(at: i64, tz: Option<chrono_tz::Tz>) -> u32 {
     }
 }
 
-/// Whether the customer declined the offer within the cool-down.
-pub fn declined_recently(
-    profile: &Profile,
-    offer_id: &str,
-    at: i64,
-    policy: &ContactPolicy,
-) -> bool {
-    profile
-        .offer(offer_id)
+/// Whether the customer declined the offer within the cool-down, from their history with
+/// it (`Profile::offer`).
+pub fn declined_recently(history: Option<&OfferStats>, at: i64, policy: &ContactPolicy) -> bool {
+    history
         .and_then(|o| o.last_declined_at)
         .is_some_and(|t| at - t < policy.decline_cooldown_days as i64 * SECONDS_PER_DAY && t <= at)
 }

@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::profile::state::SECONDS_PER_DAY;
+use crate::profile::state::{OfferStats, SECONDS_PER_DAY};
 use crate::profile::{AttrValue, Channel, Profile, PurchaseSummary};
 
 /// Bumped whenever a feature kind changes meaning; older model sets must then be retrained.
@@ -70,6 +70,9 @@ pub struct OfferFacts<'a> {
     pub id: &'a str,
     pub category: &'a str,
     pub value: f64,
+    /// The customer's history with the offer (`Profile::offer`), looked up by the caller:
+    /// a decision finds every offer's in one pass over the profile.
+    pub history: Option<&'a OfferStats>,
 }
 
 impl<'a> FeatureInput<'a> {
@@ -238,7 +241,7 @@ impl FeatureSpec {
                 }
             }
             FeatureSpec::OfferHistory => {
-                if let Some(o) = input.offer.and_then(|o| p.offer(o.id)) {
+                if let Some(o) = input.offer.and_then(|o| o.history) {
                     out[0] = ln1p(o.contacts as f64);
                     out[1] = ln1p(o.positive_responses as f64);
                     out[2] = ln1p(o.declines as f64);
@@ -467,6 +470,7 @@ mod tests {
                 id: "gold-card",
                 category: "card",
                 value: 120.0,
+                history: p.offer("gold-card"),
             })
             .with_channel(Channel::Email);
         let x = schema.build(&input);

@@ -375,6 +375,7 @@ pub fn replay(
                     id: offer,
                     category,
                     value,
+                    history: profile.offer(offer),
                 })
                 .with_channel(ch);
             response.build_into(&input, &mut rbuf);

@@ -299,6 +299,7 @@ fn the_models_recover_the_truth_the_data_was_built_from() {
                             id: o.id.as_str(),
                             category: &o.category,
                             value: o.value,
+                            history: profile.offer(o.id.as_str()),
                         },
                         &mut scratch,
                     )
