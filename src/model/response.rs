@@ -77,9 +77,9 @@ impl Logistic {
 #[serde(deny_unknown_fields)]
 pub struct PropensityModel {
     /// Offers with a model of their own.
-    pub offers: BTreeMap<String, Logistic>,
+    pub offers: ModelMap,
     /// Offer categories with a model, for offers without one of their own.
-    pub categories: BTreeMap<String, Logistic>,
+    pub categories: ModelMap,
     /// For every other offer.
     pub pooled: Logistic,
     /// How an offer's propensity, a channel's lift and an hour's lift combine into the
@@ -147,6 +147,66 @@ pub enum ModelScope {
     Offer,
     Category,
     Pooled,
+}
+
+/// Models by name (offer id or category), stored as a map sorted by name (a JSON object in
+/// the model file, as a `BTreeMap` writes it) and found by a hash of the name: a decision
+/// looks up a model for every offer it scores, and a tree of names cost a string compare at
+/// each level.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(
+    from = "BTreeMap<String, Logistic>",
+    into = "BTreeMap<String, Logistic>"
+)]
+pub struct ModelMap {
+    sorted: BTreeMap<String, Logistic>,
+    by_name: foldhash::HashMap<String, Logistic>,
+}
+
+impl ModelMap {
+    pub fn get(&self, name: &str) -> Option<&Logistic> {
+        self.by_name.get(name)
+    }
+}
+
+impl std::ops::Deref for ModelMap {
+    type Target = BTreeMap<String, Logistic>;
+    fn deref(&self) -> &Self::Target {
+        &self.sorted
+    }
+}
+
+impl From<BTreeMap<String, Logistic>> for ModelMap {
+    fn from(sorted: BTreeMap<String, Logistic>) -> Self {
+        let by_name = sorted.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        Self { sorted, by_name }
+    }
+}
+
+impl From<ModelMap> for BTreeMap<String, Logistic> {
+    fn from(m: ModelMap) -> Self {
+        m.sorted
+    }
+}
+
+impl<'a> IntoIterator for &'a ModelMap {
+    type Item = (&'a String, &'a Logistic);
+    type IntoIter = std::collections::btree_map::Iter<'a, String, Logistic>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.sorted.iter()
+    }
+}
+
+impl PartialEq for ModelMap {
+    fn eq(&self, other: &Self) -> bool {
+        self.sorted == other.sorted
+    }
+}
+
+impl std::fmt::Debug for ModelMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.sorted.fmt(f)
+    }
 }
 
 impl PropensityModel {
@@ -222,7 +282,7 @@ mod tests {
     #[test]
     fn offers_without_a_model_are_scored_by_their_category_or_the_pooled_model() {
         let m = PropensityModel {
-            categories: BTreeMap::from([(
+            categories: ModelMap::from(BTreeMap::from([(
                 "card".to_owned(),
                 Logistic {
                     intercept: 1.0,
@@ -230,7 +290,7 @@ mod tests {
                     examples: 10,
                     positives: 1,
                 },
-            )]),
+            )])),
             offers: BTreeMap::from([(
                 "a".to_owned(),
                 Logistic {
@@ -239,7 +299,8 @@ mod tests {
                     examples: 10,
                     positives: 1,
                 },
-            )]),
+            )])
+            .into(),
             pooled: Logistic {
                 intercept: -1.0,
                 weights: vec![0.5],
@@ -255,5 +316,27 @@ mod tests {
         assert!((pooled.probability(&[2.0]) - 0.5).abs() < 1e-12);
         assert!(m.check(1).is_ok());
         assert!(m.check(2).is_err());
+    }
+
+    /// A model file reads and writes the maps as before, sorted objects by name, and the
+    /// hashed lookup finds what the map holds.
+    #[test]
+    fn model_maps_are_sorted_objects_in_a_file() {
+        let model = |w: f64| Logistic {
+            intercept: w,
+            weights: vec![w],
+            examples: 1,
+            positives: 0,
+        };
+        let tree = BTreeMap::from([("b".to_owned(), model(2.0)), ("a".to_owned(), model(1.0))]);
+        let map = ModelMap::from(tree.clone());
+        let text = serde_json::to_string(&map).unwrap();
+        assert_eq!(text, serde_json::to_string(&tree).unwrap());
+        assert!(text.find("\"a\"").unwrap() < text.find("\"b\"").unwrap());
+        let read: ModelMap = serde_json::from_str(&text).unwrap();
+        assert_eq!(read, map);
+        assert_eq!(read.get("b"), Some(&model(2.0)));
+        assert_eq!(read.get("c"), None);
+        assert_eq!(read.len(), 2);
     }
 }

@@ -251,7 +251,7 @@ pub fn fit_propensity(
     let mut categories = BTreeMap::new();
     for (category, category_rows) in &by_category {
         if *category != "unknown" && enough(category_rows, ex, settings) {
-            let warm = warm_start.and_then(|m| m.categories.get(*category));
+            let warm = warm_start.and_then(|m| m.categories.get(category));
             let m = fit(
                 category_rows,
                 &offer_columns,
@@ -295,8 +295,8 @@ pub fn fit_propensity(
     }
     Ok(PropensityFit {
         model: PropensityModel {
-            offers,
-            categories,
+            offers: offers.into(),
+            categories: categories.into(),
             pooled,
             combination: Combination::default(),
         },
