@@ -104,12 +104,17 @@ pub async fn post_decision(
         .body(json))
 }
 
-/// A decision's outcome, the label of `touchpoint_decisions_total`.
+/// A decision's outcome, the label of `touchpoint_decisions_total` ([`Outcome::LABELS`], in
+/// this order).
 #[derive(Clone, Copy)]
 enum Outcome {
     Actions,
     NoAction,
     Degraded,
+}
+
+impl Outcome {
+    const LABELS: [&'static str; 3] = ["actions", "no_action", "degraded"];
 }
 
 thread_local! {
@@ -119,13 +124,6 @@ thread_local! {
     /// service installs it before it starts the HTTP workers).
     static DECISION_METRICS: (metrics::Histogram, [metrics::Counter; 3]) = (
         metrics::histogram!(m::DECISION_DURATION),
-        [Outcome::Actions, Outcome::NoAction, Outcome::Degraded].map(|o| {
-            let label = match o {
-                Outcome::Actions => "actions",
-                Outcome::NoAction => "no_action",
-                Outcome::Degraded => "degraded",
-            };
-            metrics::counter!(m::DECISIONS, "outcome" => label)
-        }),
+        Outcome::LABELS.map(|label| metrics::counter!(m::DECISIONS, "outcome" => label)),
     );
 }

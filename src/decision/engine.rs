@@ -77,6 +77,9 @@ pub struct Action {
     pub offer_id: String,
     pub channel: Channel,
     pub send_at: String,
+    /// `send_at` in Unix seconds, for the decision log.
+    #[serde(skip)]
+    pub send_at_unix: i64,
     /// Predicted probability of a positive response.
     pub propensity: f64,
     /// Value of a positive response to the business (margin, lifetime value, contact cost).
@@ -131,8 +134,6 @@ pub struct LogDetails {
     /// The decision's time, Unix seconds.
     pub at: i64,
     pub candidates: Vec<LoggedCandidate>,
-    /// Each action's `send_at`, Unix seconds, in rank order.
-    pub action_send_at: Vec<i64>,
     pub segment: Option<usize>,
     pub value: Option<crate::model::value::ValueFigures>,
     pub catalog_version: String,
@@ -575,7 +576,6 @@ impl DecisionEngine<'_> {
         };
         let mut open: Vec<bool> = vec![true; candidates.len()];
         let mut actions: Vec<Action> = Vec::with_capacity(request.limit);
-        let mut action_send_at: Vec<i64> = Vec::with_capacity(request.limit);
         let mut planned_marketing = false;
         while actions.len() < request.limit {
             // Re-check planned outbound marketing actions against what this slate planned;
@@ -668,12 +668,12 @@ impl DecisionEngine<'_> {
                     }
                 }
             }
-            action_send_at.push(c.slot.at);
             actions.push(Action {
                 rank: actions.len() + 1,
                 offer_id: offer.id.to_string(),
                 channel: plan.channel,
                 send_at: rfc3339(c.slot.at),
+                send_at_unix: c.slot.at,
                 propensity: c.propensity,
                 value: c.value,
                 priority: c.priority,
@@ -724,7 +724,6 @@ impl DecisionEngine<'_> {
             log: LogDetails {
                 at: t,
                 candidates: logged,
-                action_send_at,
                 segment: scores.segment,
                 value: scores.value,
                 catalog_version: self.catalog.version.clone(),
@@ -948,6 +947,7 @@ mod tests {
             offer_id: offer_id.into(),
             channel,
             send_at: "2026-11-22T18:00:00Z".into(),
+            send_at_unix: 1_795_370_400,
             propensity: x,
             value: 45.0 * x,
             priority: x / 3.0,

@@ -39,7 +39,17 @@ impl Json<'_> {
 
     /// A number as serde_json writes it: shortest round-trip form, `null` when not finite.
     pub fn f64(&mut self, x: f64) {
-        if x.is_finite() {
+        self.number(x, x.is_finite());
+    }
+
+    /// A number to single precision: the shortest form that reads back as the same `f32`.
+    pub fn f32(&mut self, x: f64) {
+        let x = x as f32;
+        self.number(x, x.is_finite());
+    }
+
+    fn number<F: zmij::Float>(&mut self, x: F, finite: bool) {
+        if finite {
             self.raw(zmij::Buffer::new().format_finite(x).as_bytes());
         } else {
             self.raw(b"null");
@@ -48,45 +58,6 @@ impl Json<'_> {
 
     pub fn usize(&mut self, n: usize) {
         self.raw(itoa::Buffer::new().format(n).as_bytes());
-    }
-
-    /// An action of the answer without an explanation, its rank first. The offer id is a
-    /// catalog offer's (`[A-Za-z0-9._:@-]`) and the time one this crate wrote.
-    pub fn scored(
-        &mut self,
-        rank: usize,
-        offer_id: &str,
-        channel: crate::profile::Channel,
-        send_at: &str,
-        [propensity, value, priority, probability]: [f64; 4],
-    ) {
-        self.raw(b"{\"rank\":");
-        self.usize(rank);
-        self.raw(b",\"offer_id\":");
-        self.plain(offer_id);
-        self.raw(b",\"channel\":");
-        self.plain(channel.as_str());
-        self.raw(b",\"send_at\":");
-        self.plain(send_at);
-        self.raw(b",\"propensity\":");
-        self.f64(propensity);
-        self.raw(b",\"value\":");
-        self.f64(value);
-        self.raw(b",\"priority\":");
-        self.f64(priority);
-        self.raw(b",\"probability\":");
-        self.f64(probability);
-        self.raw(b"}");
-    }
-
-    /// A number to single precision: the shortest form that reads back as the same `f32`.
-    pub fn f32(&mut self, x: f64) {
-        let x = x as f32;
-        if x.is_finite() {
-            self.raw(zmij::Buffer::new().format_finite(x).as_bytes());
-        } else {
-            self.raw(b"null");
-        }
     }
 
     /// A candidate or an action as the decision log writes it, the array `[offer_id,
@@ -139,13 +110,30 @@ impl Json<'_> {
         });
     }
 
-    /// A decision's actions as a JSON array, each with its rank.
+    /// A decision's actions as a JSON array, each an object with its rank first, as the
+    /// answer without explanations has them. Offer ids are a catalog offer's
+    /// (`[A-Za-z0-9._:@-]`) and times ones this crate wrote.
     pub fn actions(&mut self, actions: &[super::engine::Action]) {
         self.raw(b"[");
         for (i, a) in actions.iter().enumerate() {
             self.comma(i);
-            let scores = [a.propensity, a.value, a.priority, a.probability];
-            self.scored(a.rank, &a.offer_id, a.channel, &a.send_at, scores);
+            self.raw(b"{\"rank\":");
+            self.usize(a.rank);
+            self.raw(b",\"offer_id\":");
+            self.plain(&a.offer_id);
+            self.raw(b",\"channel\":");
+            self.plain(a.channel.as_str());
+            self.raw(b",\"send_at\":");
+            self.plain(&a.send_at);
+            self.raw(b",\"propensity\":");
+            self.f64(a.propensity);
+            self.raw(b",\"value\":");
+            self.f64(a.value);
+            self.raw(b",\"priority\":");
+            self.f64(a.priority);
+            self.raw(b",\"probability\":");
+            self.f64(a.probability);
+            self.raw(b"}");
         }
         self.raw(b"]");
     }

@@ -235,11 +235,10 @@ impl DecisionRecord {
             w.scored_array(c.offer_id.as_str(), c.channel, c.send_at - d.at, scores);
         }
         w.raw(b"],\"actions\":[");
-        debug_assert_eq!(decision.actions.len(), d.action_send_at.len());
-        for (i, (a, send_at)) in decision.actions.iter().zip(&d.action_send_at).enumerate() {
+        for (i, a) in decision.actions.iter().enumerate() {
             w.comma(i);
             let scores = [a.propensity, a.value, a.priority, a.probability];
-            w.scored_array(&a.offer_id, a.channel, send_at - d.at, scores);
+            w.scored_array(&a.offer_id, a.channel, a.send_at_unix - d.at, scores);
         }
         w.raw(b"]}");
     }
@@ -481,6 +480,7 @@ mod tests {
             offer_id: c.offer_id.to_string(),
             channel: c.channel,
             send_at: rfc3339(c.send_at),
+            send_at_unix: c.send_at,
             propensity: c.propensity,
             value: c.value,
             priority: c.priority,
@@ -504,7 +504,6 @@ mod tests {
             log: LogDetails {
                 at: 1_790_000_000,
                 candidates: candidates.clone(),
-                action_send_at: vec![candidates[0].send_at, candidates[2].send_at],
                 segment: Some(2),
                 value: Some(value),
                 catalog_version: "cat-1".into(),
