@@ -1,5 +1,5 @@
 //! `GET /v1/customers/{id}[?at=]` shows what a profile holds as of a time;
-//! `DELETE /v1/customers/{id}` erases every key of the customer.
+//! `DELETE /v1/customers/{id}` erases every key of the customer and their decision-log records.
 
 use std::collections::BTreeMap;
 
@@ -476,7 +476,8 @@ pub async fn get_customer(
     Ok(HttpResponse::Ok().json(CustomerView::new(&customer, &profile, at, &models.value)))
 }
 
-/// Erases everything held about the customer. Idempotent.
+/// Erases everything held about the customer: the profile's keys and the records of the
+/// decisions made for them in the decision log. Idempotent.
 #[utoipa::path(delete, path = "/v1/customers/{id}", tag = "customers",
     params(("id" = String, Path, description = "Customer id")),
     responses(
@@ -485,11 +486,19 @@ pub async fn get_customer(
         (status = 503, body = super::error::ErrorBody),
     ))]
 pub async fn delete_customer(
+    state: web::Data<AppState>,
     profiles: web::Data<Profiles>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let customer = parse_customer_id(&id)?;
     let existed = profiles.erase(&customer).await?;
-    tracing::info!(customer = %customer, existed, "customer erased");
+    // Then the decisions logged about them. Asked again after a failure, the profile part
+    // finds nothing and this part runs again.
+    let logged = state
+        .decision_log
+        .erase(customer.as_str())
+        .await
+        .map_err(|e| ApiError::LogUnavailable(e.to_string()))?;
+    tracing::info!(customer = %customer, existed, logged, "customer erased");
     Ok(HttpResponse::NoContent().finish())
 }

@@ -31,6 +31,9 @@ pub enum ApiError {
     /// A model set that cannot be served (the one in service stays).
     #[error("{0}")]
     InvalidModelSet(String),
+    /// The decision log could not do what was asked (an erasure); the caller may retry.
+    #[error("{0}")]
+    LogUnavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -85,6 +88,7 @@ impl ApiError {
             ApiError::NotReady(_) => "not_ready",
             ApiError::Conflict(_) => "conflict",
             ApiError::InvalidModelSet(_) => "invalid_model_set",
+            ApiError::LogUnavailable(_) => "decision_log_unavailable",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -112,6 +116,7 @@ impl ApiError {
             | ApiError::NotReady(_)
             | ApiError::Conflict(_)
             | ApiError::InvalidModelSet(_)
+            | ApiError::LogUnavailable(_)
             | ApiError::Internal(_) => (self.to_string(), None, Vec::new()),
         };
         ErrorBody {
@@ -131,7 +136,7 @@ impl ResponseError for ApiError {
             ApiError::Invalid(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::StoreUnavailable(_) | ApiError::NotReady(_) => {
+            ApiError::StoreUnavailable(_) | ApiError::NotReady(_) | ApiError::LogUnavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ApiError::Conflict(_) => StatusCode::CONFLICT,

@@ -127,11 +127,22 @@ impl SendTimeModel {
             Some(i) if i < self.segments.len() => i + 1,
             _ => 0,
         });
+        // Hours with a touch in or (when smoothed) next to them: one pass over the touches.
+        let mut own = [false; HOURS_PER_WEEK];
+        if touched {
+            let spread = self.smoothing > 0.0;
+            for (h, _) in engagement.iter().enumerate().filter(|(_, n)| **n > 0) {
+                own[h] = true;
+                if spread {
+                    own[(h + 1) % HOURS_PER_WEEK] = true;
+                    own[(h + HOURS_PER_WEEK - 1) % HOURS_PER_WEEK] = true;
+                }
+            }
+        }
         let mut l = [0.0; HOURS_PER_WEEK];
         let mut sum = 0.0;
         for h in 0..HOURS_PER_WEEK {
-            let near = |k: usize| engagement[(h + k) % HOURS_PER_WEEK] > 0;
-            let own = touched && (near(0) || (self.smoothing > 0.0 && (near(1) || near(167))));
+            let own = own[h];
             let raw = match prior.map(|p| p[h]) {
                 Some(p) if !own && !p.is_nan() => p * scale,
                 _ => ((HOURS_PER_WEEK as f64 * q[h]).max(1e-9) as f32).powf(kappa),

@@ -341,3 +341,154 @@ async fn every_decision_is_logged_with_its_candidates_and_answers_join_by_decisi
         assert_eq!(c, first, "{line}");
     }
 }
+
+/// Decides a few times for each customer; returns the decision ids by customer.
+async fn decide_for(app: &TestApp, customers: &[&str], times: usize) -> Vec<Vec<String>> {
+    let mut ids = Vec::new();
+    for c in customers {
+        let mut of_customer = Vec::new();
+        for _ in 0..times {
+            let (status, d) = app
+                .post_json(
+                    "/v1/decisions",
+                    // The erased customer's id in another customer's context too: such a
+                    // record is not theirs and stays.
+                    &json!({"customer_id": c, "touchpoint": "web", "at": at(),
+                            "context": {"referrer": customers[0]}}),
+                )
+                .await;
+            assert_eq!(status, 200, "{d}");
+            of_customer.push(d["decision_id"].as_str().unwrap().to_owned());
+        }
+        ids.push(of_customer);
+    }
+    ids
+}
+
+fn logged_customers(records: &[touchpoint::decision::log::DecisionRecord]) -> Vec<(&str, &str)> {
+    records
+        .iter()
+        .map(|r| (r.customer_id.as_str(), r.decision_id.as_str()))
+        .collect()
+}
+
+#[actix_web::test]
+async fn erasing_a_customer_removes_their_decisions_from_the_log_file_and_its_rotated_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("decisions.jsonl");
+    let rotated = dir.path().join("decisions.jsonl.1");
+    let mut settings = test_settings(None);
+    settings.decision.log.sink = touchpoint::decision::log::LogSink::File;
+    settings.decision.log.path = log.clone();
+    let read = |path: &std::path::Path| -> Vec<touchpoint::decision::log::DecisionRecord> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    // A first service's log, rotated as the writer rotates it (renamed to `.1`).
+    let first = spawn_app(settings.clone()).await;
+    for c in ["c-gone", "c-kept"] {
+        known_customer(&first, c).await;
+    }
+    let mut ids = decide_for(&first, &["c-gone", "c-kept"], 2).await;
+    first.handle.stop(true).await;
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(read(&log).len(), 4);
+    std::fs::rename(&log, &rotated).unwrap();
+
+    // A second service on the same store and log path: its own records, then the erasure.
+    let app = spawn_app(settings).await;
+    for c in ["c-gone", "c-kept"] {
+        known_customer(&app, c).await;
+    }
+    let more = decide_for(&app, &["c-gone", "c-kept", "c-gone"], 2).await;
+    ids[1].extend(more[1].iter().cloned());
+    assert_eq!(app.delete("/v1/customers/c-gone").await, 204);
+    let (current, old) = (read(&log), read(&rotated));
+    let all: Vec<_> = old.iter().chain(&current).cloned().collect();
+    let left = logged_customers(&all);
+    assert!(left.iter().all(|(c, _)| *c == "c-kept"), "{left:?}");
+    assert_eq!(
+        logged_customers(&old).len(),
+        2,
+        "the rotated file was erased too"
+    );
+    let mut kept: Vec<&str> = left.iter().map(|(_, d)| *d).collect();
+    kept.sort_unstable();
+    let mut expected: Vec<&str> = ids[1].iter().map(String::as_str).collect();
+    expected.sort_unstable();
+    assert_eq!(
+        kept, expected,
+        "the other customer's records are all still there"
+    );
+    assert!(!dir.path().join("decisions.jsonl.erasing").exists());
+
+    // The writer appends to the file now at the path, not to the one it replaced.
+    let after = decide_for(&app, &["c-kept"], 1).await;
+    app.handle.stop(true).await;
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    let current = read(&log);
+    assert_eq!(
+        logged_customers(&current).last().map(|(_, d)| *d),
+        Some(after[0][0].as_str()),
+        "a decision after the erasure is logged"
+    );
+}
+
+#[actix_web::test]
+async fn the_redis_stream_log_holds_every_decision_and_erasing_a_customer_removes_theirs() {
+    let redis = RedisServer::start();
+    let mut settings = test_settings(Some(&redis));
+    settings.decision.log.sink = touchpoint::decision::log::LogSink::Redis;
+    let stream = settings.decision.log.redis_stream.clone();
+    let app = spawn_app(settings).await;
+    for c in ["c-gone", "c-kept"] {
+        known_customer(&app, c).await;
+    }
+    let ids = decide_for(&app, &["c-gone", "c-kept"], 3).await;
+    let mut conn = redis.connection();
+    let entries = |conn: &mut redis::Connection| -> Vec<touchpoint::decision::log::DecisionRecord> {
+        let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+            .arg(&stream)
+            .arg("-")
+            .arg("+")
+            .query(conn)
+            .unwrap();
+        reply
+            .ids
+            .iter()
+            .map(|e| {
+                let json: Vec<u8> = e.get("decision").expect("a decision field");
+                serde_json::from_slice(&json).unwrap()
+            })
+            .collect()
+    };
+    // The writer gathers records for a few milliseconds before it writes them.
+    let mut logged = Vec::new();
+    for _ in 0..100 {
+        logged = entries(&mut conn);
+        if logged.len() == 6 {
+            break;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut all: Vec<&str> = logged.iter().map(|r| r.decision_id.as_str()).collect();
+    all.sort_unstable();
+    let mut expected: Vec<&str> = ids.iter().flatten().map(String::as_str).collect();
+    expected.sort_unstable();
+    assert_eq!(all, expected, "every decision is in the stream");
+    assert!(
+        logged
+            .iter()
+            .all(|r| r.format == touchpoint::decision::log::FORMAT)
+    );
+
+    assert_eq!(app.delete("/v1/customers/c-gone").await, 204);
+    let left = entries(&mut conn);
+    let left = logged_customers(&left);
+    assert_eq!(left.len(), 3, "{left:?}");
+    assert!(left.iter().all(|(c, _)| *c == "c-kept"), "{left:?}");
+    app.stop().await;
+}
