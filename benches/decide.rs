@@ -114,6 +114,7 @@ fn bench(c: &mut Criterion) {
             engine.decide(&DecisionInput {
                 request: black_box(&request),
                 profile: profile.as_deref(),
+                planned: &[],
                 degraded: false,
                 now: chrono::Utc::now(),
                 decision_id: "0193c0de-0000-7000-8000-000000000000".to_owned(),
@@ -134,6 +135,7 @@ fn bench(c: &mut Criterion) {
             engine.decide(&DecisionInput {
                 request: &explained,
                 profile: profile.as_deref(),
+                planned: &[],
                 degraded: false,
                 now: chrono::Utc::now(),
                 decision_id: "0193c0de-0000-7000-8000-000000000000".to_owned(),
@@ -155,6 +157,7 @@ fn bench(c: &mut Criterion) {
             let decision = engine.decide(&DecisionInput {
                 request: &request,
                 profile: profile.as_ref(),
+                planned: &[],
                 degraded: false,
                 now: chrono::Utc::now(),
                 decision_id: uuid::Uuid::now_v7().to_string(),

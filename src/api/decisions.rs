@@ -8,7 +8,8 @@ use utoipa::ToSchema;
 use super::{ApiError, AppState, read_body};
 use crate::decision::engine::{Decision, DecisionEngine, DecisionInput};
 use crate::decision::request::parse_request;
-use crate::profile::store::Profiles;
+use crate::profile::planned::PlannedAction;
+use crate::profile::store::{DecisionRead, Profiles};
 use crate::telemetry::metrics as m;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -62,14 +63,14 @@ pub async fn post_decision(
     let started = Instant::now();
     let request = parse_request(&body)?;
     let budget = Duration::from_millis(state.decision.profile_read_budget_ms);
-    let (profile, degraded) = match profiles
+    let (read, degraded) = match profiles
         .load_for_decision(&request.customer_id, budget)
         .await
     {
-        Ok(p) => (p, false),
+        Ok(read) => (read, false),
         Err(e) => {
             tracing::warn!(error = %e, "profile unavailable: deciding from the fallback ranking");
-            (None, true)
+            (DecisionRead::default(), true)
         }
     };
     let models = state.models.current();
@@ -79,14 +80,26 @@ pub async fn post_decision(
         models: &models.value,
         settings: &state.decision,
     };
-    let decision = engine.decide(&DecisionInput {
+    let mut decision = engine.decide(&DecisionInput {
         request: &request,
-        profile: profile.as_deref(),
+        profile: read.profile.as_deref(),
+        planned: &read.planned,
         degraded,
         now: chrono::Utc::now(),
         decision_id: uuid::Uuid::now_v7().to_string(),
     });
-    let outcome = if degraded {
+    let grace = i64::from(state.decision.contact_policy.planned_grace_hours) * 3600;
+    if grace > 0 {
+        record_planned(
+            &profiles,
+            &request.customer_id,
+            &mut decision,
+            grace,
+            budget,
+        )
+        .await;
+    }
+    let outcome = if decision.degraded {
         Outcome::Degraded
     } else if decision.actions.is_empty() {
         Outcome::NoAction
@@ -102,6 +115,44 @@ pub async fn post_decision(
     Ok(HttpResponse::Ok()
         .content_type("application/json")
         .body(json))
+}
+
+/// Records the decision's planned outbound marketing actions, so that later decisions count
+/// them toward the contact limits. When that cannot be done within `budget`, they are taken
+/// out of the answer (a limit could otherwise be broken by the next decision) and the
+/// decision says `degraded`.
+async fn record_planned(
+    profiles: &Profiles,
+    customer: &crate::profile::CustomerId,
+    decision: &mut Decision,
+    grace: i64,
+    budget: Duration,
+) {
+    let planned: Vec<PlannedAction> = decision
+        .actions
+        .iter()
+        .filter(|a| a.counts_as_contact)
+        .map(|a| PlannedAction {
+            decision_id: decision.decision_id.clone(),
+            offer_id: a.offer_id.clone(),
+            channel: a.channel,
+            send_at: a.send_at_unix,
+            made_at: decision.log.at,
+            until: a.send_at_unix.saturating_add(grace),
+        })
+        .collect();
+    if planned.is_empty() {
+        return;
+    }
+    let now = chrono::Utc::now().timestamp();
+    if let Err(e) = profiles.plan(customer, &planned, now, budget).await {
+        tracing::warn!(error = %e, "cannot record the planned actions: answering without them");
+        decision.actions.retain(|a| !a.counts_as_contact);
+        for (i, a) in decision.actions.iter_mut().enumerate() {
+            a.rank = i + 1;
+        }
+        decision.degraded = true;
+    }
 }
 
 /// A decision's outcome, the label of `touchpoint_decisions_total` ([`Outcome::LABELS`], in

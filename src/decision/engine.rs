@@ -7,8 +7,9 @@
 //!    condition, be under its per-customer caps, and not have been declined recently;
 //! 2. an outbound channel needs a granted consent and no "do not contact"; the action is
 //!    planned at the best hour within the planning horizon that is outside the customer's
-//!    quiet hours and keeps every contact limit (service messages skip the limits); an inbound
-//!    touchpoint answers now;
+//!    quiet hours and keeps every contact limit (service messages skip the limits), counting
+//!    the contacts the sender reported and the outbound actions earlier decisions planned and
+//!    not yet sent ([`crate::profile::planned`]); an inbound touchpoint answers now;
 //! 3. propensity = the offer's propensity combined with the channel's and the hour's lift;
 //!    value = margin x lifetime-value factor - contact cost / propensity; priority =
 //!    propensity x value x context weight x lever. Below `min_priority`: no action.
@@ -32,6 +33,7 @@ use crate::model::features::OfferFacts;
 use crate::model::response::ModelScope;
 use crate::model::scoring::CustomerScores;
 use crate::model::set::ModelSet;
+use crate::profile::planned::{PlannedAction, still_counting};
 use crate::profile::state::{OfferStats, SECONDS_PER_DAY, rfc3339};
 use crate::profile::{Channel, OfferId, Profile};
 
@@ -45,6 +47,9 @@ pub struct DecisionInput<'a> {
     pub request: &'a DecisionRequest,
     /// The profile; `None` for a customer never seen, or when it could not be read.
     pub profile: Option<&'a Profile>,
+    /// Outbound actions planned for the customer by earlier decisions (read with the
+    /// profile): those not yet sent nor lapsed count toward the contact limits.
+    pub planned: &'a [PlannedAction],
     /// The profile store could not be read in time: decide from the fallback ranking.
     pub degraded: bool,
     pub now: DateTime<Utc>,
@@ -80,6 +85,10 @@ pub struct Action {
     /// `send_at` in Unix seconds, for the decision log.
     #[serde(skip)]
     pub send_at_unix: i64,
+    /// An outbound marketing action, planned: recorded, it counts toward the contact limits
+    /// of later decisions until it is sent or lapses ([`crate::profile::planned`]).
+    #[serde(skip)]
+    pub counts_as_contact: bool,
     /// Predicted probability of a positive response.
     pub propensity: f64,
     /// Value of a positive response to the business (margin, lifetime value, contact cost).
@@ -287,6 +296,23 @@ impl DecisionEngine<'_> {
             service_contact.push(offer.is_some_and(|i| self.catalog.offers[i].service));
         }
         let mut ledger = ContactLedger::new(profile, &service_contact);
+        // Outbound actions planned by earlier decisions and not sent yet count as contacts
+        // at their send time: on their channel, overall, and toward their offer's cap
+        // (each counts in the cap from the decision on, whenever it is to be sent).
+        let mut planned_offers: Vec<(usize, i64)> = Vec::new();
+        for p in still_counting(input.planned, t, &profile.contacts) {
+            if !p.channel.is_outbound() {
+                continue;
+            }
+            let offer = self.catalog.offer_index(&p.offer_id);
+            if offer.is_some_and(|i| self.catalog.offers[i].service) {
+                continue;
+            }
+            ledger.plan(p.channel, p.send_at);
+            if let Some(i) = offer {
+                planned_offers.push((i, p.send_at));
+            }
+        }
         // Each catalog offer's history with the customer, in one pass over the profile's
         // per-offer counts (`Profile::offer` scans them, and every offer asked twice).
         let mut histories: Vec<Option<&OfferStats>> = vec![None; self.catalog.offers.len()];
@@ -438,7 +464,11 @@ impl DecisionEngine<'_> {
                 let n = contacts_by_offer[oi]
                     .iter()
                     .filter(|&&at| at > since && at <= t)
-                    .count();
+                    .count()
+                    + planned_offers
+                        .iter()
+                        .filter(|&&(i, at)| i == oi && at > since)
+                        .count();
                 if n >= max as usize {
                     suppress(
                         &mut suppressed,
@@ -674,6 +704,7 @@ impl DecisionEngine<'_> {
                 channel: plan.channel,
                 send_at: rfc3339(c.slot.at),
                 send_at_unix: c.slot.at,
+                counts_as_contact: planned_marketing && plan.channel.is_outbound(),
                 propensity: c.propensity,
                 value: c.value,
                 priority: c.priority,
@@ -948,6 +979,7 @@ mod tests {
             channel,
             send_at: "2026-11-22T18:00:00Z".into(),
             send_at_unix: 1_795_370_400,
+            counts_as_contact: false,
             propensity: x,
             value: 45.0 * x,
             priority: x / 3.0,

@@ -798,6 +798,7 @@ mod tests {
             channel: c.channel,
             send_at: rfc3339(c.send_at),
             send_at_unix: c.send_at,
+            counts_as_contact: false,
             propensity: c.propensity,
             value: c.value,
             priority: c.priority,

@@ -6,7 +6,9 @@
 //! per week; an offer the customer declined is not offered again for a cool-down; nothing is
 //! sent in the customer's quiet hours (their time zone). Service messages do not count toward
 //! the limits and are not held back by them, but still need consent and respect quiet hours.
-//! Contacts count once the sender reports them with a `contact` event.
+//! Contacts count once the sender reports them with a `contact` event; an outbound action a
+//! decision planned counts from the decision on, until the sender reports it or
+//! `planned_grace_hours` after its `send_at` ([`crate::profile::planned`]).
 
 use chrono::{DateTime, TimeZone, Timelike, Utc};
 use serde::{Deserialize, Serialize};
@@ -31,6 +33,10 @@ pub struct ContactPolicy {
     pub quiet_hours_end: u32,
     /// Outbound actions are planned within this many hours of the decision.
     pub horizon_hours: u32,
+    /// An outbound marketing action a decision planned counts toward the limits of later
+    /// decisions until the sender reports it sent (a `contact` event of the offer on the
+    /// channel) or until this many hours after its `send_at`; 0 records none.
+    pub planned_grace_hours: u32,
     /// A profile attribute that, when true (or "true"/"yes"), stops all outbound contact.
     pub do_not_contact_attribute: String,
 }
@@ -59,6 +65,7 @@ impl Default for ContactPolicy {
             quiet_hours_start: 21,
             quiet_hours_end: 8,
             horizon_hours: 72,
+            planned_grace_hours: 24,
             do_not_contact_attribute: "do_not_contact".into(),
         }
     }
@@ -106,6 +113,9 @@ impl ContactPolicy {
         }
         if self.horizon_hours == 0 || self.horizon_hours > 24 * 14 {
             return Err("decision.contact_policy: horizon_hours must be 1..=336".into());
+        }
+        if self.planned_grace_hours > 24 * 14 {
+            return Err("decision.contact_policy: planned_grace_hours must be 0..=336".into());
         }
         Ok(())
     }

@@ -8,8 +8,9 @@ use async_trait::async_trait;
 
 use super::event::Event;
 use super::ids::CustomerId;
+use super::planned::{KEPT_AFTER_LAPSE, MAX_PLANNED, PlannedAction};
 use super::state::{Applied, Profile, ProfileLimits};
-use super::store::{ApplyOutcome, ProfileStore, StoreError, group_by_customer};
+use super::store::{ApplyOutcome, DecisionRead, ProfileStore, StoreError, group_by_customer};
 
 const SHARDS: usize = 64;
 
@@ -17,6 +18,8 @@ pub struct MemoryStore {
     /// Sharded so that writers to different customers rarely meet. A `std` mutex, not an
     /// async one: it is held only for in-memory work, never across an `.await`.
     shards: Vec<Mutex<HashMap<CustomerId, Arc<Profile>>>>,
+    /// Planned actions by customer, sharded as the profiles.
+    planned: Vec<Mutex<HashMap<CustomerId, Vec<PlannedAction>>>>,
     limits: ProfileLimits,
 }
 
@@ -24,13 +27,17 @@ impl MemoryStore {
     pub fn new(limits: ProfileLimits) -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            planned: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             limits,
         }
     }
 
     fn shard(&self, customer: &str) -> &Mutex<HashMap<CustomerId, Arc<Profile>>> {
-        let h = xxhash_rust::xxh3::xxh3_64(customer.as_bytes());
-        &self.shards[(h % SHARDS as u64) as usize]
+        &self.shards[shard_of(customer)]
+    }
+
+    fn planned_shard(&self, customer: &str) -> &Mutex<HashMap<CustomerId, Vec<PlannedAction>>> {
+        &self.planned[shard_of(customer)]
     }
 
     /// Number of customers held.
@@ -41,6 +48,10 @@ impl MemoryStore {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+fn shard_of(customer: &str) -> usize {
+    (xxhash_rust::xxh3::xxh3_64(customer.as_bytes()) % SHARDS as u64) as usize
 }
 
 /// A poisoned shard means a panic happened while applying an event; the map itself is still
@@ -77,10 +88,38 @@ impl ProfileStore for MemoryStore {
         Ok(lock(self.shard(customer.as_str())).get(customer).cloned())
     }
 
+    async fn load_for_decision(&self, customer: &CustomerId) -> Result<DecisionRead, StoreError> {
+        let profile = lock(self.shard(customer.as_str())).get(customer).cloned();
+        let planned = lock(self.planned_shard(customer.as_str()))
+            .get(customer)
+            .cloned()
+            .unwrap_or_default();
+        Ok(DecisionRead { profile, planned })
+    }
+
+    async fn plan(
+        &self,
+        customer: &CustomerId,
+        planned: &[PlannedAction],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut shard = lock(self.planned_shard(customer.as_str()));
+        let list = shard.entry(customer.clone()).or_default();
+        list.retain(|p| p.until + KEPT_AFTER_LAPSE > now);
+        list.extend_from_slice(planned);
+        let excess = list.len().saturating_sub(MAX_PLANNED);
+        list.drain(..excess);
+        Ok(())
+    }
+
     async fn erase(&self, customer: &CustomerId) -> Result<bool, StoreError> {
-        Ok(lock(self.shard(customer.as_str()))
+        let planned = lock(self.planned_shard(customer.as_str()))
             .remove(customer)
-            .is_some())
+            .is_some();
+        let profile = lock(self.shard(customer.as_str()))
+            .remove(customer)
+            .is_some();
+        Ok(profile || planned)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

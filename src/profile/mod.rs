@@ -1,11 +1,13 @@
-//! Customer profiles: the events that change them, their bounded state, and the two stores
-//! that hold them (embedded memory, Redis) behind one trait.
+//! Customer profiles: the events that change them, their bounded state, the actions planned
+//! for them and not yet sent, and the two stores that hold them (embedded memory, Redis)
+//! behind one trait.
 
 pub mod channel;
 pub mod codec;
 pub mod event;
 pub mod ids;
 pub mod memory;
+pub mod planned;
 pub mod redis_store;
 pub mod state;
 pub mod store;

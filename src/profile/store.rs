@@ -8,6 +8,7 @@ use async_trait::async_trait;
 
 use super::event::Event;
 use super::ids::CustomerId;
+use super::planned::PlannedAction;
 use super::state::Profile;
 use crate::telemetry::metrics as m;
 
@@ -82,14 +83,20 @@ pub trait ProfileStore: Send + Sync + 'static {
     /// The customer's profile, or `None` for a customer never seen.
     async fn load(&self, customer: &CustomerId) -> Result<Option<Arc<Profile>>, StoreError>;
 
-    /// What a decision reads of the profile: all of it but `recent` and `seen`, which may
-    /// be left empty when that saves work (a store that decodes on every read).
-    async fn load_for_decision(
+    /// What a decision reads: the profile, all of it but `recent` and `seen`, which may be
+    /// left empty when that saves work (a store that decodes on every read), and the
+    /// actions planned for the customer and not lapsed.
+    async fn load_for_decision(&self, customer: &CustomerId) -> Result<DecisionRead, StoreError>;
+
+    /// Records actions planned for the customer (see [`super::planned`]); entries lapsed
+    /// [`super::planned::KEPT_AFTER_LAPSE`] before `now` may be dropped, and only the newest
+    /// [`super::planned::MAX_PLANNED`] are kept.
+    async fn plan(
         &self,
         customer: &CustomerId,
-    ) -> Result<Option<Arc<Profile>>, StoreError> {
-        self.load(customer).await
-    }
+        planned: &[PlannedAction],
+        now: i64,
+    ) -> Result<(), StoreError>;
 
     /// Erases everything held about the customer; true when there was something.
     async fn erase(&self, customer: &CustomerId) -> Result<bool, StoreError>;
@@ -104,6 +111,15 @@ pub trait ProfileStore: Send + Sync + 'static {
     async fn for_this_thread(&self) -> Option<Arc<dyn ProfileStore>> {
         None
     }
+}
+
+/// What a decision reads of a customer.
+#[derive(Debug, Default, Clone)]
+pub struct DecisionRead {
+    /// `None` for a customer never seen.
+    pub profile: Option<Arc<Profile>>,
+    /// Outbound actions planned by earlier decisions, not lapsed when stored.
+    pub planned: Vec<PlannedAction>,
 }
 
 /// The store as the service uses it: every call has a time limit and is measured.
@@ -139,14 +155,26 @@ impl Profiles {
             .await
     }
 
-    /// Reads a profile within `budget` (decisions pass a small one and fall back).
-    /// What a decision reads ([`ProfileStore::load_for_decision`]), within `budget`.
+    /// What a decision reads ([`ProfileStore::load_for_decision`]), within `budget`
+    /// (decisions pass a small one and fall back).
     pub async fn load_for_decision(
         &self,
         customer: &CustomerId,
         budget: Duration,
-    ) -> Result<Option<Arc<Profile>>, StoreError> {
+    ) -> Result<DecisionRead, StoreError> {
         self.timed("load", budget, self.store.load_for_decision(customer))
+            .await
+    }
+
+    /// Records planned actions ([`ProfileStore::plan`]) within `budget`.
+    pub async fn plan(
+        &self,
+        customer: &CustomerId,
+        planned: &[PlannedAction],
+        now: i64,
+        budget: Duration,
+    ) -> Result<(), StoreError> {
+        self.timed("plan", budget, self.store.plan(customer, planned, now))
             .await
     }
 

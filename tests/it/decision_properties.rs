@@ -1,5 +1,6 @@
-//! Property tests over random profiles, catalogs, contact policies and requests: a decision
-//! never acts without consent, beyond a contact limit, in quiet hours, or outside an offer's
+//! Property tests over random profiles, catalogs, contact policies, planned actions of earlier
+//! decisions and requests: a decision never acts without consent, beyond a contact limit
+//! (counting the planned actions not yet sent), in quiet hours, or outside an offer's
 //! eligibility and caps. Every check here is computed independently of the engine, from the
 //! profile and the catalog as the test built them.
 
@@ -14,6 +15,7 @@ use touchpoint::decision::request::parse_request;
 use touchpoint::decision::{DecisionSettings, Exploration};
 use touchpoint::model::set::ModelSet;
 use touchpoint::profile::event::parse_body;
+use touchpoint::profile::planned::PlannedAction;
 use touchpoint::profile::{AttrValue, Channel, Profile, ProfileLimits};
 
 use crate::helpers::repo_path;
@@ -229,10 +231,28 @@ fn policy() -> impl Strategy<Value = ContactPolicy> {
                     quiet_hours_start: qs,
                     quiet_hours_end: qe,
                     horizon_hours: horizon,
+                    // The engine is given the plans; recording new ones is the service's.
+                    planned_grace_hours: 24,
                     do_not_contact_attribute: "do_not_contact".into(),
                 }
             },
         )
+}
+
+/// The most plans that can each be matched to a distinct contact at or after its decision.
+fn max_matched(plans: &[&PlannedAction], sent: &[i64], used: &mut Vec<bool>) -> usize {
+    let Some((first, rest)) = plans.split_first() else {
+        return 0;
+    };
+    let mut best = max_matched(rest, sent, used);
+    for i in 0..sent.len() {
+        if !used[i] && sent[i] >= first.made_at {
+            used[i] = true;
+            best = best.max(1 + max_matched(rest, sent, used));
+            used[i] = false;
+        }
+    }
+    best
 }
 
 /// At most `max` contacts in any window of `len` seconds that contains `new`.
@@ -264,6 +284,9 @@ proptest! {
         limit in 1..6usize,
         epsilon in prop_oneof![Just(0.0), Just(0.3)],
         seed in any::<u64>(),
+        // Earlier decisions' plans: channel, offer, made this long ago, to be sent this
+        // long after, counting this long after that.
+        planned in proptest::collection::vec((0..4usize, 0..12usize, 0..3 * DAY, 0..3 * DAY, 0..2 * DAY), 0..6),
     ) {
         let events: Vec<Ev> = events.into_iter().map(|e| match e {
             Ev::Contact(c, o, t) => Ev::Contact(c, o % offers.len(), t),
@@ -282,17 +305,50 @@ proptest! {
         if let Some(tp) = touchpoint { body["touchpoint"] = serde_json::json!(tp); }
         if let Some(ch) = &channels { body["channels"] = serde_json::json!(ch); }
         let request = parse_request(body.to_string().as_bytes()).unwrap();
+        let planned: Vec<PlannedAction> = planned.into_iter().enumerate().map(|(i, (c, o, ago, after, grace))| {
+            let made_at = NOW - ago;
+            PlannedAction {
+                decision_id: format!("earlier-{i}"),
+                offer_id: format!("offer-{}", o % offers.len()),
+                channel: OUTBOUND[c],
+                send_at: made_at + after,
+                made_at,
+                until: made_at + after + grace,
+            }
+        }).collect();
         let engine = DecisionEngine { catalog: &catalog, models: models(), settings: &settings };
         let decision = engine.decide(&DecisionInput {
             request: &request,
             profile: Some(&profile),
+            planned: &planned,
             degraded: false,
             now: Utc::now(),
             decision_id: format!("d-{seed}"),
         });
 
         let is_service = |id: &str| catalog.offer(id).is_some_and(|o| o.service);
-        let mut planned: Vec<(Channel, i64)> = Vec::new();
+        // The earlier plans that still count: not sent, not lapsed, not a service message. A
+        // contact of the offer on the channel since a plan's decision is one plan sent (lapsed
+        // plans too): the most plans that the contacts can answer, one each, found here by
+        // trying every assignment (few plans of one offer and channel) rather than as the
+        // engine does.
+        let mut pending: Vec<&PlannedAction> = Vec::new();
+        let mut groups: Vec<(Channel, &str)> = planned.iter().map(|p| (p.channel, p.offer_id.as_str())).collect();
+        groups.sort_unstable();
+        groups.dedup();
+        for (channel, offer) in groups {
+            let plans: Vec<&PlannedAction> = planned.iter().filter(|p| p.channel == channel && p.offer_id == offer).collect();
+            let sent: Vec<i64> = profile.contacts.iter()
+                .filter(|c| c.channel == channel && c.offer_id.as_ref().is_some_and(|o| o.as_str() == offer))
+                .map(|c| c.at).collect();
+            // The largest set of plans matched to distinct contacts, by brute force; the
+            // ones left counting are the latest made (in the order given, among equals).
+            let best = max_matched(&plans, &sent, &mut vec![false; sent.len()]);
+            let mut by_made: Vec<&PlannedAction> = plans.clone();
+            by_made.sort_by_key(|p| p.made_at);
+            pending.extend(by_made.into_iter().skip(best).filter(|p| NOW < p.until && !is_service(&p.offer_id)));
+        }
+        let mut planned: Vec<(Channel, i64)> = pending.iter().map(|p| (p.channel, p.send_at)).collect();
         let mut seen_offers = Vec::new();
         let mut seen_groups = Vec::new();
         for a in &decision.actions {
@@ -311,7 +367,8 @@ proptest! {
             }
             // Caps and the decline cool-down, as of the decision.
             if let Some((max, days)) = spec.max_contacts {
-                let n = profile.contacts.iter().filter(|c| c.offer_id.as_ref().map(|o| o.as_str()) == Some(a.offer_id.as_str()) && c.at > NOW - days as i64 * DAY && c.at <= NOW).count();
+                let n = profile.contacts.iter().filter(|c| c.offer_id.as_ref().map(|o| o.as_str()) == Some(a.offer_id.as_str()) && c.at > NOW - days as i64 * DAY && c.at <= NOW).count()
+                    + pending.iter().filter(|p| p.offer_id == a.offer_id && p.send_at > NOW - days as i64 * DAY).count();
                 prop_assert!(n < max as usize, "offer cap");
             }
             if let (Some(max), Some(s)) = (spec.max_acceptances, profile.offer(&a.offer_id)) {

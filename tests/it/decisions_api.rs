@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use chrono::DateTime;
+
 use serde_json::json;
 
 use crate::helpers::{RedisServer, TestApp, purchase, spawn_app, test_settings};
@@ -490,5 +492,92 @@ async fn the_redis_stream_log_holds_every_decision_and_erasing_a_customer_remove
     let left = logged_customers(&left);
     assert_eq!(left.len(), 3, "{left:?}");
     assert!(left.iter().all(|(c, _)| *c == "c-kept"), "{left:?}");
+    app.stop().await;
+}
+
+/// A planner asking twice before the sender reports anything must not plan past a limit;
+/// a reported contact replaces its plan (counted once), and a plan never sent lapses. Email
+/// is limited to 2 in 3 days here, and exploration is off so that each answer's first action
+/// is the best one.
+async fn planned_actions_count_toward_the_limits_until_sent(app: &TestApp) {
+    known_customer(app, "c-plan").await;
+    // As of now (plans lapse by the clock), or of a later time.
+    let ask = |at: Option<&str>| {
+        let mut body =
+            json!({"customer_id": "c-plan", "channels": ["email"], "limit": 1, "explain": true});
+        if let Some(at) = at {
+            body["at"] = json!(at);
+        }
+        body
+    };
+    let decide = |body: serde_json::Value| async move {
+        let (status, d) = app.post_json("/v1/decisions", &body).await;
+        assert_eq!(status, 200, "{d}");
+        assert_eq!(d["degraded"], false, "{d}");
+        assert_eq!(d["actions"].as_array().unwrap().len(), 1, "{d}");
+        d
+    };
+    // Service messages skip the limits: only marketing actions show whether one was kept.
+    let marketing =
+        |d: &serde_json::Value| d["actions"][0]["explanation"]["rules"]["service"] == false;
+
+    let first = decide(ask(None)).await;
+    assert!(marketing(&first), "{first}");
+    // The sender reports it sent: the contact counts, the plan no longer (1 of 2).
+    let sent = &first["actions"][0];
+    let (status, body) = app
+        .post_json(
+            "/v1/events",
+            &json!({"event_id": "sent-1", "customer_id": "c-plan", "type": "contact",
+                    "at": sent["send_at"], "channel": "email", "offer_id": sent["offer_id"],
+                    "decision_id": first["decision_id"]}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let second = decide(ask(None)).await;
+    assert!(marketing(&second), "one contact, no plan: {second}");
+    // Not sent yet, the second plan takes the last place (2 of 2).
+    let third = decide(ask(None)).await;
+    assert!(!marketing(&third), "one contact and one plan: {third}");
+    // Never sent, the plan lapses a day (planned_grace_hours) after its send time.
+    let send_at = DateTime::parse_from_rfc3339(second["actions"][0]["send_at"].as_str().unwrap())
+        .unwrap()
+        .timestamp();
+    let later = DateTime::from_timestamp(send_at + 25 * 3600, 0)
+        .unwrap()
+        .to_rfc3339();
+    let lapsed = decide(ask(Some(&later))).await;
+    assert!(marketing(&lapsed), "one contact, the plan lapsed: {lapsed}");
+}
+
+fn planner_settings(redis: Option<&RedisServer>) -> touchpoint::settings::Settings {
+    let mut settings = test_settings(redis);
+    settings.decision.exploration.epsilon = 0.0;
+    let policy = &mut settings.decision.contact_policy;
+    policy
+        .channel_limits
+        .retain(|l| l.channel != touchpoint::profile::Channel::Email);
+    policy
+        .channel_limits
+        .push(touchpoint::decision::policy::ChannelLimit {
+            channel: touchpoint::profile::Channel::Email,
+            max: 2,
+            days: 3,
+        });
+    settings
+}
+
+#[actix_web::test]
+async fn planned_actions_count_toward_the_limits_in_the_memory_store() {
+    let app = spawn_app(planner_settings(None)).await;
+    planned_actions_count_toward_the_limits_until_sent(&app).await;
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn planned_actions_count_toward_the_limits_in_redis() {
+    let redis = RedisServer::start();
+    let app = spawn_app(planner_settings(Some(&redis))).await;
+    planned_actions_count_toward_the_limits_until_sent(&app).await;
     app.stop().await;
 }

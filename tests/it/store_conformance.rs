@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use touchpoint::profile::event::parse_body;
 use touchpoint::profile::memory::MemoryStore;
+use touchpoint::profile::planned::{MAX_PLANNED, PlannedAction};
 use touchpoint::profile::redis_store::RedisStore;
-use touchpoint::profile::{CustomerId, Event, Profile, ProfileLimits, ProfileStore};
+use touchpoint::profile::{Channel, CustomerId, Event, Profile, ProfileLimits, ProfileStore};
 use touchpoint::settings::StoreSettings;
 
 use crate::helpers::{RedisServer, purchase};
@@ -54,19 +55,54 @@ async fn conformance(store: Arc<dyn ProfileStore>) {
     assert_eq!(*stored, reference);
 
     // A decision reads the same profile, less at most the agent-screen and dedup lists.
-    let for_decision = store.load_for_decision(&cid("c-1")).await.unwrap().unwrap();
+    let read = store.load_for_decision(&cid("c-1")).await.unwrap();
+    assert!(read.planned.is_empty());
+    let for_decision = read.profile.unwrap();
     let mut expected = reference.clone();
     if for_decision.recent.is_empty() {
         expected.recent.clear();
         expected.seen.clear();
     }
     assert_eq!(*for_decision, expected);
+    let nobody = store.load_for_decision(&cid("nobody")).await.unwrap();
+    assert!(nobody.profile.is_none() && nobody.planned.is_empty());
+
+    // Planned actions are read back with the profile, in the order recorded, the newest
+    // MAX_PLANNED of them.
+    let planned = |i: i64| PlannedAction {
+        decision_id: format!("d-{i}"),
+        offer_id: "gold-card".into(),
+        channel: Channel::Email,
+        send_at: now + 60 * i,
+        made_at: now,
+        until: now + 3600 + 60 * i,
+    };
+    store
+        .plan(&cid("c-1"), &[planned(0), planned(1)], now)
+        .await
+        .unwrap();
+    let read = store.load_for_decision(&cid("c-1")).await.unwrap();
+    assert_eq!(read.planned, vec![planned(0), planned(1)]);
+    assert_eq!(*read.profile.unwrap(), *for_decision);
+    let many: Vec<PlannedAction> = (2..2 + MAX_PLANNED as i64).map(planned).collect();
+    store.plan(&cid("c-1"), &many, now).await.unwrap();
+    assert_eq!(
+        store.load_for_decision(&cid("c-1")).await.unwrap().planned,
+        many
+    );
+    // A customer with plans and no profile yet; erasure removes both.
+    store.plan(&cid("c-new"), &[planned(0)], now).await.unwrap();
+    let read = store.load_for_decision(&cid("c-new")).await.unwrap();
+    assert!(read.profile.is_none());
+    assert_eq!(read.planned, vec![planned(0)]);
+    assert!(store.erase(&cid("c-new")).await.unwrap());
     assert!(
         store
-            .load_for_decision(&cid("nobody"))
+            .load_for_decision(&cid("c-new"))
             .await
             .unwrap()
-            .is_none()
+            .planned
+            .is_empty()
     );
 
     // The same batch again changes nothing and is counted as duplicates.
@@ -130,13 +166,18 @@ pub async fn redis_store(redis: &RedisServer) -> RedisStore {
 async fn redis_store_passes_the_conformance_suite() {
     let redis = RedisServer::start();
     conformance(Arc::new(redis_store(&redis).await)).await;
-    // Every key carries the customer's hash tag.
+    // Every key carries the customer's hash tag; planned actions go when the last lapses.
     for key in redis.keys() {
         assert!(
-            key.starts_with("tp:{") && key.ends_with("}:profile"),
+            key.starts_with("tp:{") && (key.ends_with("}:profile") || key.ends_with("}:planned")),
             "{key}"
         );
     }
+    let ttl: i64 = redis::cmd("TTL")
+        .arg("tp:{c-1}:planned")
+        .query(&mut redis.connection())
+        .unwrap();
+    assert!(ttl > 0, "{ttl}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

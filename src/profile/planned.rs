@@ -1,0 +1,179 @@
+//! Planned actions: outbound marketing actions a decision answered with and that the sender
+//! has not reported yet. Each counts toward the customer's contact limits as a contact at
+//! its `send_at`, so that two planners asking one after the other (two campaigns, a retry)
+//! cannot together plan more than the limits allow. It stops counting when the sender
+//! reports it (a `contact` event for the same offer on the same channel, at or after the
+//! decision; each contact answers one plan), or when it lapses, `contact_policy.planned_grace_hours` after its `send_at`
+//! (it was not sent). The stores keep them beside the profile, not in it: recording one is a
+//! small append, not a rewrite of the profile.
+
+use std::collections::VecDeque;
+
+use serde::{Deserialize, Serialize};
+
+use super::Channel;
+use super::state::ContactRecord;
+
+/// Planned actions kept per customer, the newest; older ones are dropped past it (and
+/// [`KEPT_AFTER_LAPSE`] after they lapse).
+pub const MAX_PLANNED: usize = 64;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedAction {
+    pub decision_id: String,
+    pub offer_id: String,
+    pub channel: Channel,
+    /// When it is to be sent (unix seconds).
+    pub send_at: i64,
+    /// When the decision was made: a contact of the offer on the channel from then on is
+    /// this action, sent.
+    pub made_at: i64,
+    /// From then on it no longer counts (unix seconds): `send_at` plus the grace.
+    pub until: i64,
+}
+
+impl PlannedAction {
+    /// One stored entry (JSON).
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a planned action serialises")
+    }
+
+    /// An entry read back; `None` (and a warning) for one that does not read.
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        serde_json::from_slice(bytes)
+            .inspect_err(
+                |e| tracing::warn!(error = %e, "a stored planned action does not read; ignored"),
+            )
+            .ok()
+    }
+}
+
+/// The planned actions that still count at `t`, for a customer with these contacts: those
+/// not sent and not lapsed. A contact of the offer on the channel, at or after a plan's
+/// decision, is that plan sent; each contact answers one plan, the oldest plans first (lapsed
+/// ones too: a plan sent late must not pass for a newer one), each taking the earliest
+/// contact that fits it. That answers as many plans as any matching could, and the ones left
+/// are the latest made.
+pub fn still_counting<'a>(
+    planned: &'a [PlannedAction],
+    t: i64,
+    contacts: &VecDeque<ContactRecord>,
+) -> Vec<&'a PlannedAction> {
+    let mut left: Vec<&PlannedAction> = planned.iter().collect();
+    left.sort_by_key(|p| p.made_at);
+    let mut used = vec![false; contacts.len()];
+    left.retain(|p| {
+        let sent = contacts
+            .iter()
+            .enumerate()
+            .filter(|(i, c)| {
+                !used[*i]
+                    && c.channel == p.channel
+                    && c.at >= p.made_at
+                    && c.offer_id
+                        .as_ref()
+                        .is_some_and(|o| o.as_str() == p.offer_id)
+            })
+            .min_by_key(|(_, c)| c.at)
+            .map(|(i, _)| i);
+        match sent {
+            Some(i) => {
+                used[i] = true;
+                false
+            }
+            None => true,
+        }
+    });
+    left.retain(|p| t < p.until);
+    left
+}
+
+/// How long a store keeps a plan after it lapses: so that a contact sent late is still
+/// matched to it rather than to a newer plan (the longest planning horizon).
+pub const KEPT_AFTER_LAPSE: i64 = 14 * 86_400;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::OfferId;
+
+    fn planned() -> PlannedAction {
+        PlannedAction {
+            decision_id: "d-1".into(),
+            offer_id: "gold-card".into(),
+            channel: Channel::Email,
+            send_at: 1_000,
+            made_at: 500,
+            until: 2_000,
+        }
+    }
+
+    fn contact(at: i64, channel: Channel, offer: &str) -> ContactRecord {
+        ContactRecord {
+            at,
+            channel,
+            offer_id: Some(OfferId::parse(offer).unwrap()),
+            decision_id: None,
+        }
+    }
+
+    #[test]
+    fn a_planned_action_counts_until_it_is_sent_or_lapses() {
+        let p = planned();
+        let one = std::slice::from_ref(&p);
+        let counts = |t, contacts: &[ContactRecord]| {
+            !still_counting(one, t, &contacts.iter().cloned().collect()).is_empty()
+        };
+        assert!(counts(600, &[]));
+        assert!(counts(1_999, &[]));
+        assert!(!counts(2_000, &[]), "lapsed");
+        // Sent: the same offer on the same channel, from the decision on.
+        assert!(!counts(
+            1_100,
+            &[contact(1_010, Channel::Email, "gold-card")]
+        ));
+        // Not this action: another channel, another offer, or before the decision.
+        for other in [
+            contact(1_010, Channel::Sms, "gold-card"),
+            contact(1_010, Channel::Email, "travel-card"),
+            contact(400, Channel::Email, "gold-card"),
+        ] {
+            assert!(counts(1_100, &[other]));
+        }
+        assert_eq!(PlannedAction::decode(&p.encode()), Some(p));
+        assert_eq!(PlannedAction::decode(b"{\"offer_id\":1}"), None);
+    }
+
+    /// Two plans of one offer and one contact: the contact is one of them sent, the other
+    /// still counts; with a second contact, neither does.
+    #[test]
+    fn each_contact_answers_one_plan() {
+        let (a, b) = (
+            planned(),
+            PlannedAction {
+                decision_id: "d-2".into(),
+                made_at: 700,
+                ..planned()
+            },
+        );
+        let both = [b.clone(), a.clone()];
+        let first = contact(1_000, Channel::Email, "gold-card");
+        let left = still_counting(&both, 1_100, &VecDeque::from([first.clone()]));
+        assert_eq!(left, vec![&b], "the older plan is the one sent");
+        let second = contact(1_050, Channel::Email, "gold-card");
+        assert!(still_counting(&both, 1_100, &VecDeque::from([first, second])).is_empty());
+        // A contact before the newer plan's decision can only answer the older one.
+        let early = contact(600, Channel::Email, "gold-card");
+        let late = contact(1_000, Channel::Email, "gold-card");
+        assert!(still_counting(&both, 1_100, &VecDeque::from([late, early])).is_empty());
+        // The older plan lapsed: its late contact still answers it, not the newer one.
+        let lapsed = PlannedAction {
+            until: 900,
+            ..a.clone()
+        };
+        let sent_late = contact(1_000, Channel::Email, "gold-card");
+        let plans = [lapsed, b.clone()];
+        let left = still_counting(&plans, 1_100, &VecDeque::from([sent_late]));
+        assert_eq!(left, vec![&b]);
+    }
+}
