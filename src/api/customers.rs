@@ -10,6 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{ApiError, AppState};
 use crate::model::set::ModelSet;
+use crate::profile::planned::{PlannedAction, still_counting};
 use crate::profile::state::{HOURS_PER_WEEK, rfc3339};
 use crate::profile::store::Profiles;
 use crate::profile::{Channel, CustomerId, Outcome, Profile};
@@ -69,6 +70,9 @@ pub struct CustomerView {
     pub engagement: EngagementView,
     /// Newest first.
     pub recent_contacts: Vec<ContactView>,
+    /// Outbound actions decisions planned and the sender has not reported yet, which count
+    /// toward the contact limits as of `at`; by send time.
+    pub planned: Vec<PlannedView>,
     /// Newest first.
     pub recent_responses: Vec<ResponseView>,
     /// Per-offer history (caps and cool-downs use it).
@@ -193,6 +197,16 @@ pub struct ContactView {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+pub struct PlannedView {
+    pub send_at: String,
+    pub channel: Channel,
+    pub offer_id: String,
+    pub decision_id: String,
+    /// When it stops counting if it is not reported sent.
+    pub until: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ResponseView {
     pub at: String,
     pub channel: Option<Channel>,
@@ -238,6 +252,7 @@ impl CustomerView {
     pub fn new(
         customer: &CustomerId,
         profile: &Profile,
+        planned: &[PlannedAction],
         at: DateTime<Utc>,
         models: &ModelSet,
     ) -> Self {
@@ -371,6 +386,20 @@ impl CustomerView {
                     Vec::new()
                 },
             },
+            planned: {
+                let mut counting = still_counting(planned, t, &profile.contacts);
+                counting.sort_by_key(|p| p.send_at);
+                counting
+                    .into_iter()
+                    .map(|p| PlannedView {
+                        send_at: rfc3339(p.send_at),
+                        channel: p.channel,
+                        offer_id: p.offer_id.clone(),
+                        decision_id: p.decision_id.clone(),
+                        until: rfc3339(p.until),
+                    })
+                    .collect()
+            },
             recent_contacts: profile
                 .contacts
                 .iter()
@@ -473,7 +502,14 @@ pub async fn get_customer(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no customer {customer}")))?;
     let models = state.models.current();
-    Ok(HttpResponse::Ok().json(CustomerView::new(&customer, &profile, at, &models.value)))
+    let planned = profiles.planned(&customer).await?;
+    Ok(HttpResponse::Ok().json(CustomerView::new(
+        &customer,
+        &profile,
+        &planned,
+        at,
+        &models.value,
+    )))
 }
 
 /// Erases everything held about the customer: the profile's keys and the records of the

@@ -44,6 +44,9 @@ pub struct DecisionRequestDoc {
 /// Decides the next best actions. An unknown customer is not an error: the engine decides
 /// for a new customer. When the profile store cannot be read within the budget, a fallback
 /// ranking decides (inbound only, since consent cannot be checked) and `degraded` is true.
+/// Planned outbound marketing actions are recorded so that later decisions count them toward
+/// the contact limits until they are reported sent; when that cannot be done, they are left
+/// out of the answer and `degraded` is true.
 #[utoipa::path(
     post,
     path = "/v1/decisions",
@@ -63,8 +66,10 @@ pub async fn post_decision(
     let started = Instant::now();
     let request = parse_request(&body)?;
     let budget = Duration::from_millis(state.decision.profile_read_budget_ms);
+    // Earlier plans only matter to a decision that may plan outbound contacts.
+    let outbound = request.channels.is_some() || request.touchpoint.is_none();
     let (read, degraded) = match profiles
-        .load_for_decision(&request.customer_id, budget)
+        .load_for_decision(&request.customer_id, outbound, budget)
         .await
     {
         Ok(read) => (read, false),

@@ -88,13 +88,25 @@ impl ProfileStore for MemoryStore {
         Ok(lock(self.shard(customer.as_str())).get(customer).cloned())
     }
 
-    async fn load_for_decision(&self, customer: &CustomerId) -> Result<DecisionRead, StoreError> {
+    async fn load_for_decision(
+        &self,
+        customer: &CustomerId,
+        planned: bool,
+    ) -> Result<DecisionRead, StoreError> {
         let profile = lock(self.shard(customer.as_str())).get(customer).cloned();
-        let planned = lock(self.planned_shard(customer.as_str()))
+        let planned = if planned {
+            self.planned(customer).await?
+        } else {
+            Vec::new()
+        };
+        Ok(DecisionRead { profile, planned })
+    }
+
+    async fn planned(&self, customer: &CustomerId) -> Result<Vec<PlannedAction>, StoreError> {
+        Ok(lock(self.planned_shard(customer.as_str()))
             .get(customer)
             .cloned()
-            .unwrap_or_default();
-        Ok(DecisionRead { profile, planned })
+            .unwrap_or_default())
     }
 
     async fn plan(

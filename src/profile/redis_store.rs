@@ -38,23 +38,6 @@ use super::store::{ApplyOutcome, DecisionRead, ProfileStore, StoreError, group_b
 /// One call takes several keys because a script call costs Redis about 3 µs however little
 /// it does (measured with redis-benchmark on Redis 7.0: an empty script 2.9 µs, this script
 /// with one key 5.2 µs), which would otherwise be most of the cost of an event.
-/// Appends planned actions (`ARGV[3..]`) to the list `KEYS[1]`, keeps its newest `ARGV[1]`,
-/// and lets the key live at least `ARGV[2]` seconds more (until the last entry lapses, and
-/// [`KEPT_AFTER_LAPSE`] more).
-static PLAN: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
-    redis::Script::new(
-        r#"
-redis.call('RPUSH', KEYS[1], unpack(ARGV, 3))
-redis.call('LTRIM', KEYS[1], -tonumber(ARGV[1]), -1)
-local live = tonumber(ARGV[2])
-if redis.call('TTL', KEYS[1]) < live then
-  redis.call('EXPIRE', KEYS[1], live)
-end
-return 1
-"#,
-    )
-});
-
 const COMPARE_AND_SET: &str = r#"
 local written = {}
 for i = 1, #KEYS do
@@ -183,7 +166,7 @@ impl RedisStore {
         format!("{}:{{{customer}}}:profile", self.prefix)
     }
 
-    /// The list of the customer's planned actions (one JSON entry each), in the profile's
+    /// The list of the customer's planned actions (one entry each), in the profile's
     /// hash slot.
     pub fn planned_key(&self, customer: &str) -> String {
         format!("{}:{{{customer}}}:planned", self.prefix)
@@ -372,7 +355,18 @@ impl ProfileStore for RedisStore {
         self.get(customer, codec::decode).await
     }
 
-    async fn load_for_decision(&self, customer: &CustomerId) -> Result<DecisionRead, StoreError> {
+    async fn load_for_decision(
+        &self,
+        customer: &CustomerId,
+        planned: bool,
+    ) -> Result<DecisionRead, StoreError> {
+        if !planned {
+            let profile = self.get(customer, codec::decode_for_decision).await?;
+            return Ok(DecisionRead {
+                profile,
+                planned: Vec::new(),
+            });
+        }
         // One round trip: the profile and the planned actions.
         let mut conn = self.conn.clone();
         let (bytes, planned): (Option<Vec<u8>>, Vec<Vec<u8>>) = redis::pipe()
@@ -403,6 +397,21 @@ impl ProfileStore for RedisStore {
         Ok(DecisionRead { profile, planned })
     }
 
+    async fn planned(&self, customer: &CustomerId) -> Result<Vec<PlannedAction>, StoreError> {
+        let mut conn = self.conn.clone();
+        let entries: Vec<Vec<u8>> = redis::cmd("LRANGE")
+            .arg(self.planned_key(customer.as_str()))
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(entries
+            .iter()
+            .filter_map(|b| PlannedAction::decode(b))
+            .collect())
+    }
+
     async fn plan(
         &self,
         customer: &CustomerId,
@@ -412,16 +421,34 @@ impl ProfileStore for RedisStore {
         let Some(last) = planned.iter().map(|p| p.until).max() else {
             return Ok(());
         };
-        let mut conn = self.conn.clone();
-        let mut call = PLAN.key(self.planned_key(customer.as_str()));
-        call.arg(MAX_PLANNED)
-            .arg((last + KEPT_AFTER_LAPSE - now).max(1));
+        // Plain commands in one round trip, no script: append, keep the newest, and let the
+        // key live until the last entry lapses (and KEPT_AFTER_LAPSE more), never shortening
+        // its life (EXPIRE NX sets a first expiry, GT only lengthens one; Redis 7.0+).
+        let key = self.planned_key(customer.as_str());
+        let live = (last + KEPT_AFTER_LAPSE - now).max(1);
+        let mut pipe = redis::pipe();
+        pipe.cmd("RPUSH").arg(&key);
         for p in planned {
-            call.arg(p.encode());
+            pipe.arg(p.encode());
         }
-        call.invoke_async::<()>(&mut conn)
-            .await
-            .map_err(unavailable)
+        pipe.ignore()
+            .cmd("LTRIM")
+            .arg(&key)
+            .arg(-(MAX_PLANNED as i64))
+            .arg(-1)
+            .ignore()
+            .cmd("EXPIRE")
+            .arg(&key)
+            .arg(live)
+            .arg("NX")
+            .ignore()
+            .cmd("EXPIRE")
+            .arg(&key)
+            .arg(live)
+            .arg("GT")
+            .ignore();
+        let mut conn = self.conn.clone();
+        pipe.query_async::<()>(&mut conn).await.map_err(unavailable)
     }
 
     async fn erase(&self, customer: &CustomerId) -> Result<bool, StoreError> {

@@ -84,9 +84,17 @@ pub trait ProfileStore: Send + Sync + 'static {
     async fn load(&self, customer: &CustomerId) -> Result<Option<Arc<Profile>>, StoreError>;
 
     /// What a decision reads: the profile, all of it but `recent` and `seen`, which may be
-    /// left empty when that saves work (a store that decodes on every read), and the
-    /// actions planned for the customer and not lapsed.
-    async fn load_for_decision(&self, customer: &CustomerId) -> Result<DecisionRead, StoreError>;
+    /// left empty when that saves work (a store that decodes on every read), and, with
+    /// `planned`, the actions planned for the customer (a decision that can plan outbound
+    /// contacts needs them; an inbound one does not).
+    async fn load_for_decision(
+        &self,
+        customer: &CustomerId,
+        planned: bool,
+    ) -> Result<DecisionRead, StoreError>;
+
+    /// The actions planned for the customer, as recorded (lapsed ones too).
+    async fn planned(&self, customer: &CustomerId) -> Result<Vec<PlannedAction>, StoreError>;
 
     /// Records actions planned for the customer (see [`super::planned`]); entries lapsed
     /// [`super::planned::KEPT_AFTER_LAPSE`] before `now` may be dropped, and only the newest
@@ -118,7 +126,7 @@ pub trait ProfileStore: Send + Sync + 'static {
 pub struct DecisionRead {
     /// `None` for a customer never seen.
     pub profile: Option<Arc<Profile>>,
-    /// Outbound actions planned by earlier decisions, not lapsed when stored.
+    /// Outbound actions planned by earlier decisions, as stored (empty when not asked for).
     pub planned: Vec<PlannedAction>,
 }
 
@@ -160,9 +168,19 @@ impl Profiles {
     pub async fn load_for_decision(
         &self,
         customer: &CustomerId,
+        planned: bool,
         budget: Duration,
     ) -> Result<DecisionRead, StoreError> {
-        self.timed("load", budget, self.store.load_for_decision(customer))
+        self.timed(
+            "load",
+            budget,
+            self.store.load_for_decision(customer, planned),
+        )
+        .await
+    }
+
+    pub async fn planned(&self, customer: &CustomerId) -> Result<Vec<PlannedAction>, StoreError> {
+        self.timed("planned", self.timeout, self.store.planned(customer))
             .await
     }
 

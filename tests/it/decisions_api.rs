@@ -539,6 +539,13 @@ async fn planned_actions_count_toward_the_limits_until_sent(app: &TestApp) {
     // Not sent yet, the second plan takes the last place (2 of 2).
     let third = decide(ask(None)).await;
     assert!(!marketing(&third), "one contact and one plan: {third}");
+    // The customer view shows the plan still counting, and not the one sent.
+    let (status, view) = app.get("/v1/customers/c-plan").await;
+    assert_eq!(status, 200, "{view}");
+    let planned = view["planned"].as_array().unwrap();
+    assert_eq!(planned.len(), 1, "{view}");
+    assert_eq!(planned[0]["decision_id"], second["decision_id"]);
+    assert_eq!(planned[0]["send_at"], second["actions"][0]["send_at"]);
     // Never sent, the plan lapses a day (planned_grace_hours) after its send time.
     let send_at = DateTime::parse_from_rfc3339(second["actions"][0]["send_at"].as_str().unwrap())
         .unwrap()

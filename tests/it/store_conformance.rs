@@ -55,7 +55,7 @@ async fn conformance(store: Arc<dyn ProfileStore>) {
     assert_eq!(*stored, reference);
 
     // A decision reads the same profile, less at most the agent-screen and dedup lists.
-    let read = store.load_for_decision(&cid("c-1")).await.unwrap();
+    let read = store.load_for_decision(&cid("c-1"), true).await.unwrap();
     assert!(read.planned.is_empty());
     let for_decision = read.profile.unwrap();
     let mut expected = reference.clone();
@@ -64,7 +64,7 @@ async fn conformance(store: Arc<dyn ProfileStore>) {
         expected.seen.clear();
     }
     assert_eq!(*for_decision, expected);
-    let nobody = store.load_for_decision(&cid("nobody")).await.unwrap();
+    let nobody = store.load_for_decision(&cid("nobody"), true).await.unwrap();
     assert!(nobody.profile.is_none() && nobody.planned.is_empty());
 
     // Planned actions are read back with the profile, in the order recorded, the newest
@@ -81,24 +81,33 @@ async fn conformance(store: Arc<dyn ProfileStore>) {
         .plan(&cid("c-1"), &[planned(0), planned(1)], now)
         .await
         .unwrap();
-    let read = store.load_for_decision(&cid("c-1")).await.unwrap();
+    let read = store.load_for_decision(&cid("c-1"), true).await.unwrap();
     assert_eq!(read.planned, vec![planned(0), planned(1)]);
     assert_eq!(*read.profile.unwrap(), *for_decision);
+    // An inbound decision does not ask for them.
+    let inbound = store.load_for_decision(&cid("c-1"), false).await.unwrap();
+    assert!(inbound.planned.is_empty());
+    assert_eq!(*inbound.profile.unwrap(), *for_decision);
     let many: Vec<PlannedAction> = (2..2 + MAX_PLANNED as i64).map(planned).collect();
     store.plan(&cid("c-1"), &many, now).await.unwrap();
     assert_eq!(
-        store.load_for_decision(&cid("c-1")).await.unwrap().planned,
+        store
+            .load_for_decision(&cid("c-1"), true)
+            .await
+            .unwrap()
+            .planned,
         many
     );
+    assert_eq!(store.planned(&cid("c-1")).await.unwrap(), many);
     // A customer with plans and no profile yet; erasure removes both.
     store.plan(&cid("c-new"), &[planned(0)], now).await.unwrap();
-    let read = store.load_for_decision(&cid("c-new")).await.unwrap();
+    let read = store.load_for_decision(&cid("c-new"), true).await.unwrap();
     assert!(read.profile.is_none());
     assert_eq!(read.planned, vec![planned(0)]);
     assert!(store.erase(&cid("c-new")).await.unwrap());
     assert!(
         store
-            .load_for_decision(&cid("c-new"))
+            .load_for_decision(&cid("c-new"), true)
             .await
             .unwrap()
             .planned
