@@ -12,8 +12,11 @@ use crate::profile::planned::PlannedAction;
 use crate::profile::store::{DecisionRead, Profiles};
 use crate::telemetry::metrics as m;
 
+/// The decision route's path (and pattern).
+pub const ROUTE: &str = "/v1/decisions";
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/decisions", web::post().to(post_decision));
+    cfg.route(ROUTE, web::post().to(post_decision));
 }
 
 /// A decision request (API.md section 3).

@@ -12,6 +12,7 @@ pub mod models;
 pub mod offers;
 pub mod openapi;
 
+use std::borrow::Cow;
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
@@ -60,19 +61,27 @@ pub async fn record_latency(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let method = req.method().clone();
-    let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+    // The decision route is a fixed path: its pattern is known without asking the router
+    // (which builds a new string each time).
+    let route: Cow<'static, str> = if req.path() == decisions::ROUTE {
+        Cow::Borrowed(decisions::ROUTE)
+    } else {
+        Cow::Owned(req.match_pattern().unwrap_or_else(|| "unmatched".into()))
+    };
     let res = next.call(req).await?;
     let status = res.status().as_u16();
     let elapsed = started.elapsed().as_secs_f64();
     HTTP_HISTOGRAMS.with_borrow_mut(|handles| {
-        let key = (method, route, status);
-        match handles.get(&key) {
-            Some(h) => h.record(elapsed),
+        let found = handles
+            .iter()
+            .find(|((m, r, s), _)| *s == status && *m == method && *r == route);
+        match found {
+            Some((_, h)) => h.record(elapsed),
             None => {
-                let h = metrics::histogram!(m::HTTP_DURATION, "method" => key.0.as_str().to_owned(),
-                    "route" => key.1.clone(), "status" => status.to_string());
+                let h = metrics::histogram!(m::HTTP_DURATION, "method" => method.as_str().to_owned(),
+                    "route" => route.to_string(), "status" => status.to_string());
                 h.record(elapsed);
-                handles.insert(key, h);
+                handles.push(((method, route, status), h));
             }
         }
     });
@@ -80,12 +89,16 @@ pub async fn record_latency(
 }
 
 thread_local! {
-    /// Each worker's histogram handles by method, route and status: few distinct ones, and
-    /// finding one in the recorder's registry copied and hashed its labels on every request.
-    static HTTP_HISTOGRAMS: std::cell::RefCell<
-        std::collections::HashMap<(actix_web::http::Method, String, u16), metrics::Histogram>,
-    > = Default::default();
+    /// Each worker's histogram handles by method, route and status: few distinct ones (a
+    /// short list, searched in order), and finding one in the recorder's registry copied and
+    /// hashed its labels on every request.
+    static HTTP_HISTOGRAMS: std::cell::RefCell<HttpHistograms> = Default::default();
 }
+
+type HttpHistograms = Vec<(
+    (actix_web::http::Method, Cow<'static, str>, u16),
+    metrics::Histogram,
+)>;
 
 /// Reads a request body up to `limit` bytes; a larger one is refused with `413` before it is
 /// buffered whole.

@@ -24,11 +24,19 @@ async fn health_readiness_and_metrics_answer() {
     .await;
     app.post_json("/v1/events", &serde_json::json!({"event_id": "x"}))
         .await;
+    app.post_json(
+        "/v1/decisions",
+        &serde_json::json!({"customer_id": "c-1", "touchpoint": "web"}),
+    )
+    .await;
+    app.get("/v1/customers/c-1").await;
     let (status, text) = app.get("/metrics").await;
     assert_eq!(status, 200);
     let text = text.as_str().unwrap();
     for needle in [
         "touchpoint_http_request_duration_seconds_bucket{method=\"POST\",route=\"/v1/events\",status=\"202\",le=\"0.001\"}",
+        "touchpoint_http_request_duration_seconds_bucket{method=\"POST\",route=\"/v1/decisions\",status=\"200\",le=\"0.001\"}",
+        "touchpoint_http_request_duration_seconds_bucket{method=\"GET\",route=\"/v1/customers/{id}\",status=\"200\",le=\"0.001\"}",
         "touchpoint_events_total{result=\"accepted\"}",
         "touchpoint_events_total{result=\"duplicate\"}",
         "touchpoint_events_total{result=\"rejected\"}",
