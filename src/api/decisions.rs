@@ -186,3 +186,145 @@ thread_local! {
         Outcome::LABELS.map(|label| metrics::counter!(m::DECISIONS, "outcome" => label)),
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::decision::engine::{Action, LogDetails};
+    use crate::profile::memory::MemoryStore;
+    use crate::profile::store::{ApplyOutcome, ProfileStore, StoreError};
+    use crate::profile::{Channel, CustomerId, Event, Profile, ProfileLimits};
+
+    /// The memory store, except that plans cannot be recorded (`fail`) or are recorded.
+    struct Plans {
+        store: MemoryStore,
+        fail: bool,
+    }
+
+    #[async_trait::async_trait]
+    impl ProfileStore for Plans {
+        fn name(&self) -> &'static str {
+            "plans"
+        }
+        async fn apply(&self, events: &[Event], now: i64) -> Result<ApplyOutcome, StoreError> {
+            self.store.apply(events, now).await
+        }
+        async fn load(&self, c: &CustomerId) -> Result<Option<Arc<Profile>>, StoreError> {
+            self.store.load(c).await
+        }
+        async fn load_for_decision(
+            &self,
+            c: &CustomerId,
+            planned: bool,
+        ) -> Result<DecisionRead, StoreError> {
+            self.store.load_for_decision(c, planned).await
+        }
+        async fn planned(&self, c: &CustomerId) -> Result<Vec<PlannedAction>, StoreError> {
+            self.store.planned(c).await
+        }
+        async fn plan(
+            &self,
+            c: &CustomerId,
+            planned: &[PlannedAction],
+            now: i64,
+        ) -> Result<(), StoreError> {
+            if self.fail {
+                Err(StoreError::Unavailable("test".into()))
+            } else {
+                self.store.plan(c, planned, now).await
+            }
+        }
+        async fn erase(&self, c: &CustomerId) -> Result<bool, StoreError> {
+            self.store.erase(c).await
+        }
+        async fn ping(&self) -> Result<(), StoreError> {
+            Ok(())
+        }
+    }
+
+    fn action(rank: usize, offer: &str, channel: Channel, planned: bool) -> Action {
+        Action {
+            rank,
+            offer_id: offer.into(),
+            channel,
+            send_at: "2026-12-01T18:00:00Z".into(),
+            send_at_unix: 1_796_148_000,
+            counts_as_contact: planned,
+            propensity: 0.1,
+            value: 10.0,
+            priority: 1.0,
+            probability: 1.0,
+            explanation: None,
+        }
+    }
+
+    fn decision() -> Decision {
+        Decision {
+            decision_id: "d-1".into(),
+            customer_id: "c-1".into(),
+            at: "2026-12-01T10:00:00Z".into(),
+            model_version: "m".into(),
+            degraded: false,
+            actions: vec![
+                action(1, "gold-card", Channel::Email, true),
+                action(2, "payment-due-reminder", Channel::Sms, false),
+                action(3, "personal-loan", Channel::Sms, true),
+            ],
+            suppressed: None,
+            log: LogDetails {
+                at: 1_796_119_200,
+                candidates: Vec::new(),
+                segment: None,
+                value: None,
+                catalog_version: "c".into(),
+                epsilon: 0.0,
+            },
+        }
+    }
+
+    /// Recorded, the planned marketing actions (not the service message) are the customer's
+    /// plans; not recorded, they leave the answer, which says it is degraded.
+    #[actix_web::test]
+    async fn planned_actions_are_recorded_or_withdrawn() {
+        let customer = CustomerId::parse("c-1").unwrap();
+        let budget = Duration::from_secs(1);
+        for fail in [false, true] {
+            let store = Plans {
+                store: MemoryStore::new(ProfileLimits::default()),
+                fail,
+            };
+            let profiles = Profiles::new(Arc::new(store), budget);
+            let mut d = decision();
+            record_planned(&profiles, &customer, &mut d, 3600, budget).await;
+            let plans = profiles.planned(&customer).await.unwrap();
+            let offers: Vec<(&str, usize)> = d
+                .actions
+                .iter()
+                .map(|a| (a.offer_id.as_str(), a.rank))
+                .collect();
+            if fail {
+                assert!(plans.is_empty());
+                assert_eq!(offers, [("payment-due-reminder", 1)]);
+                assert!(d.degraded);
+            } else {
+                let planned: Vec<(&str, Channel, i64, i64)> = plans
+                    .iter()
+                    .map(|p| (p.offer_id.as_str(), p.channel, p.made_at, p.until))
+                    .collect();
+                let until = 1_796_148_000 + 3600;
+                assert_eq!(
+                    planned,
+                    [
+                        ("gold-card", Channel::Email, 1_796_119_200, until),
+                        ("personal-loan", Channel::Sms, 1_796_119_200, until)
+                    ]
+                );
+                assert!(plans.iter().all(|p| p.decision_id == "d-1"));
+                assert_eq!(offers.len(), 3);
+                assert!(!d.degraded);
+            }
+        }
+    }
+}
