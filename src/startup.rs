@@ -112,6 +112,7 @@ impl Application {
             max_body_bytes: settings.server.max_body_bytes,
             decision: settings.decision.clone(),
             decision_log,
+            erased: Default::default(),
         });
 
         let app_state = state.clone();

@@ -527,6 +527,8 @@ pub async fn delete_customer(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let customer = parse_customer_id(&id)?;
+    // First, so that a decision under way for them records nothing from now on.
+    state.erased.mark(customer.as_str());
     let existed = profiles.erase(&customer).await?;
     // Then the decisions logged about them. Asked again after a failure, the profile part
     // finds nothing and this part runs again.
@@ -535,6 +537,9 @@ pub async fn delete_customer(
         .erase(customer.as_str())
         .await
         .map_err(|e| ApiError::LogUnavailable(e.to_string()))?;
+    // A plan a decision was writing as the mark was set has landed by now (the log's pass
+    // took longer than its round trip): erase the keys once more.
+    profiles.erase(&customer).await?;
     tracing::info!(customer = %customer, existed, logged, "customer erased");
     Ok(HttpResponse::NoContent().finish())
 }

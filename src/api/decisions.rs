@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 use super::{ApiError, AppState, read_body};
 use crate::decision::engine::{Decision, DecisionEngine, DecisionInput};
 use crate::decision::request::parse_request;
+use crate::profile::CustomerId;
 use crate::profile::planned::PlannedAction;
 use crate::profile::store::{DecisionRead, Profiles};
 use crate::telemetry::metrics as m;
@@ -69,8 +70,10 @@ pub async fn post_decision(
     let started = Instant::now();
     let request = parse_request(&body)?;
     let budget = Duration::from_millis(state.decision.profile_read_budget_ms);
-    // Earlier plans only matter to a decision that may plan outbound contacts.
-    let outbound = request.channels.is_some() || request.touchpoint.is_none();
+    // Earlier plans only matter to a decision that may plan outbound contacts, and only
+    // while plans are recorded.
+    let grace = i64::from(state.decision.contact_policy.planned_grace_hours) * 3600;
+    let outbound = grace > 0 && (request.channels.is_some() || request.touchpoint.is_none());
     let (read, degraded) = match profiles
         .load_for_decision(&request.customer_id, outbound, budget)
         .await
@@ -96,8 +99,9 @@ pub async fn post_decision(
         now: chrono::Utc::now(),
         decision_id: uuid::Uuid::now_v7().to_string(),
     });
-    let grace = i64::from(state.decision.contact_policy.planned_grace_hours) * 3600;
-    if grace > 0 {
+    // A customer erased while this decision was made gets nothing recorded.
+    let erased = state.erased.contains(request.customer_id.as_str());
+    if grace > 0 && !erased {
         record_planned(
             &profiles,
             &request.customer_id,
@@ -115,7 +119,9 @@ pub async fn post_decision(
         Outcome::Actions
     };
     let json = decision.to_json();
-    state.decision_log.record(&decision, &request);
+    if !erased {
+        state.decision_log.record(&decision, &request);
+    }
     DECISION_METRICS.with(|(duration, outcomes)| {
         duration.record(started.elapsed().as_secs_f64());
         outcomes[outcome as usize].increment(1);
@@ -131,7 +137,7 @@ pub async fn post_decision(
 /// decision says `degraded`.
 async fn record_planned(
     profiles: &Profiles,
-    customer: &crate::profile::CustomerId,
+    customer: &CustomerId,
     decision: &mut Decision,
     grace: i64,
     budget: Duration,

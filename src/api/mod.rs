@@ -39,6 +39,42 @@ pub struct AppState {
     pub max_body_bytes: usize,
     pub decision: crate::decision::DecisionSettings,
     pub decision_log: crate::decision::log::DecisionLog,
+    /// Customers erased in the last minute (see [`RecentlyErased`]).
+    pub erased: RecentlyErased,
+}
+
+/// Customers erased a short while ago. A decision under way when its customer is erased
+/// could otherwise record a plan or a log line for them after the erasure; it asks here
+/// first and records nothing. (`DELETE` marks the customer before it erases anything.)
+#[derive(Default)]
+pub struct RecentlyErased {
+    /// Entries in `list`: a decision looks no further while there are none.
+    count: std::sync::atomic::AtomicUsize,
+    list: std::sync::Mutex<Vec<(String, Instant)>>,
+}
+
+impl RecentlyErased {
+    /// Far longer than a decision takes.
+    const KEPT: std::time::Duration = std::time::Duration::from_secs(60);
+
+    pub fn mark(&self, customer: &str) {
+        let mut list = self.list.lock().unwrap_or_else(|p| p.into_inner());
+        list.retain(|(_, at)| at.elapsed() < Self::KEPT);
+        list.push((customer.to_owned(), Instant::now()));
+        self.count
+            .store(list.len(), std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn contains(&self, customer: &str) -> bool {
+        if self.count.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+            return false;
+        }
+        let mut list = self.list.lock().unwrap_or_else(|p| p.into_inner());
+        list.retain(|(_, at)| at.elapsed() < Self::KEPT);
+        self.count
+            .store(list.len(), std::sync::atomic::Ordering::SeqCst);
+        list.iter().any(|(c, _)| c == customer)
+    }
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -112,5 +148,19 @@ pub async fn read_body(payload: web::Payload, limit: usize) -> Result<web::Bytes
             ),
         ))),
         Err(_) => Err(ApiError::PayloadTooLarge { limit }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RecentlyErased;
+
+    #[test]
+    fn recently_erased_customers_are_known_by_id() {
+        let erased = RecentlyErased::default();
+        assert!(!erased.contains("c-1"));
+        erased.mark("c-1");
+        assert!(erased.contains("c-1"));
+        assert!(!erased.contains("c-2"));
     }
 }

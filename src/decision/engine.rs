@@ -65,7 +65,8 @@ pub struct Decision {
     /// The time the decision was made as of.
     pub at: String,
     pub model_version: String,
-    /// True when the profile store could not be read and a fallback ranking decided.
+    /// True when the profile store could not be read and a fallback ranking decided, or when
+    /// the planned outbound actions could not be recorded and were left out.
     pub degraded: bool,
     pub actions: Vec<Action>,
     /// Only with `explain`: every candidate left out, with its reason.

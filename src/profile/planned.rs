@@ -3,9 +3,13 @@
 //! its `send_at`, so that two planners asking one after the other (two campaigns, a retry)
 //! cannot together plan more than the limits allow. It stops counting when the sender
 //! reports it (a `contact` event for the same offer on the same channel, at or after the
-//! decision; each contact answers one plan), or when it lapses, `contact_policy.planned_grace_hours` after its `send_at`
-//! (it was not sent). The stores keep them beside the profile, not in it: recording one is a
-//! small append, not a rewrite of the profile.
+//! decision; each contact answers one plan), or when it lapses,
+//! `contact_policy.planned_grace_hours` after its `send_at` (it was not sent). The stores
+//! keep them beside the profile, not in it: recording one is a small append, not a rewrite
+//! of the profile.
+//!
+//! A plan whose recording timed out may still have been written: it then counts until it
+//! lapses although its action was withdrawn from the answer (the safe side of the limits).
 
 use std::collections::VecDeque;
 
@@ -57,12 +61,17 @@ impl PlannedAction {
     }
 }
 
+/// How much earlier than a plan's decision a contact may be reported and still be that plan
+/// sent: the sender's clock or its report time may lag (the first slot is the decision's
+/// own second).
+pub const CLOCK_SKEW: i64 = 300;
+
 /// The planned actions that still count at `t`, for a customer with these contacts: those
-/// not sent and not lapsed. A contact of the offer on the channel, at or after a plan's
-/// decision, is that plan sent; each contact answers one plan, the oldest plans first (lapsed
-/// ones too: a plan sent late must not pass for a newer one), each taking the earliest
-/// contact that fits it. That answers as many plans as any matching could, and the ones left
-/// are the latest made.
+/// made by `t`, not sent and not lapsed. A contact of the offer on the channel, at or after a
+/// plan's decision (less [`CLOCK_SKEW`]), is that plan sent; each contact answers one plan,
+/// the oldest plans first (lapsed ones too: a plan sent late must not pass for a newer one),
+/// each taking the earliest contact that fits it. That answers as many plans as any matching
+/// could, and the ones left are the latest made.
 pub fn still_counting<'a>(
     planned: &'a [PlannedAction],
     t: i64,
@@ -78,7 +87,7 @@ pub fn still_counting<'a>(
             .filter(|(i, c)| {
                 !used[*i]
                     && c.channel == p.channel
-                    && c.at >= p.made_at
+                    && c.at >= p.made_at - CLOCK_SKEW
                     && c.offer_id
                         .as_ref()
                         .is_some_and(|o| o.as_str() == p.offer_id)
@@ -93,7 +102,7 @@ pub fn still_counting<'a>(
             None => true,
         }
     });
-    left.retain(|p| t < p.until);
+    left.retain(|p| p.made_at <= t && t < p.until);
     left
 }
 
@@ -136,6 +145,12 @@ mod tests {
         assert!(counts(600, &[]));
         assert!(counts(1_999, &[]));
         assert!(!counts(2_000, &[]), "lapsed");
+        assert!(!counts(499, &[]), "made after the decision asked about");
+        // Reported a little before the decision (the sender's clock): sent all the same.
+        assert!(!counts(
+            1_100,
+            &[contact(500 - CLOCK_SKEW, Channel::Email, "gold-card")]
+        ));
         // Sent: the same offer on the same channel, from the decision on.
         assert!(!counts(
             1_100,
@@ -145,7 +160,7 @@ mod tests {
         for other in [
             contact(1_010, Channel::Sms, "gold-card"),
             contact(1_010, Channel::Email, "travel-card"),
-            contact(400, Channel::Email, "gold-card"),
+            contact(500 - CLOCK_SKEW - 1, Channel::Email, "gold-card"),
         ] {
             assert!(counts(1_100, &[other]));
         }
@@ -174,7 +189,7 @@ mod tests {
         let second = contact(1_050, Channel::Email, "gold-card");
         assert!(still_counting(&both, 1_100, &VecDeque::from([first, second])).is_empty());
         // A contact before the newer plan's decision can only answer the older one.
-        let early = contact(600, Channel::Email, "gold-card");
+        let early = contact(700 - CLOCK_SKEW - 1, Channel::Email, "gold-card");
         let late = contact(1_000, Channel::Email, "gold-card");
         assert!(still_counting(&both, 1_100, &VecDeque::from([late, early])).is_empty());
         // The older plan lapsed: its late contact still answers it, not the newer one.

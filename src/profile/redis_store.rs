@@ -98,6 +98,36 @@ pub fn client(url: &str) -> redis::RedisResult<redis::Client> {
     redis::Client::open(info)
 }
 
+/// The major version in `INFO server`'s `redis_version:` line.
+fn server_major_version(info: &str) -> Option<u32> {
+    info.lines()
+        .find_map(|l| l.strip_prefix("redis_version:"))?
+        .trim()
+        .split('.')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// A stored profile (if any) decoded by `decode`.
+fn decode_stored(
+    customer: &CustomerId,
+    bytes: Option<Vec<u8>>,
+    decode: fn(&[u8]) -> Result<Profile, codec::CodecError>,
+) -> Result<Option<Arc<Profile>>, StoreError> {
+    bytes
+        .map(|b| {
+            split_versioned(&b)
+                .and_then(|(_, body)| decode(body))
+                .map(Arc::new)
+                .map_err(|e| StoreError::Corrupt {
+                    customer: customer.to_string(),
+                    reason: e.to_string(),
+                })
+        })
+        .transpose()
+}
+
 fn unavailable(e: RedisError) -> StoreError {
     if e.is_timeout() {
         StoreError::Unavailable(format!("redis timed out: {e}"))
@@ -107,7 +137,8 @@ fn unavailable(e: RedisError) -> StoreError {
 }
 
 impl RedisStore {
-    /// Connects and loads the write script; fails fast when Redis cannot be reached.
+    /// Connects, checks the server's version and loads the write script; fails fast when
+    /// Redis cannot be reached or is older than 7.0 (planned actions use `EXPIRE ... NX|GT`).
     pub async fn connect(opts: &RedisOptions, limits: ProfileLimits) -> Result<Self, StoreError> {
         let client = client(&opts.url)
             .map_err(|e| StoreError::Unavailable(format!("bad redis url {:?}: {e}", opts.url)))?;
@@ -127,8 +158,29 @@ impl RedisStore {
             prefix: opts.key_prefix.clone(),
             script_sha: redis::Script::new(COMPARE_AND_SET).get_hash().to_owned(),
         };
+        store.check_version().await?;
         store.load_script().await?;
         Ok(store)
+    }
+
+    async fn check_version(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        match server_major_version(&info) {
+            Some(major) if major < 7 => Err(StoreError::Unavailable(format!(
+                "Redis 7.0 or later is needed (EXPIRE NX and GT); this server is {}",
+                info.lines()
+                    .find_map(|l| l.strip_prefix("redis_version:"))
+                    .unwrap_or("older")
+                    .trim()
+            ))),
+            // A server that does not say (a proxy, a compatible store) is given the benefit.
+            _ => Ok(()),
+        }
     }
 
     async fn open(
@@ -189,17 +241,7 @@ impl RedisStore {
             .query_async(&mut conn)
             .await
             .map_err(unavailable)?;
-        bytes
-            .map(|b| {
-                split_versioned(&b)
-                    .and_then(|(_, body)| decode(body))
-                    .map(Arc::new)
-                    .map_err(|e| StoreError::Corrupt {
-                        customer: customer.to_string(),
-                        reason: e.to_string(),
-                    })
-            })
-            .transpose()
+        decode_stored(customer, bytes, decode)
     }
 
     /// Reads the profiles of `customers`, with the version each was read at.
@@ -379,17 +421,7 @@ impl ProfileStore for RedisStore {
             .query_async(&mut conn)
             .await
             .map_err(unavailable)?;
-        let profile = bytes
-            .map(|b| {
-                split_versioned(&b)
-                    .and_then(|(_, body)| codec::decode_for_decision(body))
-                    .map(Arc::new)
-                    .map_err(|e| StoreError::Corrupt {
-                        customer: customer.to_string(),
-                        reason: e.to_string(),
-                    })
-            })
-            .transpose()?;
+        let profile = decode_stored(customer, bytes, codec::decode_for_decision)?;
         let planned = planned
             .iter()
             .filter_map(|b| PlannedAction::decode(b))
@@ -486,5 +518,18 @@ impl ProfileStore for RedisStore {
             .await
             .map_err(unavailable)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::server_major_version;
+
+    #[test]
+    fn the_server_version_is_read_from_info() {
+        let info = "# Server\r\nredis_version:7.0.15\r\nredis_git_sha1:00000000\r\n";
+        assert_eq!(server_major_version(info), Some(7));
+        assert_eq!(server_major_version("redis_version:6.2.14\r\n"), Some(6));
+        assert_eq!(server_major_version("# Server\r\n"), None);
     }
 }

@@ -427,11 +427,18 @@ async fn erasing_a_customer_removes_their_decisions_from_the_log_file_and_its_ro
     );
     assert!(!dir.path().join("decisions.jsonl.erasing").exists());
 
-    // The writer appends to the file now at the path, not to the one it replaced.
+    // The writer appends to the file now at the path, not to the one it replaced; for a
+    // while nothing more is recorded of the erased customer.
+    decide_for(&app, &["c-gone"], 1).await;
     let after = decide_for(&app, &["c-kept"], 1).await;
     app.handle.stop(true).await;
     actix_web::rt::time::sleep(Duration::from_millis(300)).await;
     let current = read(&log);
+    assert!(
+        logged_customers(&current)
+            .iter()
+            .all(|(c, _)| *c == "c-kept")
+    );
     assert_eq!(
         logged_customers(&current).last().map(|(_, d)| *d),
         Some(after[0][0].as_str()),
