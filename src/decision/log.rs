@@ -14,8 +14,8 @@
 //! the request goes through the same queue, so every record queued before it is written
 //! first, then the writer removes every record of that customer from the log file and the
 //! one rotated before it (rewritten beside them and renamed over them, so a crash leaves
-//! either the old file or the new), or from the Redis stream (`XDEL`). Erasures that queue up
-//! together share one pass over the log.
+//! either the old file or the new), or from the Redis stream (`XDEL`). Erasures that come
+//! within a few tens of milliseconds of one another share one pass over the log.
 //!
 //! The record ([`DecisionRecord`], format 2) is compact: candidates and actions are arrays,
 //! not objects. Its bytes are most of what logging costs: writing them into the page cache
@@ -478,8 +478,11 @@ const BATCH: usize = 1024;
 /// wakes once per pause (the decision load test) and a record waits at most this long.
 const GATHER: std::time::Duration = std::time::Duration::from_millis(5);
 
-/// Waits for records and takes up to [`BATCH`] of them; false once the queue is closed and
-/// empty (the service is stopping).
+/// How long erasures may wait for others to share their pass over the log, at most.
+const ERASE_GATHER: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Waits for records and takes up to [`BATCH`] of them (more while erasures gather); false
+/// once the queue is closed and empty (the service is stopping).
 async fn next_batch(rx: &mut mpsc::Receiver<Item>, batch: &mut Vec<Item>) -> bool {
     let Some(first) = rx.recv().await else {
         return false;
@@ -492,6 +495,25 @@ async fn next_batch(rx: &mut mpsc::Receiver<Item>, batch: &mut Vec<Item>) -> boo
         match rx.try_recv() {
             Ok(record) => batch.push(record),
             Err(_) => break,
+        }
+    }
+    // An erasure reads the whole log: erasures that follow closely (a batch of deletions)
+    // wait for one another, a slice at a time while more come, and share one pass. The
+    // records that come meanwhile join the batch.
+    let erasures = |batch: &[Item]| batch.iter().filter(|i| matches!(i, Item::Erase(_))).count();
+    let mut seen = erasures(batch);
+    if seen > 0 {
+        let until = tokio::time::Instant::now() + ERASE_GATHER;
+        while tokio::time::Instant::now() < until && !rx.is_closed() {
+            tokio::time::sleep(ERASE_GATHER / 4).await;
+            while let Ok(item) = rx.try_recv() {
+                batch.push(item);
+            }
+            let now = erasures(batch);
+            if now == seen {
+                break;
+            }
+            seen = now;
         }
     }
     true
@@ -720,6 +742,36 @@ mod tests {
             })
             .collect();
         Erasures::new(&list)
+    }
+
+    fn erase(customer: &str) -> Item {
+        Item::Erase(Erasure {
+            customer: customer.to_owned(),
+            done: oneshot::channel().0,
+        })
+    }
+
+    /// An erasure waits for one that follows closely, and both share one batch (one pass).
+    #[tokio::test]
+    async fn erasures_that_follow_closely_share_a_batch() {
+        let (tx, mut rx) = mpsc::channel(16);
+        tx.send(erase("c-1")).await.unwrap();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            tx.send(erase("c-2")).await.unwrap();
+            tx.send(Item::Record(b"{}".to_vec())).await.unwrap();
+        });
+        let mut batch = Vec::new();
+        assert!(next_batch(&mut rx, &mut batch).await);
+        let customers: Vec<&str> = batch
+            .iter()
+            .filter_map(|i| match i {
+                Item::Erase(e) => Some(e.customer.as_str()),
+                Item::Record(_) => None,
+            })
+            .collect();
+        assert_eq!(customers, ["c-1", "c-2"]);
+        assert_eq!(batch.len(), 3);
     }
 
     /// Only the erased customers' records go: not another customer's whose record mentions
