@@ -48,6 +48,11 @@ impl PlannedAction {
         out
     }
 
+    /// Stored entries read back, those that do not read left out (with a warning).
+    pub fn decode_all(entries: &[Vec<u8>]) -> Vec<Self> {
+        entries.iter().filter_map(|b| Self::decode(b)).collect()
+    }
+
     /// An entry read back; `None` (and a warning) for one that does not read.
     pub fn decode(bytes: &[u8]) -> Option<Self> {
         let read = match bytes.split_first() {

@@ -224,6 +224,13 @@ impl RedisStore {
         format!("{}:{{{customer}}}:planned", self.prefix)
     }
 
+    /// `LRANGE` of all the customer's planned actions.
+    fn planned_range(&self, customer: &CustomerId) -> redis::Cmd {
+        let mut cmd = redis::cmd("LRANGE");
+        cmd.arg(self.planned_key(customer.as_str())).arg(0).arg(-1);
+        cmd
+    }
+
     /// Every key the store may hold for a customer; erasure deletes them all.
     pub fn customer_keys(&self, customer: &str) -> Vec<String> {
         vec![self.profile_key(customer), self.planned_key(customer)]
@@ -414,34 +421,25 @@ impl ProfileStore for RedisStore {
         let (bytes, planned): (Option<Vec<u8>>, Vec<Vec<u8>>) = redis::pipe()
             .cmd("GET")
             .arg(self.profile_key(customer.as_str()))
-            .cmd("LRANGE")
-            .arg(self.planned_key(customer.as_str()))
-            .arg(0)
-            .arg(-1)
+            .add_command(self.planned_range(customer))
             .query_async(&mut conn)
             .await
             .map_err(unavailable)?;
         let profile = decode_stored(customer, bytes, codec::decode_for_decision)?;
-        let planned = planned
-            .iter()
-            .filter_map(|b| PlannedAction::decode(b))
-            .collect();
-        Ok(DecisionRead { profile, planned })
+        Ok(DecisionRead {
+            profile,
+            planned: PlannedAction::decode_all(&planned),
+        })
     }
 
     async fn planned(&self, customer: &CustomerId) -> Result<Vec<PlannedAction>, StoreError> {
         let mut conn = self.conn.clone();
-        let entries: Vec<Vec<u8>> = redis::cmd("LRANGE")
-            .arg(self.planned_key(customer.as_str()))
-            .arg(0)
-            .arg(-1)
+        let entries: Vec<Vec<u8>> = self
+            .planned_range(customer)
             .query_async(&mut conn)
             .await
             .map_err(unavailable)?;
-        Ok(entries
-            .iter()
-            .filter_map(|b| PlannedAction::decode(b))
-            .collect())
+        Ok(PlannedAction::decode_all(&entries))
     }
 
     async fn plan(
