@@ -595,3 +595,36 @@ async fn planned_actions_count_toward_the_limits_in_redis() {
     planned_actions_count_toward_the_limits_until_sent(&app).await;
     app.stop().await;
 }
+
+/// When the log cannot be erased, `DELETE` says so with a 503 naming the log, and asking
+/// again once the fault is gone erases it.
+#[actix_web::test]
+async fn an_erasure_the_log_cannot_do_is_a_503_and_can_be_asked_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("decisions.jsonl");
+    let mut settings = test_settings(None);
+    settings.decision.log.sink = touchpoint::decision::log::LogSink::File;
+    settings.decision.log.path = log.clone();
+    let app = spawn_app(settings).await;
+    known_customer(&app, "c-gone").await;
+    decide_for(&app, &["c-gone"], 2).await;
+    // The file the kept records are written to cannot be made.
+    let blocker = dir.path().join("decisions.jsonl.erasing");
+    std::fs::create_dir(&blocker).unwrap();
+    let mut response = app
+        .client
+        .delete(app.url("/v1/customers/c-gone"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 503);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "decision_log_unavailable", "{body}");
+    let records = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(records.lines().count(), 2, "nothing was lost either");
+
+    std::fs::remove_dir(&blocker).unwrap();
+    assert_eq!(app.delete("/v1/customers/c-gone").await, 204);
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "");
+    app.stop().await;
+}
