@@ -82,6 +82,10 @@ pub fn still_counting<'a>(
     t: i64,
     contacts: &VecDeque<ContactRecord>,
 ) -> Vec<&'a PlannedAction> {
+    if planned.is_empty() {
+        // Most decisions: nothing to match, nothing to allocate.
+        return Vec::new();
+    }
     let mut left: Vec<&PlannedAction> = planned.iter().collect();
     left.sort_by_key(|p| p.made_at);
     let mut used = vec![false; contacts.len()];

@@ -275,13 +275,21 @@ async fn a_hung_redis_gives_a_degraded_decision_not_an_error() {
     app.stop().await;
 }
 
-#[actix_web::test]
-async fn every_decision_is_logged_with_its_candidates_and_answers_join_by_decision_id() {
-    let dir = tempfile::tempdir().unwrap();
+/// Settings logging decisions to `decisions.jsonl` in `dir`, and that file's path.
+fn file_log_settings(
+    dir: &tempfile::TempDir,
+) -> (touchpoint::settings::Settings, std::path::PathBuf) {
     let log = dir.path().join("decisions.jsonl");
     let mut settings = test_settings(None);
     settings.decision.log.sink = touchpoint::decision::log::LogSink::File;
     settings.decision.log.path = log.clone();
+    (settings, log)
+}
+
+#[actix_web::test]
+async fn every_decision_is_logged_with_its_candidates_and_answers_join_by_decision_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let (settings, log) = file_log_settings(&dir);
     let app = spawn_app(settings).await;
     known_customer(&app, "c-log").await;
     let mut ids = Vec::new();
@@ -377,11 +385,8 @@ fn logged_customers(records: &[touchpoint::decision::log::DecisionRecord]) -> Ve
 #[actix_web::test]
 async fn erasing_a_customer_removes_their_decisions_from_the_log_file_and_its_rotated_one() {
     let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("decisions.jsonl");
+    let (settings, log) = file_log_settings(&dir);
     let rotated = dir.path().join("decisions.jsonl.1");
-    let mut settings = test_settings(None);
-    settings.decision.log.sink = touchpoint::decision::log::LogSink::File;
-    settings.decision.log.path = log.clone();
     let read = |path: &std::path::Path| -> Vec<touchpoint::decision::log::DecisionRecord> {
         std::fs::read_to_string(path)
             .unwrap_or_default()
@@ -601,10 +606,7 @@ async fn planned_actions_count_toward_the_limits_in_redis() {
 #[actix_web::test]
 async fn an_erasure_the_log_cannot_do_is_a_503_and_can_be_asked_again() {
     let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("decisions.jsonl");
-    let mut settings = test_settings(None);
-    settings.decision.log.sink = touchpoint::decision::log::LogSink::File;
-    settings.decision.log.path = log.clone();
+    let (settings, log) = file_log_settings(&dir);
     let app = spawn_app(settings).await;
     known_customer(&app, "c-gone").await;
     decide_for(&app, &["c-gone"], 2).await;
