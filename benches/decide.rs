@@ -6,8 +6,10 @@
 //! `service_path/load_test_mix` is everything a decision costs the service in-process, on the
 //! decision load test's requests and profiles: a third each website, call-centre and
 //! outbound-planner requests (as `load-tests/loadgen.rs` sends them) for customers of a
-//! `touchpoint simulate` history, each one parsed, its stored profile decoded as read from
-//! Redis, decided, answered in JSON and written as a decision-log line. Only HTTP and the
+//! `touchpoint simulate` history, each one parsed and decided by the decision service
+//! ([`Decider`]) as the HTTP handler does: its stored profile decoded as read from Redis,
+//! the decision, its planned actions recorded, its log line written and queued to the log
+//! writer (a file in a temporary directory), and the answer's JSON. Only HTTP and the
 //! store's I/O are left out; count its instructions with callgrind to compare changes.
 
 mod common;
@@ -20,14 +22,23 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use touchpoint::decision::DecisionSettings;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
 use touchpoint::decision::catalog::Catalog;
 use touchpoint::decision::engine::{DecisionEngine, DecisionInput};
-use touchpoint::decision::log::DecisionRecord;
+use touchpoint::decision::log::{DecisionLog, LogSink};
 use touchpoint::decision::request::parse_request;
+use touchpoint::decision::{Decider, DecisionSettings};
+use touchpoint::live::Live;
 use touchpoint::model::set::ModelSet;
 use touchpoint::profile::memory::MemoryStore;
-use touchpoint::profile::{CustomerId, Event, ProfileLimits, ProfileStore, codec};
+use touchpoint::profile::planned::PlannedAction;
+use touchpoint::profile::store::{ApplyOutcome, DecisionRead, StoreError};
+use touchpoint::profile::{
+    CustomerId, DecisionId, Event, Profile, ProfileLimits, ProfileStore, Profiles, codec,
+};
 
 /// The simulator's kind of history for one customer: attributes, consents, purchases,
 /// visits, contacts and answers over a year.
@@ -101,10 +112,12 @@ fn bench(c: &mut Criterion) {
              "limit":3,"at":"2026-11-22T10:15:00Z"}"#,
     )
     .unwrap();
+    let policy = settings.exploration.policy();
     let engine = DecisionEngine {
         catalog: &catalog,
         models: &models,
         settings: &settings,
+        policy: &*policy,
     };
     assert_eq!(catalog.offers.len(), 20);
     let mut g = c.benchmark_group("decide");
@@ -117,7 +130,7 @@ fn bench(c: &mut Criterion) {
                 planned: &[],
                 degraded: false,
                 now: chrono::Utc::now(),
-                decision_id: "0193c0de-0000-7000-8000-000000000000".to_owned(),
+                decision_id: DecisionId::parse("0193c0de-0000-7000-8000-000000000000").unwrap(),
             })
         })
     });
@@ -138,45 +151,113 @@ fn bench(c: &mut Criterion) {
                 planned: &[],
                 degraded: false,
                 now: chrono::Utc::now(),
-                decision_id: "0193c0de-0000-7000-8000-000000000000".to_owned(),
+                decision_id: DecisionId::parse("0193c0de-0000-7000-8000-000000000000").unwrap(),
             })
         })
     });
     g.finish();
 
     let (bodies, stored) = load_test_mix(&catalog, &rt);
+    // The service's own runtime shape: the log writer on another thread.
+    let service_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_time()
+        .build()
+        .unwrap();
+    let log_dir = tempfile::tempdir().unwrap();
+    let decider = service_rt.block_on(decider(root, stored, log_dir.path()));
     let mut g = c.benchmark_group("decide");
     let mut next = 0usize;
-    let mut line = Vec::with_capacity(4096);
     g.bench_function("service_path/load_test_mix", |b| {
         b.iter(|| {
             next = (next + 1) % bodies.len();
             let request = parse_request(black_box(bodies[next].as_bytes())).unwrap();
-            let profile = stored[next].as_deref().map(codec::decode_for_decision);
-            let profile = profile.transpose().unwrap();
-            let decision = engine.decide(&DecisionInput {
-                request: &request,
-                profile: profile.as_ref(),
-                planned: &[],
-                degraded: false,
-                now: chrono::Utc::now(),
-                decision_id: uuid::Uuid::now_v7().to_string(),
-            });
-            let answer = decision.to_json();
-            line.clear();
-            DecisionRecord::write(&decision, &request, &mut line);
-            (answer, line.len())
+            let decision = service_rt.block_on(decider.decide(&request));
+            decision.to_json()
         })
     });
     g.finish();
 }
 
+/// The decision service over the stored profiles, with the shipped models and catalog and
+/// the default settings, logging to a file in `log_dir`.
+async fn decider(root: &Path, stored: HashMap<CustomerId, Vec<u8>>, log_dir: &Path) -> Decider {
+    let models_dir = root.join("models");
+    let catalog_path = root.join("config/catalog.toml");
+    let models = Live::load("model set", "bench_reloads", move || {
+        ModelSet::load(&models_dir)
+    })
+    .unwrap();
+    let catalog = Live::load("catalog", "bench_reloads", move || {
+        Catalog::load(&catalog_path)
+    })
+    .unwrap();
+    let mut settings = DecisionSettings::default();
+    settings.log.sink = LogSink::File;
+    settings.log.path = log_dir.join("decisions.jsonl");
+    let (log, _writer) = DecisionLog::start(&settings.log, None).unwrap();
+    let store = Encoded {
+        stored,
+        plans: MemoryStore::new(ProfileLimits::default()),
+    };
+    let profiles = Profiles::new(Arc::new(store), Duration::from_secs(1));
+    Decider::new(profiles, Arc::new(models), Arc::new(catalog), settings, log)
+}
+
+/// Profiles held as the Redis store holds them (encoded), decoded on every decision's read;
+/// plans in memory. Only what decisions use.
+struct Encoded {
+    stored: HashMap<CustomerId, Vec<u8>>,
+    plans: MemoryStore,
+}
+
+#[async_trait::async_trait]
+impl ProfileStore for Encoded {
+    fn name(&self) -> &'static str {
+        "encoded"
+    }
+    async fn apply(&self, events: &[Event], now: i64) -> Result<ApplyOutcome, StoreError> {
+        self.plans.apply(events, now).await
+    }
+    async fn load(&self, c: &CustomerId) -> Result<Option<Arc<Profile>>, StoreError> {
+        Ok(self.load_for_decision(c, false).await?.profile)
+    }
+    async fn load_for_decision(
+        &self,
+        c: &CustomerId,
+        planned: bool,
+    ) -> Result<DecisionRead, StoreError> {
+        let profile = self
+            .stored
+            .get(c)
+            .map(|bytes| Arc::new(codec::decode_for_decision(bytes).unwrap()));
+        let planned = if planned {
+            self.plans.planned(c).await?
+        } else {
+            Vec::new()
+        };
+        Ok(DecisionRead { profile, planned })
+    }
+    async fn planned(&self, c: &CustomerId) -> Result<Vec<PlannedAction>, StoreError> {
+        self.plans.planned(c).await
+    }
+    async fn plan(&self, c: &CustomerId, p: &[PlannedAction], now: i64) -> Result<(), StoreError> {
+        self.plans.plan(c, p, now).await
+    }
+    async fn erase(&self, c: &CustomerId) -> Result<bool, StoreError> {
+        self.plans.erase(c).await
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
 /// The decision load test's requests, 1,000 of them, for customers of a simulated history
-/// (400 customers, a year), each with its customer's profile as the store holds it.
+/// (400 customers, a year), and their customers' profiles as the Redis store holds them.
 fn load_test_mix(
     catalog: &Catalog,
     rt: &tokio::runtime::Runtime,
-) -> (Vec<String>, Vec<Option<Vec<u8>>>) {
+) -> (Vec<String>, HashMap<CustomerId, Vec<u8>>) {
     use rand::Rng;
     let dir = tempfile::tempdir().unwrap();
     let opts = touchpoint::training::simulate::SimulationOptions {
@@ -195,7 +276,8 @@ fn load_test_mix(
     let store = MemoryStore::new(ProfileLimits::default());
     rt.block_on(store.apply(&events, 0)).unwrap();
     let mut rng = common::rng();
-    (0..1000)
+    let mut stored = HashMap::new();
+    let bodies = (0..1000)
         .map(|_| {
             let id = format!("c-{:06}", rng.random_range(0..opts.customers));
             let body = match rng.random_range(0..3) {
@@ -206,10 +288,13 @@ fn load_test_mix(
                 _ => format!(r#"{{"customer_id":"{id}","channels":["email","sms","push"],"limit":2}}"#),
             };
             let customer = CustomerId::parse(&id).unwrap();
-            let profile = rt.block_on(store.load(&customer)).unwrap();
-            (body, profile.map(|p| codec::encode(&p)))
+            if let Some(p) = rt.block_on(store.load(&customer)).unwrap() {
+                stored.insert(customer, codec::encode(&p));
+            }
+            body
         })
-        .unzip()
+        .collect();
+    (bodies, stored)
 }
 
 criterion_group! {

@@ -33,6 +33,7 @@ pub mod profile;
 pub mod settings;
 pub mod startup;
 pub mod telemetry;
+pub mod time;
 pub mod training;
 pub mod validation;
 pub mod watch;

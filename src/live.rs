@@ -8,6 +8,12 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 
+/// The model set in service.
+pub type LiveModels = Live<crate::model::set::ModelSet, crate::model::set::ModelError>;
+/// The catalog in service.
+pub type LiveCatalog =
+    Live<crate::decision::catalog::Catalog, crate::decision::catalog::CatalogError>;
+
 /// A value and when it went into service.
 pub struct Loaded<T> {
     pub value: T,

@@ -10,6 +10,7 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpResponse, HttpServer, middleware, web};
 
 use crate::api::{self, ApiError, AppState};
+use crate::decision::Decider;
 use crate::decision::catalog::Catalog;
 use crate::live::Live;
 use crate::model::set::ModelSet;
@@ -103,6 +104,13 @@ impl Application {
             })?
             .port();
 
+        let decider = Decider::new(
+            profiles.clone(),
+            models.clone(),
+            catalog.clone(),
+            settings.decision.clone(),
+            decision_log,
+        );
         let state = web::Data::new(AppState {
             profiles,
             models: models.clone(),
@@ -110,22 +118,28 @@ impl Application {
             limits: settings.profile.clone(),
             metrics: metrics.clone(),
             max_body_bytes: settings.server.max_body_bytes,
-            decision: settings.decision.clone(),
-            decision_log,
-            erased: Default::default(),
+            decider,
         });
 
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {
             let profiles = app_state.profiles.clone();
+            let decider = app_state.decider.clone();
             App::new()
                     .app_data(app_state.clone())
-                    // Each worker talks to the store over its own connection (see
-                    // `ProfileStore::for_this_thread`); handlers take it as `Data<Profiles>`.
+                    // Each worker talks to the store over its own connections (see
+                    // `ProfileStore::for_this_thread`): handlers take them as
+                    // `Data<Profiles>` and, for decisions, `Data<Decider>`.
                     .data_factory(move || {
                         let profiles = profiles.clone();
                         async move {
                             Ok::<_, std::convert::Infallible>(profiles.for_this_thread().await)
+                        }
+                    })
+                    .data_factory(move || {
+                        let decider = decider.clone();
+                        async move {
+                            Ok::<_, std::convert::Infallible>(decider.for_this_thread().await)
                         }
                     })
                     .app_data(web::QueryConfig::default().error_handler(|e, _| {

@@ -9,11 +9,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{ApiError, AppState};
+use crate::decision::Decider;
 use crate::model::set::ModelSet;
 use crate::profile::planned::{PlannedAction, still_counting};
-use crate::profile::state::{HOURS_PER_WEEK, rfc3339};
 use crate::profile::store::Profiles;
 use crate::profile::{Channel, CustomerId, Outcome, Profile};
+use crate::time::{HOURS_PER_WEEK, SECONDS_PER_DAY, rfc3339};
 use crate::validation::FieldError;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -337,9 +338,7 @@ impl CustomerView {
             purchases: PurchasesView {
                 count: p.count,
                 total_spend: p.total_spend,
-                first_purchase_day: p
-                    .first_day
-                    .map(|d| rfc3339(d as i64 * crate::profile::state::SECONDS_PER_DAY)),
+                first_purchase_day: p.first_day.map(|d| rfc3339(d as i64 * SECONDS_PER_DAY)),
                 last_purchase_at: (p.count > 0).then(|| rfc3339(p.last_at)),
                 repeat_transactions: p.repeat_transactions,
                 repeat_spend: p.repeat_spend,
@@ -394,8 +393,8 @@ impl CustomerView {
                     .map(|p| PlannedView {
                         send_at: rfc3339(p.send_at),
                         channel: p.channel,
-                        offer_id: p.offer_id.clone(),
-                        decision_id: p.decision_id.clone(),
+                        offer_id: p.offer_id.to_string(),
+                        decision_id: p.decision_id.to_string(),
                         until: rfc3339(p.until),
                     })
                     .collect()
@@ -522,24 +521,10 @@ pub async fn get_customer(
         (status = 503, body = super::error::ErrorBody),
     ))]
 pub async fn delete_customer(
-    state: web::Data<AppState>,
-    profiles: web::Data<Profiles>,
+    decider: web::Data<Decider>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let customer = parse_customer_id(&id)?;
-    // First, so that a decision under way for them records nothing from now on.
-    state.erased.mark(customer.as_str());
-    let existed = profiles.erase(&customer).await?;
-    // Then the decisions logged about them. Asked again after a failure, the profile part
-    // finds nothing and this part runs again.
-    let logged = state
-        .decision_log
-        .erase(customer.as_str())
-        .await
-        .map_err(|e| ApiError::LogUnavailable(e.to_string()))?;
-    // A plan a decision was writing as the mark was set has landed by now (the log's pass
-    // took longer than its round trip): erase the keys once more.
-    profiles.erase(&customer).await?;
-    tracing::info!(customer = %customer, existed, logged, "customer erased");
+    decider.erase(&customer).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -44,6 +44,15 @@ impl From<Invalid> for ApiError {
     }
 }
 
+impl From<crate::decision::service::EraseError> for ApiError {
+    fn from(e: crate::decision::service::EraseError) -> Self {
+        match e {
+            crate::decision::service::EraseError::Store(e) => ApiError::StoreUnavailable(e),
+            crate::decision::service::EraseError::Log(e) => ApiError::LogUnavailable(e.to_string()),
+        }
+    }
+}
+
 impl From<FieldError> for ApiError {
     fn from(e: FieldError) -> Self {
         ApiError::Invalid(Invalid::one(e))

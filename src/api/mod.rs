@@ -25,56 +25,18 @@ use crate::profile::{ProfileLimits, Profiles};
 use crate::telemetry::metrics as m;
 pub use error::ApiError;
 
-pub type Models = crate::live::Live<crate::model::set::ModelSet, crate::model::set::ModelError>;
-pub type Catalogs =
-    crate::live::Live<crate::decision::catalog::Catalog, crate::decision::catalog::CatalogError>;
-
 /// What every handler can reach. Cloned into each worker behind an `Arc` (`web::Data`).
+/// Each worker also has its own [`Profiles`] and [`crate::decision::Decider`] over its own
+/// store connection (`web::Data<Profiles>`, `web::Data<Decider>`).
 pub struct AppState {
     pub profiles: Profiles,
-    pub models: std::sync::Arc<Models>,
-    pub catalog: std::sync::Arc<Catalogs>,
+    pub models: std::sync::Arc<crate::live::LiveModels>,
+    pub catalog: std::sync::Arc<crate::live::LiveCatalog>,
     pub limits: ProfileLimits,
     pub metrics: PrometheusHandle,
     pub max_body_bytes: usize,
-    pub decision: crate::decision::DecisionSettings,
-    pub decision_log: crate::decision::log::DecisionLog,
-    /// Customers erased in the last minute (see [`RecentlyErased`]).
-    pub erased: RecentlyErased,
-}
-
-/// Customers erased a short while ago. A decision under way when its customer is erased
-/// could otherwise record a plan or a log line for them after the erasure; it asks here
-/// first and records nothing. (`DELETE` marks the customer before it erases anything.)
-#[derive(Default)]
-pub struct RecentlyErased {
-    /// Entries in `list`: a decision looks no further while there are none.
-    count: std::sync::atomic::AtomicUsize,
-    list: std::sync::Mutex<Vec<(String, Instant)>>,
-}
-
-impl RecentlyErased {
-    /// Far longer than a decision takes.
-    const KEPT: std::time::Duration = std::time::Duration::from_secs(60);
-
-    pub fn mark(&self, customer: &str) {
-        let mut list = self.list.lock().unwrap_or_else(|p| p.into_inner());
-        list.retain(|(_, at)| at.elapsed() < Self::KEPT);
-        list.push((customer.to_owned(), Instant::now()));
-        self.count
-            .store(list.len(), std::sync::atomic::Ordering::SeqCst);
-    }
-
-    pub fn contains(&self, customer: &str) -> bool {
-        if self.count.load(std::sync::atomic::Ordering::SeqCst) == 0 {
-            return false;
-        }
-        let mut list = self.list.lock().unwrap_or_else(|p| p.into_inner());
-        list.retain(|(_, at)| at.elapsed() < Self::KEPT);
-        self.count
-            .store(list.len(), std::sync::atomic::Ordering::SeqCst);
-        list.iter().any(|(c, _)| c == customer)
-    }
+    /// The decision service, over the shared store handle.
+    pub decider: crate::decision::Decider,
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -148,19 +110,5 @@ pub async fn read_body(payload: web::Payload, limit: usize) -> Result<web::Bytes
             ),
         ))),
         Err(_) => Err(ApiError::PayloadTooLarge { limit }),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::RecentlyErased;
-
-    #[test]
-    fn recently_erased_customers_are_known_by_id() {
-        let erased = RecentlyErased::default();
-        assert!(!erased.contains("c-1"));
-        erased.mark("c-1");
-        assert!(erased.contains("c-1"));
-        assert!(!erased.contains("c-2"));
     }
 }

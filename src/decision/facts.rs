@@ -7,8 +7,8 @@ use super::condition::{Fact, Facts, FieldSlot};
 use super::fields::{FIRST_NAMED_SLOT, Fixed, Named, fixed_slot};
 use super::request::{ContextValue, DecisionRequest};
 use crate::model::scoring::CustomerScores;
-use crate::profile::state::SECONDS_PER_DAY;
 use crate::profile::{AttrValue, Channel, Profile};
+use crate::time::SECONDS_PER_DAY;
 
 const FIXED_SLOTS: usize = FIRST_NAMED_SLOT as usize;
 

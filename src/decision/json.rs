@@ -90,11 +90,11 @@ impl Json<'_> {
 
     /// A decision's opening fields, shared by the answer and the log record: `{` and
     /// `decision_id`, `customer_id`, `at`, `model_version`, in that order.
-    pub fn decision_head(&mut self, d: &super::engine::Decision) {
+    pub fn decision_head(&mut self, d: &super::answer::Decision) {
         self.raw(b"{\"decision_id\":");
-        self.plain(&d.decision_id);
+        self.plain(d.decision_id.as_str());
         self.raw(b",\"customer_id\":");
-        self.plain(&d.customer_id);
+        self.plain(d.customer_id.as_str());
         self.raw(b",\"at\":");
         self.plain(&d.at);
         self.raw(b",\"model_version\":");
@@ -113,14 +113,14 @@ impl Json<'_> {
     /// A decision's actions as a JSON array, each an object with its rank first, as the
     /// answer without explanations has them. Offer ids are a catalog offer's
     /// (`[A-Za-z0-9._:@-]`) and times ones this crate wrote.
-    pub fn actions(&mut self, actions: &[super::engine::Action]) {
+    pub fn actions(&mut self, actions: &[super::answer::Action]) {
         self.raw(b"[");
         for (i, a) in actions.iter().enumerate() {
             self.comma(i);
             self.raw(b"{\"rank\":");
             self.usize(a.rank);
             self.raw(b",\"offer_id\":");
-            self.plain(&a.offer_id);
+            self.plain(a.offer_id.as_str());
             self.raw(b",\"channel\":");
             self.plain(a.channel.as_str());
             self.raw(b",\"send_at\":");

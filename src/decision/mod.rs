@@ -1,26 +1,43 @@
 //! Deciding the next best action (API.md section 3).
 //!
-//! The path of a decision: [`request`] parses the request; [`facts`] gathers what conditions
-//! read; [`engine`] applies eligibility ([`catalog`], [`condition`]), consent and the contact
-//! policy ([`policy`]), scores every eligible (offer, channel) with the models, picks the
-//! channel and `send_at`, arbitrates by priority = propensity x value x context weight x
-//! lever, and explores; [`log`] records every decision for learning.
+//! The path of a decision: [`service`] is the one entry every caller uses (the HTTP
+//! handler, benches, simulations): it reads the profile, decides, records the planned
+//! outbound actions and logs the decision. [`request`] parses the request; [`engine`] runs
+//! the stages of the decision itself: [`history`], [`channels`] and [`timing`],
+//! [`candidates`] (with [`eligibility`], over [`catalog`] and its [`condition`]s read
+//! through [`facts`]), [`arbitration`] (choosing through a [`policy::Policy`]) and
+//! [`explanation`]; [`contact_policy`] holds consent and the contact limits; the answer's
+//! types are [`answer`]; [`record`] is the decision log's record and its reader, [`log`]
+//! its writers.
 
+pub mod answer;
+mod arbitration;
+mod candidates;
 pub mod catalog;
+mod channels;
 pub mod condition;
+pub mod contact_policy;
+mod eligibility;
 pub mod engine;
+mod explanation;
 pub mod facts;
 pub mod fields;
+mod history;
 mod json;
 pub mod log;
 pub mod policy;
+pub mod record;
 pub mod request;
+pub mod service;
+mod timing;
 
 use serde::{Deserialize, Serialize};
 
-pub use engine::{Decision, DecisionEngine};
-pub use policy::ContactPolicy;
+pub use answer::{Action, Decision, Reason};
+pub use contact_policy::ContactPolicy;
+pub use engine::DecisionEngine;
 pub use request::DecisionRequest;
+pub use service::Decider;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -58,9 +75,10 @@ impl Default for DecisionSettings {
     }
 }
 
-/// Epsilon-greedy exploration: at each rank the best remaining action with probability
-/// 1 - epsilon, otherwise one of the remaining drawn uniformly (the best included). Every
-/// action records the probability with which it was chosen, for off-policy evaluation.
+/// Exploration: epsilon-greedy ([`policy::EpsilonGreedy`]): at each rank the best remaining
+/// action with probability 1 - epsilon, otherwise one of the remaining drawn uniformly (the
+/// best included). Every action records the probability with which it was chosen, for
+/// off-policy evaluation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Exploration {
@@ -70,6 +88,13 @@ pub struct Exploration {
 impl Default for Exploration {
     fn default() -> Self {
         Self { epsilon: 0.05 }
+    }
+}
+
+impl Exploration {
+    /// The policy these settings describe.
+    pub fn policy(&self) -> std::sync::Arc<dyn policy::Policy> {
+        std::sync::Arc::new(policy::EpsilonGreedy::new(self.epsilon))
     }
 }
 

@@ -9,8 +9,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::profile::state::{OfferStats, SECONDS_PER_DAY};
+use crate::profile::state::OfferStats;
 use crate::profile::{AttrValue, Channel, Profile, PurchaseSummary};
+use crate::time::SECONDS_PER_DAY;
 
 /// Bumped whenever a feature kind changes meaning; older model sets must then be retrained.
 pub const FEATURE_SCHEMA_VERSION: u32 = 1;

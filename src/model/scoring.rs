@@ -3,14 +3,11 @@
 //! these, so they always agree. Every function works with whatever models the set has and
 //! says `None` for the rest.
 
-use chrono::{DateTime, Utc};
-
 use super::features::{FeatureInput, OfferFacts};
 use super::response::ModelScope;
 use super::send_time::WeekProfile;
 use super::set::ModelSet;
 use super::value::ValueFigures;
-use crate::profile::state::hour_of_week;
 use crate::profile::{Channel, Profile, PurchaseSummary};
 
 /// Per-customer results computed once per request.
@@ -157,14 +154,6 @@ impl ModelSet {
             None => offer_propensity,
         }
     }
-}
-
-/// The local hour of week of a time for a profile's time zone.
-pub fn local_hour_of_week(profile: &Profile, at: i64) -> usize {
-    hour_of_week(
-        DateTime::<Utc>::from_timestamp(at, 0).unwrap_or_default(),
-        profile.timezone(),
-    )
 }
 
 /// See [`ModelSet::offer_scorer`].

@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::profile::state::HOURS_PER_WEEK;
+use crate::time::HOURS_PER_WEEK;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

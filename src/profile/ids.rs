@@ -268,6 +268,13 @@ id_type!(
     check_len
 );
 
+impl DecisionId {
+    /// A new decision's id: a UUID v7 (time-ordered, unique).
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::now_v7().to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,8 +15,8 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use super::Channel;
 use super::state::ContactRecord;
+use super::{Channel, DecisionId, OfferId};
 
 /// The format byte of a stored entry.
 const ENTRY_FORMAT: u8 = 1;
@@ -27,8 +27,8 @@ pub const MAX_PLANNED: usize = 64;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlannedAction {
-    pub decision_id: String,
-    pub offer_id: String,
+    pub decision_id: DecisionId,
+    pub offer_id: OfferId,
     pub channel: Channel,
     /// When it is to be sent (unix seconds).
     pub send_at: i64,
@@ -97,9 +97,7 @@ pub fn still_counting<'a>(
                 !used[*i]
                     && c.channel == p.channel
                     && c.at >= p.made_at - CLOCK_SKEW
-                    && c.offer_id
-                        .as_ref()
-                        .is_some_and(|o| o.as_str() == p.offer_id)
+                    && c.offer_id.as_ref() == Some(&p.offer_id)
             })
             .min_by_key(|(_, c)| c.at)
             .map(|(i, _)| i);
@@ -122,12 +120,11 @@ pub const KEPT_AFTER_LAPSE: i64 = 2 * 86_400;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profile::OfferId;
 
     fn planned() -> PlannedAction {
         PlannedAction {
-            decision_id: "d-1".into(),
-            offer_id: "gold-card".into(),
+            decision_id: DecisionId::parse("d-1").unwrap(),
+            offer_id: OfferId::parse("gold-card").unwrap(),
             channel: Channel::Email,
             send_at: 1_000,
             made_at: 500,
@@ -186,7 +183,7 @@ mod tests {
         let (a, b) = (
             planned(),
             PlannedAction {
-                decision_id: "d-2".into(),
+                decision_id: DecisionId::parse("d-2").unwrap(),
                 made_at: 700,
                 ..planned()
             },

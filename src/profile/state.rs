@@ -6,15 +6,12 @@
 
 use std::collections::VecDeque;
 
-use chrono::{DateTime, Datelike, TimeZone, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::channel::Channel;
 use super::event::{AttrValue, Event, EventKind, Outcome};
 use super::ids::{DecisionId, OfferId};
-
-pub const SECONDS_PER_DAY: i64 = 86_400;
-pub const HOURS_PER_WEEK: usize = 168;
+use crate::time::{HOURS_PER_WEEK, SECONDS_PER_DAY, day_of, hour_of_week};
 
 /// Bounds on what a profile keeps. Each bound caps one list, so a customer's profile stays
 /// within [`ProfileLimits::byte_budget`] whatever the number of events.
@@ -265,72 +262,6 @@ pub struct PurchaseSummary {
 
 pub fn event_id_hash(event_id: &str) -> u64 {
     xxhash_rust::xxh3::xxh3_64(event_id.as_bytes())
-}
-
-pub fn day_of(at: i64) -> i32 {
-    at.div_euclid(SECONDS_PER_DAY) as i32
-}
-
-/// A time as RFC 3339 in UTC to the second, `2026-11-30T14:45:10Z`, as chrono's
-/// `to_rfc3339_opts(Secs, true)` writes it (the test holds it to that). Every decision writes
-/// a few of these; chrono's general formatter took about 1,000 instructions for each.
-pub fn rfc3339(t: i64) -> String {
-    let days = t.div_euclid(SECONDS_PER_DAY);
-    let secs = t.rem_euclid(SECONDS_PER_DAY);
-    // Civil date from days since 1970-01-01 (H. Hinnant, "chrono-Compatible Low-Level Date
-    // Algorithms", civil_from_days).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    if !(0..=9999).contains(&year) {
-        return DateTime::<Utc>::from_timestamp(t, 0)
-            .unwrap_or_default()
-            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    }
-    let mut out = [0u8; 20];
-    let mut put = |at: usize, n: i64, width: usize| {
-        let mut n = n;
-        for i in (0..width).rev() {
-            out[at + i] = b'0' + (n % 10) as u8;
-            n /= 10;
-        }
-    };
-    put(0, year, 4);
-    put(5, month, 2);
-    put(8, day, 2);
-    put(11, secs / 3600, 2);
-    put(14, secs / 60 % 60, 2);
-    put(17, secs % 60, 2);
-    for (at, c) in [
-        (4, b'-'),
-        (7, b'-'),
-        (10, b'T'),
-        (13, b':'),
-        (16, b':'),
-        (19, b'Z'),
-    ] {
-        out[at] = c;
-    }
-    // Only ASCII digits and separators were written.
-    String::from_utf8(out.to_vec()).expect("ASCII")
-}
-
-/// Hour of week (0 = Monday 00h) of a time in a time zone.
-pub fn hour_of_week(at: DateTime<Utc>, tz: Option<chrono_tz::Tz>) -> usize {
-    let (weekday, hour) = match tz {
-        Some(tz) => {
-            let local = tz.from_utc_datetime(&at.naive_utc());
-            (local.weekday(), local.hour())
-        }
-        None => (at.weekday(), at.hour()),
-    };
-    weekday.num_days_from_monday() as usize * 24 + hour as usize
 }
 
 impl Profile {
@@ -745,34 +676,10 @@ fn trim_history<T>(list: &mut VecDeque<T>, max: usize, days: u32, at: impl Fn(&T
 
 #[cfg(test)]
 mod tests {
+    use chrono::{DateTime, Utc};
+
     use super::*;
     use crate::profile::ids::{CustomerId, EventId};
-
-    #[test]
-    fn times_are_written_as_chrono_writes_them() {
-        use rand::{Rng, SeedableRng};
-        let chrono = |t: i64| {
-            DateTime::<Utc>::from_timestamp(t, 0)
-                .unwrap_or_default()
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-        };
-        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
-        let edges = [
-            0,
-            -1,
-            951_782_400,     // 2000-02-29
-            951_868_799,     // 2000-02-29T23:59:59
-            4_107_542_400,   // 2100-03-01
-            253_402_300_799, // 9999-12-31T23:59:59
-            253_402_300_800, // 10000-01-01: past the fast path
-            -62_167_219_200, // 0000-01-01
-            -62_167_219_201, // before year 0
-        ];
-        let random = (0..20_000).map(|_| rng.random_range(-62_167_219_200..253_402_300_800i64));
-        for t in edges.into_iter().chain(random) {
-            assert_eq!(rfc3339(t), chrono(t), "{t}");
-        }
-    }
 
     fn ev(id: &str, at: &str, kind: EventKind) -> Event {
         Event {

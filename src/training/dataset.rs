@@ -17,10 +17,10 @@ use crate::decision::catalog::Catalog;
 use crate::model::features::{FeatureInput, FeatureSchema, FeatureSpec, OfferFacts};
 use crate::model::segments::segment_features;
 use crate::profile::event::parse_line;
-use crate::profile::state::{HOURS_PER_WEEK, SECONDS_PER_DAY, hour_of_week};
 use crate::profile::{
     AttrValue, Channel, CustomerId, Event, EventKind, Profile, ProfileLimits, PurchaseSummary,
 };
+use crate::time::{HOURS_PER_WEEK, SECONDS_PER_DAY, hour_of_week};
 
 /// Attribute names never used as features: too many values to learn from.
 const SKIPPED_ATTRIBUTES: [&str; 1] = ["timezone"];

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::dataset::Example;
 use crate::model::send_time::{SendTimeModel, ranked_hours};
-use crate::profile::state::HOURS_PER_WEEK;
+use crate::time::HOURS_PER_WEEK;
 
 const SMOOTHING: [f64; 4] = [0.0, 0.1, 0.2, 0.3];
 const SEGMENT_WEIGHTS: [f64; 6] = [0.0, 1.0, 3.0, 10.0, 30.0, 100.0];

@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
-use chrono::{DateTime, Datelike, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Datelike, TimeZone, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Beta, Distribution, Exp, Gamma, Normal, Poisson};
@@ -30,6 +30,7 @@ use serde::Serialize;
 
 use crate::decision::catalog::Catalog;
 use crate::profile::Channel;
+use crate::time::{hour_of_week, rfc3339};
 
 pub const START: &str = "2026-01-01T00:00:00Z";
 
@@ -272,20 +273,12 @@ fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
 }
 
-fn rfc3339(t: i64) -> String {
-    DateTime::<Utc>::from_timestamp(t, 0)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
 /// Local hour of week of a unix time.
 fn local_how(tz: chrono_tz::Tz, t: i64) -> usize {
-    let local = tz.from_utc_datetime(
-        &DateTime::<Utc>::from_timestamp(t, 0)
-            .unwrap_or_default()
-            .naive_utc(),
-    );
-    local.weekday().num_days_from_monday() as usize * 24 + local.hour() as usize
+    hour_of_week(
+        DateTime::<Utc>::from_timestamp(t, 0).unwrap_or_default(),
+        Some(tz),
+    )
 }
 
 /// A unix time on the local day containing `t`, at a local hour drawn from the customer's

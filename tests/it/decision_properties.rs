@@ -9,14 +9,14 @@ use std::sync::OnceLock;
 use chrono::{DateTime, TimeZone, Timelike, Utc};
 use proptest::prelude::*;
 use touchpoint::decision::catalog::Catalog;
+use touchpoint::decision::contact_policy::{ChannelLimit, ContactPolicy};
 use touchpoint::decision::engine::{DecisionEngine, DecisionInput};
-use touchpoint::decision::policy::{ChannelLimit, ContactPolicy};
 use touchpoint::decision::request::parse_request;
 use touchpoint::decision::{DecisionSettings, Exploration};
 use touchpoint::model::set::ModelSet;
 use touchpoint::profile::event::parse_body;
 use touchpoint::profile::planned::{CLOCK_SKEW, PlannedAction};
-use touchpoint::profile::{AttrValue, Channel, Profile, ProfileLimits};
+use touchpoint::profile::{AttrValue, Channel, DecisionId, OfferId, Profile, ProfileLimits};
 
 use crate::helpers::repo_path;
 
@@ -308,22 +308,23 @@ proptest! {
         let planned: Vec<PlannedAction> = planned.into_iter().enumerate().map(|(i, (c, o, ago, after, grace))| {
             let made_at = NOW - ago;
             PlannedAction {
-                decision_id: format!("earlier-{i}"),
-                offer_id: format!("offer-{}", o % offers.len()),
+                decision_id: DecisionId::parse(format!("earlier-{i}")).unwrap(),
+                offer_id: OfferId::parse(format!("offer-{}", o % offers.len())).unwrap(),
                 channel: OUTBOUND[c],
                 send_at: made_at + after,
                 made_at,
                 until: made_at + after + grace,
             }
         }).collect();
-        let engine = DecisionEngine { catalog: &catalog, models: models(), settings: &settings };
+        let chooser = settings.exploration.policy();
+        let engine = DecisionEngine { catalog: &catalog, models: models(), settings: &settings, policy: &*chooser };
         let decision = engine.decide(&DecisionInput {
             request: &request,
             profile: Some(&profile),
             planned: &planned,
             degraded: false,
             now: Utc::now(),
-            decision_id: format!("d-{seed}"),
+            decision_id: DecisionId::parse(format!("d-{seed}")).unwrap(),
         });
 
         let is_service = |id: &str| catalog.offer(id).is_some_and(|o| o.service);
@@ -338,7 +339,7 @@ proptest! {
         groups.sort_unstable();
         groups.dedup();
         for (channel, offer) in groups {
-            let plans: Vec<&PlannedAction> = planned.iter().filter(|p| p.channel == channel && p.offer_id == offer).collect();
+            let plans: Vec<&PlannedAction> = planned.iter().filter(|p| p.channel == channel && p.offer_id.as_str() == offer).collect();
             let sent: Vec<i64> = profile.contacts.iter()
                 .filter(|c| c.channel == channel && c.offer_id.as_ref().is_some_and(|o| o.as_str() == offer))
                 .map(|c| c.at).collect();
@@ -347,15 +348,15 @@ proptest! {
             let best = max_matched(&plans, &sent, &mut vec![false; sent.len()]);
             let mut by_made: Vec<&PlannedAction> = plans.clone();
             by_made.sort_by_key(|p| p.made_at);
-            pending.extend(by_made.into_iter().skip(best).filter(|p| p.made_at <= NOW && NOW < p.until && !is_service(&p.offer_id)));
+            pending.extend(by_made.into_iter().skip(best).filter(|p| p.made_at <= NOW && NOW < p.until && !is_service(p.offer_id.as_str())));
         }
         let mut planned: Vec<(Channel, i64)> = pending.iter().map(|p| (p.channel, p.send_at)).collect();
         let mut seen_offers = Vec::new();
         let mut seen_groups = Vec::new();
         for a in &decision.actions {
-            let i: usize = a.offer_id.trim_start_matches("offer-").parse().unwrap();
+            let i: usize = a.offer_id.as_str().trim_start_matches("offer-").parse().unwrap();
             let spec = &offers[i];
-            let offer = catalog.offer(&a.offer_id).unwrap();
+            let offer = catalog.offer(a.offer_id.as_str()).unwrap();
             let at = DateTime::parse_from_rfc3339(&a.send_at).unwrap().timestamp();
             prop_assert!(spec.channels.contains(&a.channel), "channel the offer does not use");
             prop_assert!(spec.rule.holds(&profile), "{} is not eligible: {:?}", a.offer_id, spec.rule);
@@ -372,10 +373,10 @@ proptest! {
                     + pending.iter().filter(|p| p.offer_id == a.offer_id && p.send_at > NOW - days as i64 * DAY).count();
                 prop_assert!(n < max as usize, "offer cap");
             }
-            if let (Some(max), Some(s)) = (spec.max_acceptances, profile.offer(&a.offer_id)) {
+            if let (Some(max), Some(s)) = (spec.max_acceptances, profile.offer(a.offer_id.as_str())) {
                 prop_assert!(s.positive_responses < max, "accepted too often");
             }
-            if let Some(d) = profile.offer(&a.offer_id).and_then(|s| s.last_declined_at) {
+            if let Some(d) = profile.offer(a.offer_id.as_str()).and_then(|s| s.last_declined_at) {
                 prop_assert!(NOW - d >= policy.decline_cooldown_days as i64 * DAY, "declined recently");
             }
             if a.channel.is_outbound() {

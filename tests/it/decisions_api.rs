@@ -340,8 +340,9 @@ async fn every_decision_is_logged_with_its_candidates_and_answers_join_by_decisi
     // Every line reads back as the typed record that evaluation reads; the first action is
     // one of the candidates, chosen with the probability logged for it.
     for line in text.lines() {
-        let typed: touchpoint::decision::log::DecisionRecord = serde_json::from_str(line).unwrap();
-        assert_eq!(typed.format, touchpoint::decision::log::FORMAT);
+        let typed: touchpoint::decision::record::DecisionRecord =
+            serde_json::from_str(line).unwrap();
+        assert_eq!(typed.format, touchpoint::decision::record::FORMAT);
         let first = &typed.actions[0];
         let c = typed
             .candidates
@@ -375,7 +376,7 @@ async fn decide_for(app: &TestApp, customers: &[&str], times: usize) -> Vec<Vec<
     ids
 }
 
-fn logged_customers(records: &[touchpoint::decision::log::DecisionRecord]) -> Vec<(&str, &str)> {
+fn logged_customers(records: &[touchpoint::decision::record::DecisionRecord]) -> Vec<(&str, &str)> {
     records
         .iter()
         .map(|r| (r.customer_id.as_str(), r.decision_id.as_str()))
@@ -387,7 +388,7 @@ async fn erasing_a_customer_removes_their_decisions_from_the_log_file_and_its_ro
     let dir = tempfile::tempdir().unwrap();
     let (settings, log) = file_log_settings(&dir);
     let rotated = dir.path().join("decisions.jsonl.1");
-    let read = |path: &std::path::Path| -> Vec<touchpoint::decision::log::DecisionRecord> {
+    let read = |path: &std::path::Path| -> Vec<touchpoint::decision::record::DecisionRecord> {
         std::fs::read_to_string(path)
             .unwrap_or_default()
             .lines()
@@ -463,22 +464,23 @@ async fn the_redis_stream_log_holds_every_decision_and_erasing_a_customer_remove
     }
     let ids = decide_for(&app, &["c-gone", "c-kept"], 3).await;
     let mut conn = redis.connection();
-    let entries = |conn: &mut redis::Connection| -> Vec<touchpoint::decision::log::DecisionRecord> {
-        let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-            .arg(&stream)
-            .arg("-")
-            .arg("+")
-            .query(conn)
-            .unwrap();
-        reply
-            .ids
-            .iter()
-            .map(|e| {
-                let json: Vec<u8> = e.get("decision").expect("a decision field");
-                serde_json::from_slice(&json).unwrap()
-            })
-            .collect()
-    };
+    let entries =
+        |conn: &mut redis::Connection| -> Vec<touchpoint::decision::record::DecisionRecord> {
+            let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+                .arg(&stream)
+                .arg("-")
+                .arg("+")
+                .query(conn)
+                .unwrap();
+            reply
+                .ids
+                .iter()
+                .map(|e| {
+                    let json: Vec<u8> = e.get("decision").expect("a decision field");
+                    serde_json::from_slice(&json).unwrap()
+                })
+                .collect()
+        };
     // The writer gathers records for a few milliseconds before it writes them.
     let mut logged = Vec::new();
     for _ in 0..100 {
@@ -496,7 +498,7 @@ async fn the_redis_stream_log_holds_every_decision_and_erasing_a_customer_remove
     assert!(
         logged
             .iter()
-            .all(|r| r.format == touchpoint::decision::log::FORMAT)
+            .all(|r| r.format == touchpoint::decision::record::FORMAT)
     );
 
     assert_eq!(app.delete("/v1/customers/c-gone").await, 204);
@@ -578,7 +580,7 @@ fn planner_settings(redis: Option<&RedisServer>) -> touchpoint::settings::Settin
         .retain(|l| l.channel != touchpoint::profile::Channel::Email);
     policy
         .channel_limits
-        .push(touchpoint::decision::policy::ChannelLimit {
+        .push(touchpoint::decision::contact_policy::ChannelLimit {
             channel: touchpoint::profile::Channel::Email,
             max: 2,
             days: 3,

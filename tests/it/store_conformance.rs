@@ -6,7 +6,9 @@ use touchpoint::profile::event::parse_body;
 use touchpoint::profile::memory::MemoryStore;
 use touchpoint::profile::planned::{MAX_PLANNED, PlannedAction};
 use touchpoint::profile::redis_store::RedisStore;
-use touchpoint::profile::{Channel, CustomerId, Event, Profile, ProfileLimits, ProfileStore};
+use touchpoint::profile::{
+    Channel, CustomerId, DecisionId, Event, OfferId, Profile, ProfileLimits, ProfileStore,
+};
 use touchpoint::settings::StoreSettings;
 
 use crate::helpers::{RedisServer, purchase};
@@ -70,8 +72,8 @@ async fn conformance(store: Arc<dyn ProfileStore>) {
     // Planned actions are read back with the profile, in the order recorded, the newest
     // MAX_PLANNED of them.
     let planned = |i: i64| PlannedAction {
-        decision_id: format!("d-{i}"),
-        offer_id: "gold-card".into(),
+        decision_id: DecisionId::parse(format!("d-{i}")).unwrap(),
+        offer_id: OfferId::parse("gold-card").unwrap(),
         channel: Channel::Email,
         send_at: now + 60 * i,
         made_at: now,

@@ -1,0 +1,430 @@
+//! The decision service: the one way to make a decision, whoever asks (the HTTP handler,
+//! the benches, a simulation, a batch planner). [`Decider::decide`] reads the customer's
+//! profile and plans within the read budget (past it, or on a store error, a fallback
+//! ranking decides and the answer says `degraded`), decides with the model set and catalog
+//! in force, records the planned outbound marketing actions so that later decisions count
+//! them toward the contact limits (withdrawing them from the answer, degraded, when that
+//! cannot be done), and logs the decision.
+//!
+//! [`Decider::erase`] erases a customer: their profile's keys and their decisions in the log.
+//! The customer is marked first ([`RecentlyErased`]), so that a decision under way for them
+//! records no plan or log line after the erasure.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::DecisionSettings;
+use super::answer::Decision;
+use super::engine::{DecisionEngine, DecisionInput};
+use super::log::{DecisionLog, LogError};
+use super::policy::Policy;
+use super::request::DecisionRequest;
+use crate::live::{LiveCatalog, LiveModels};
+use crate::profile::planned::PlannedAction;
+use crate::profile::store::DecisionRead;
+use crate::profile::{CustomerId, DecisionId, Profiles, StoreError};
+use crate::telemetry::metrics as m;
+
+/// Makes decisions and erases customers; cheap to clone (shared parts behind `Arc`s).
+#[derive(Clone)]
+pub struct Decider {
+    profiles: Profiles,
+    models: Arc<LiveModels>,
+    catalog: Arc<LiveCatalog>,
+    settings: Arc<DecisionSettings>,
+    policy: Arc<dyn Policy>,
+    log: DecisionLog,
+    erased: Arc<RecentlyErased>,
+}
+
+/// What an erasure found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Erased {
+    /// The store held something about the customer.
+    pub existed: bool,
+    /// Decision-log records removed.
+    pub logged: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EraseError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Log(#[from] LogError),
+}
+
+impl Decider {
+    pub fn new(
+        profiles: Profiles,
+        models: Arc<LiveModels>,
+        catalog: Arc<LiveCatalog>,
+        settings: DecisionSettings,
+        log: DecisionLog,
+    ) -> Self {
+        Self {
+            profiles,
+            models,
+            catalog,
+            policy: settings.exploration.policy(),
+            settings: Arc::new(settings),
+            log,
+            erased: Arc::default(),
+        }
+    }
+
+    /// The same service over the calling thread's own store connection
+    /// ([`Profiles::for_this_thread`]), for a thread that serves many decisions.
+    pub async fn for_this_thread(&self) -> Self {
+        Self {
+            profiles: self.profiles.for_this_thread().await,
+            ..self.clone()
+        }
+    }
+
+    pub fn settings(&self) -> &DecisionSettings {
+        &self.settings
+    }
+
+    pub fn log(&self) -> &DecisionLog {
+        &self.log
+    }
+
+    /// Decides for the request: never an error (a store that cannot be read gives a
+    /// degraded decision).
+    pub async fn decide(&self, request: &DecisionRequest) -> Decision {
+        self.decide_since(request, Instant::now()).await
+    }
+
+    /// [`Decider::decide`] for a request that arrived at `started` (the decision latency
+    /// histogram counts from then).
+    pub async fn decide_since(&self, request: &DecisionRequest, started: Instant) -> Decision {
+        let budget = Duration::from_millis(self.settings.profile_read_budget_ms);
+        // Earlier plans only matter to a decision that may plan outbound contacts, and only
+        // while plans are recorded.
+        let grace = i64::from(self.settings.contact_policy.planned_grace_hours) * 3600;
+        let outbound = grace > 0 && (request.channels.is_some() || request.touchpoint.is_none());
+        let (read, degraded) = match self
+            .profiles
+            .load_for_decision(&request.customer_id, outbound, budget)
+            .await
+        {
+            Ok(read) => (read, false),
+            Err(e) => {
+                tracing::warn!(error = %e, "profile unavailable: deciding from the fallback ranking");
+                (DecisionRead::default(), true)
+            }
+        };
+        let models = self.models.current();
+        let catalog = self.catalog.current();
+        let engine = DecisionEngine {
+            catalog: &catalog.value,
+            models: &models.value,
+            settings: &self.settings,
+            policy: &*self.policy,
+        };
+        let mut decision = engine.decide(&DecisionInput {
+            request,
+            profile: read.profile.as_deref(),
+            planned: &read.planned,
+            degraded,
+            now: chrono::Utc::now(),
+            decision_id: DecisionId::generate(),
+        });
+        // A customer erased while this decision was made gets nothing recorded.
+        let erased = self.erased.contains(request.customer_id.as_str());
+        if grace > 0 && !erased {
+            record_planned(
+                &self.profiles,
+                &request.customer_id,
+                &mut decision,
+                grace,
+                budget,
+            )
+            .await;
+        }
+        if !erased {
+            self.log.record(&decision, request);
+        }
+        let outcome = Outcome::of(&decision);
+        DECISION_METRICS.with(|(duration, outcomes)| {
+            duration.record(started.elapsed().as_secs_f64());
+            outcomes[outcome as usize].increment(1);
+        });
+        decision
+    }
+
+    /// Erases everything held about the customer: the profile's keys and the records of the
+    /// decisions made for them. Idempotent: after an error, asking again finishes the work.
+    pub async fn erase(&self, customer: &CustomerId) -> Result<Erased, EraseError> {
+        // First, so that a decision under way for them records nothing from now on.
+        self.erased.mark(customer.as_str());
+        let existed = self.profiles.erase(customer).await?;
+        // Then the decisions logged about them. Asked again after a failure, the profile
+        // part finds nothing and this part runs again.
+        let logged = self.log.erase(customer.as_str()).await?;
+        // A plan a decision was writing as the mark was set has landed by now (the log's
+        // pass took longer than its round trip): erase the keys once more.
+        self.profiles.erase(customer).await?;
+        tracing::info!(customer = %customer, existed, logged, "customer erased");
+        Ok(Erased { existed, logged })
+    }
+}
+
+/// Records the decision's planned outbound marketing actions, so that later decisions
+/// count them toward the contact limits. When that cannot be done within `budget`, they
+/// are taken out of the answer (a limit could otherwise be broken by the next decision)
+/// and the decision says `degraded`.
+async fn record_planned(
+    profiles: &Profiles,
+    customer: &CustomerId,
+    decision: &mut Decision,
+    grace: i64,
+    budget: Duration,
+) {
+    let planned: Vec<PlannedAction> = decision
+        .actions
+        .iter()
+        .filter(|a| a.counts_as_contact)
+        .map(|a| PlannedAction {
+            decision_id: decision.decision_id.clone(),
+            offer_id: a.offer_id.clone(),
+            channel: a.channel,
+            send_at: a.send_at_unix,
+            made_at: decision.log.at,
+            until: a.send_at_unix.saturating_add(grace),
+        })
+        .collect();
+    if planned.is_empty() {
+        return;
+    }
+    let now = chrono::Utc::now().timestamp();
+    if let Err(e) = profiles.plan(customer, &planned, now, budget).await {
+        tracing::warn!(error = %e, "cannot record the planned actions: answering without them");
+        decision.actions.retain(|a| !a.counts_as_contact);
+        for (i, a) in decision.actions.iter_mut().enumerate() {
+            a.rank = i + 1;
+        }
+        decision.degraded = true;
+    }
+}
+
+/// Customers erased a short while ago. A decision under way when its customer is erased
+/// could otherwise record a plan or a log line for them after the erasure; it asks here
+/// first and records nothing. ([`Decider::erase`] marks the customer before it erases
+/// anything.)
+#[derive(Default)]
+pub struct RecentlyErased {
+    /// Entries in `list`: a decision looks no further while there are none.
+    count: std::sync::atomic::AtomicUsize,
+    list: std::sync::Mutex<Vec<(String, Instant)>>,
+}
+
+impl RecentlyErased {
+    /// Far longer than a decision takes.
+    const KEPT: Duration = Duration::from_secs(60);
+
+    pub fn mark(&self, customer: &str) {
+        let mut list = self.list.lock().unwrap_or_else(|p| p.into_inner());
+        list.retain(|(_, at)| at.elapsed() < Self::KEPT);
+        list.push((customer.to_owned(), Instant::now()));
+        self.count
+            .store(list.len(), std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn contains(&self, customer: &str) -> bool {
+        if self.count.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+            return false;
+        }
+        let mut list = self.list.lock().unwrap_or_else(|p| p.into_inner());
+        list.retain(|(_, at)| at.elapsed() < Self::KEPT);
+        self.count
+            .store(list.len(), std::sync::atomic::Ordering::SeqCst);
+        list.iter().any(|(c, _)| c == customer)
+    }
+}
+
+/// A decision's outcome, the label of `touchpoint_decisions_total` ([`Outcome::LABELS`], in
+/// this order).
+#[derive(Clone, Copy)]
+enum Outcome {
+    Actions,
+    NoAction,
+    Degraded,
+}
+
+impl Outcome {
+    const LABELS: [&'static str; 3] = ["actions", "no_action", "degraded"];
+
+    fn of(decision: &Decision) -> Self {
+        if decision.degraded {
+            Outcome::Degraded
+        } else if decision.actions.is_empty() {
+            Outcome::NoAction
+        } else {
+            Outcome::Actions
+        }
+    }
+}
+
+thread_local! {
+    /// Each worker's handles on the decision duration and the count by outcome: looking
+    /// them up in the recorder's registry hashed the name and label on every decision.
+    /// Made on a thread's first decision, so the recorder must be installed before (the
+    /// service installs it before it starts the HTTP workers).
+    static DECISION_METRICS: (metrics::Histogram, [metrics::Counter; 3]) = (
+        metrics::histogram!(m::DECISION_DURATION),
+        Outcome::LABELS.map(|label| metrics::counter!(m::DECISIONS, "outcome" => label)),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::decision::answer::{Action, LogDetails};
+    use crate::profile::memory::MemoryStore;
+    use crate::profile::store::{ApplyOutcome, ProfileStore};
+    use crate::profile::{Channel, Event, OfferId, Profile, ProfileLimits};
+
+    /// The memory store, except that plans cannot be recorded (`fail`) or are recorded.
+    struct Plans {
+        store: MemoryStore,
+        fail: bool,
+    }
+
+    #[async_trait::async_trait]
+    impl ProfileStore for Plans {
+        fn name(&self) -> &'static str {
+            "plans"
+        }
+        async fn apply(&self, events: &[Event], now: i64) -> Result<ApplyOutcome, StoreError> {
+            self.store.apply(events, now).await
+        }
+        async fn load(&self, c: &CustomerId) -> Result<Option<Arc<Profile>>, StoreError> {
+            self.store.load(c).await
+        }
+        async fn load_for_decision(
+            &self,
+            c: &CustomerId,
+            planned: bool,
+        ) -> Result<DecisionRead, StoreError> {
+            self.store.load_for_decision(c, planned).await
+        }
+        async fn planned(&self, c: &CustomerId) -> Result<Vec<PlannedAction>, StoreError> {
+            self.store.planned(c).await
+        }
+        async fn plan(
+            &self,
+            c: &CustomerId,
+            planned: &[PlannedAction],
+            now: i64,
+        ) -> Result<(), StoreError> {
+            if self.fail {
+                Err(StoreError::Unavailable("test".into()))
+            } else {
+                self.store.plan(c, planned, now).await
+            }
+        }
+        async fn erase(&self, c: &CustomerId) -> Result<bool, StoreError> {
+            self.store.erase(c).await
+        }
+        async fn ping(&self) -> Result<(), StoreError> {
+            Ok(())
+        }
+    }
+
+    fn action(rank: usize, offer: &str, channel: Channel, planned: bool) -> Action {
+        Action {
+            rank,
+            offer_id: OfferId::parse(offer).unwrap(),
+            channel,
+            send_at: "2026-12-01T18:00:00Z".into(),
+            send_at_unix: 1_796_148_000,
+            counts_as_contact: planned,
+            propensity: 0.1,
+            value: 10.0,
+            priority: 1.0,
+            probability: 1.0,
+            explanation: None,
+        }
+    }
+
+    fn decision() -> Decision {
+        Decision {
+            decision_id: DecisionId::parse("d-1").unwrap(),
+            customer_id: CustomerId::parse("c-1").unwrap(),
+            at: "2026-12-01T10:00:00Z".into(),
+            model_version: "m".into(),
+            degraded: false,
+            actions: vec![
+                action(1, "gold-card", Channel::Email, true),
+                action(2, "payment-due-reminder", Channel::Sms, false),
+                action(3, "personal-loan", Channel::Sms, true),
+            ],
+            suppressed: None,
+            log: LogDetails {
+                at: 1_796_119_200,
+                candidates: Vec::new(),
+                segment: None,
+                value: None,
+                catalog_version: "c".into(),
+                policy: Arc::from(""),
+            },
+        }
+    }
+
+    /// Recorded, the planned marketing actions (not the service message) are the customer's
+    /// plans; not recorded, they leave the answer, which says it is degraded.
+    #[actix_web::test]
+    async fn planned_actions_are_recorded_or_withdrawn() {
+        let customer = CustomerId::parse("c-1").unwrap();
+        let budget = Duration::from_secs(1);
+        for fail in [false, true] {
+            let store = Plans {
+                store: MemoryStore::new(ProfileLimits::default()),
+                fail,
+            };
+            let profiles = Profiles::new(Arc::new(store), budget);
+            let mut d = decision();
+            record_planned(&profiles, &customer, &mut d, 3600, budget).await;
+            let plans = profiles.planned(&customer).await.unwrap();
+            let offers: Vec<(&str, usize)> = d
+                .actions
+                .iter()
+                .map(|a| (a.offer_id.as_str(), a.rank))
+                .collect();
+            if fail {
+                assert!(plans.is_empty());
+                assert_eq!(offers, [("payment-due-reminder", 1)]);
+                assert!(d.degraded);
+            } else {
+                let planned: Vec<(&str, Channel, i64, i64)> = plans
+                    .iter()
+                    .map(|p| (p.offer_id.as_str(), p.channel, p.made_at, p.until))
+                    .collect();
+                let until = 1_796_148_000 + 3600;
+                assert_eq!(
+                    planned,
+                    [
+                        ("gold-card", Channel::Email, 1_796_119_200, until),
+                        ("personal-loan", Channel::Sms, 1_796_119_200, until)
+                    ]
+                );
+                assert!(plans.iter().all(|p| p.decision_id.as_str() == "d-1"));
+                assert_eq!(offers.len(), 3);
+                assert!(!d.degraded);
+            }
+        }
+    }
+
+    #[test]
+    fn recently_erased_customers_are_known_by_id() {
+        let erased = RecentlyErased::default();
+        assert!(!erased.contains("c-1"));
+        erased.mark("c-1");
+        assert!(erased.contains("c-1"));
+        assert!(!erased.contains("c-2"));
+    }
+}

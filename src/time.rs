@@ -1,0 +1,172 @@
+//! Time as the service counts it: Unix seconds in UTC inside, RFC 3339 at the edges, and the
+//! customer's local clock (their time zone) for hours of day and of week. Every module that
+//! turns a time into a day, an hour or a string does it here.
+
+use chrono::{DateTime, Datelike, Offset, TimeZone, Timelike, Utc};
+
+pub const SECONDS_PER_DAY: i64 = 86_400;
+pub const HOURS_PER_WEEK: usize = 168;
+
+pub fn day_of(at: i64) -> i32 {
+    at.div_euclid(SECONDS_PER_DAY) as i32
+}
+
+/// A time as RFC 3339 in UTC to the second, `2026-11-30T14:45:10Z`, as chrono's
+/// `to_rfc3339_opts(Secs, true)` writes it (the test holds it to that). Every decision writes
+/// a few of these; chrono's general formatter took about 1,000 instructions for each.
+pub fn rfc3339(t: i64) -> String {
+    let days = t.div_euclid(SECONDS_PER_DAY);
+    let secs = t.rem_euclid(SECONDS_PER_DAY);
+    // Civil date from days since 1970-01-01 (H. Hinnant, "chrono-Compatible Low-Level Date
+    // Algorithms", civil_from_days).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    if !(0..=9999).contains(&year) {
+        return DateTime::<Utc>::from_timestamp(t, 0)
+            .unwrap_or_default()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    }
+    let mut out = [0u8; 20];
+    let mut put = |at: usize, n: i64, width: usize| {
+        let mut n = n;
+        for i in (0..width).rev() {
+            out[at + i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    };
+    put(0, year, 4);
+    put(5, month, 2);
+    put(8, day, 2);
+    put(11, secs / 3600, 2);
+    put(14, secs / 60 % 60, 2);
+    put(17, secs % 60, 2);
+    for (at, c) in [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b':'),
+        (16, b':'),
+        (19, b'Z'),
+    ] {
+        out[at] = c;
+    }
+    // Only ASCII digits and separators were written.
+    String::from_utf8(out.to_vec()).expect("ASCII")
+}
+
+/// Hour of week (0 = Monday 00h) of a time in a time zone.
+pub fn hour_of_week(at: DateTime<Utc>, tz: Option<chrono_tz::Tz>) -> usize {
+    let (weekday, hour) = match tz {
+        Some(tz) => {
+            let local = tz.from_utc_datetime(&at.naive_utc());
+            (local.weekday(), local.hour())
+        }
+        None => (at.weekday(), at.hour()),
+    };
+    weekday.num_days_from_monday() as usize * 24 + hour as usize
+}
+
+/// Local clock arithmetic over a span of time (a decision's planning horizon): the zone's
+/// offset at the start and end of the span; within it, one offset unless a DST change falls
+/// inside (then looked up per time).
+pub struct LocalClock {
+    tz: Option<chrono_tz::Tz>,
+    offset: Option<i64>,
+}
+
+impl LocalClock {
+    pub fn new(tz: Option<chrono_tz::Tz>, from: i64, to: i64) -> Self {
+        let offset_at = |t: i64| -> i64 {
+            match tz {
+                Some(tz) => tz
+                    .offset_from_utc_datetime(
+                        &DateTime::<Utc>::from_timestamp(t, 0)
+                            .unwrap_or_default()
+                            .naive_utc(),
+                    )
+                    .fix()
+                    .local_minus_utc() as i64,
+                None => 0,
+            }
+        };
+        let (a, b) = (offset_at(from), offset_at(to));
+        Self {
+            tz,
+            offset: (a == b).then_some(a),
+        }
+    }
+
+    /// (local hour of day, local hour of week with 0 = Monday 00h).
+    pub fn hour(&self, t: i64) -> (u32, usize) {
+        let offset = match self.offset {
+            Some(o) => o,
+            None => Self::new(self.tz, t, t).offset.unwrap_or(0),
+        };
+        let local = t + offset;
+        let day = local.div_euclid(SECONDS_PER_DAY);
+        let hour = (local.rem_euclid(SECONDS_PER_DAY) / 3600) as u32;
+        // 1970-01-01 was a Thursday: day 0 is weekday 3 counting from Monday.
+        let weekday = (day + 3).rem_euclid(7) as usize;
+        (hour, weekday * 24 + hour as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_written_as_chrono_writes_them() {
+        use rand::{Rng, SeedableRng};
+        let chrono = |t: i64| {
+            DateTime::<Utc>::from_timestamp(t, 0)
+                .unwrap_or_default()
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let edges = [
+            0,
+            -1,
+            951_782_400,     // 2000-02-29
+            951_868_799,     // 2000-02-29T23:59:59
+            4_107_542_400,   // 2100-03-01
+            253_402_300_799, // 9999-12-31T23:59:59
+            253_402_300_800, // 10000-01-01: past the fast path
+            -62_167_219_200, // 0000-01-01
+            -62_167_219_201, // before year 0
+        ];
+        let random = (0..20_000).map(|_| rng.random_range(-62_167_219_200..253_402_300_800i64));
+        for t in edges.into_iter().chain(random) {
+            assert_eq!(rfc3339(t), chrono(t), "{t}");
+        }
+    }
+
+    /// The clock's shortcut (one offset over the span) agrees with chrono's local time,
+    /// across a DST change too.
+    #[test]
+    fn the_local_clock_agrees_with_chrono() {
+        let tz: chrono_tz::Tz = "Europe/London".parse().unwrap();
+        // 2026-03-29 01:00 UTC: the clocks go forward.
+        let from = 1_774_656_000;
+        for span in [3600, 72 * 3600] {
+            let clock = LocalClock::new(Some(tz), from, from + span);
+            for k in 0..=span / 3600 {
+                let t = from + k * 3600;
+                let at = DateTime::<Utc>::from_timestamp(t, 0).unwrap();
+                let local = tz.from_utc_datetime(&at.naive_utc());
+                assert_eq!(
+                    clock.hour(t),
+                    (local.hour(), hour_of_week(at, Some(tz))),
+                    "{t}"
+                );
+            }
+        }
+    }
+}
