@@ -867,7 +867,7 @@ fn main() {
                 .iter()
                 .map(|(l, p)| (l.as_str(), p.as_slice()))
                 .collect();
-            let svg = touchpoint::training::evaluation::latency_svg(
+            let svg = touchpoint::training::plots::latency_svg(
                 &title,
                 &borrowed,
                 target_ms.map(|ms| (target_quantile, ms)),

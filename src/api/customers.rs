@@ -10,6 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{ApiError, AppState};
 use crate::decision::Decider;
+use crate::model::scoring::CustomerScores;
 use crate::model::set::ModelSet;
 use crate::profile::planned::{PlannedAction, still_counting};
 use crate::profile::store::Profiles;
@@ -259,56 +260,7 @@ impl CustomerView {
     ) -> Self {
         let t = at.timestamp();
         let scores = models.score_customer(profile, t);
-        let mut scratch = Vec::new();
-        // Channels the channel model knows (it saw contacts on them).
-        let known = |c: Channel| {
-            models
-                .channel
-                .as_ref()
-                .is_some_and(|(_, m)| m.channels.contains_key(&c) || m.base_rates.contains_key(&c))
-        };
-        let mut channels: Vec<ChannelPreference> = Channel::ALL
-            .iter()
-            .filter(|&&c| known(c))
-            .filter_map(|&c| {
-                models
-                    .channel_lift(profile, &scores, c, &mut scratch)
-                    .map(|lift| ChannelPreference {
-                        channel: c,
-                        lift,
-                        consent: c
-                            .is_outbound()
-                            .then(|| profile.consent(c).is_some_and(|s| s.granted)),
-                    })
-            })
-            .collect();
-        channels.sort_by(|a, b| b.lift.total_cmp(&a.lift));
-        let send_hours = match (&scores.week, &scores.time_lifts) {
-            (Some(q), Some(l)) => crate::model::send_time::ranked_hours(q)
-                .into_iter()
-                .take(5)
-                .map(|h| SendHour {
-                    hour_of_week: h,
-                    day: DAYS[h / 24],
-                    hour: h % 24,
-                    probability: q[h],
-                    lift: l[h],
-                })
-                .collect(),
-            _ => Vec::new(),
-        };
         let upto = |x: i64| x <= t;
-        let summary = profile.purchase_summary(t);
-        let p = &profile.purchases;
-        let engagement_total: u64 = profile.engagement.iter().map(|&c| c as u64).sum();
-        let mut top: Vec<(usize, u32)> = profile
-            .engagement
-            .iter()
-            .copied()
-            .enumerate()
-            .filter(|&(_, c)| c > 0)
-            .collect();
-        top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         CustomerView {
             customer_id: customer.to_string(),
             at: rfc3339(t),
@@ -321,84 +273,11 @@ impl CustomerView {
                 .map(|a| (a.name.clone(), a.value.to_json()))
                 .collect(),
             timezone: profile.timezone().map(|tz| tz.name().to_owned()),
-            consents: Channel::ALL
-                .iter()
-                .filter_map(|&c| {
-                    profile.consent(c).map(|s| {
-                        (
-                            c.to_string(),
-                            ConsentView {
-                                granted: s.granted,
-                                at: rfc3339(s.at),
-                            },
-                        )
-                    })
-                })
-                .collect(),
-            purchases: PurchasesView {
-                count: p.count,
-                total_spend: p.total_spend,
-                first_purchase_day: p.first_day.map(|d| rfc3339(d as i64 * SECONDS_PER_DAY)),
-                last_purchase_at: (p.count > 0).then(|| rfc3339(p.last_at)),
-                repeat_transactions: p.repeat_transactions,
-                repeat_spend: p.repeat_spend,
-                mean_repeat_spend: summary.map_or(0.0, |s| s.mean_repeat_spend),
-                recency_days: summary.map(|s| s.recency_days),
-                age_days: summary.map(|s| s.age_days),
-            },
-            channels: Channel::ALL
-                .iter()
-                .filter_map(|&c| {
-                    let s = profile.channel(c);
-                    let used =
-                        s.contacts + s.interactions + s.positive_responses + s.negative_responses;
-                    (used > 0).then(|| {
-                        (
-                            c.to_string(),
-                            ChannelView {
-                                contacts: s.contacts,
-                                positive_responses: s.positive_responses,
-                                negative_responses: s.negative_responses,
-                                interactions: s.interactions,
-                                last_contact_at: s.last_contact_at.map(rfc3339),
-                                last_response_at: s.last_response_at.map(rfc3339),
-                            },
-                        )
-                    })
-                })
-                .collect(),
-            engagement: EngagementView {
-                total: engagement_total,
-                top_hours: top
-                    .into_iter()
-                    .take(5)
-                    .map(|(how, count)| HourCount {
-                        hour_of_week: how,
-                        day: DAYS[how / 24],
-                        hour: how % 24,
-                        count,
-                    })
-                    .collect(),
-                by_hour_of_week: if profile.engagement.len() == HOURS_PER_WEEK {
-                    profile.engagement.clone()
-                } else {
-                    Vec::new()
-                },
-            },
-            planned: {
-                let mut counting = still_counting(planned, t, &profile.contacts);
-                counting.sort_by_key(|p| p.send_at);
-                counting
-                    .into_iter()
-                    .map(|p| PlannedView {
-                        send_at: rfc3339(p.send_at),
-                        channel: p.channel,
-                        offer_id: p.offer_id.to_string(),
-                        decision_id: p.decision_id.to_string(),
-                        until: rfc3339(p.until),
-                    })
-                    .collect()
-            },
+            consents: consents(profile),
+            purchases: purchases(profile, t),
+            channels: channels(profile),
+            engagement: engagement(profile),
+            planned: planned_views(planned, profile, t),
             recent_contacts: profile
                 .contacts
                 .iter()
@@ -458,23 +337,165 @@ impl CustomerView {
                 expected_spend_per_purchase: v.expected_spend_per_purchase,
                 clv_365d: v.clv_365d,
             }),
-            segment: scores.segment.and_then(|i| {
-                models
-                    .segments
-                    .as_ref()
-                    .and_then(|m| m.segments.get(i))
-                    .map(|s| SegmentView {
-                        index: i,
-                        name: s.name.clone(),
-                        description: s.description.clone(),
-                    })
-            }),
-            preferences: PreferencesView {
-                channels,
-                send_hours,
-            },
+            segment: segment(models, scores.segment),
+            preferences: preferences(profile, &scores, models),
             model_version: models.version().to_owned(),
         }
+    }
+}
+
+fn consents(profile: &Profile) -> BTreeMap<String, ConsentView> {
+    Channel::ALL
+        .iter()
+        .filter_map(|&c| {
+            profile.consent(c).map(|s| {
+                (
+                    c.to_string(),
+                    ConsentView {
+                        granted: s.granted,
+                        at: rfc3339(s.at),
+                    },
+                )
+            })
+        })
+        .collect()
+}
+
+fn purchases(profile: &Profile, t: i64) -> PurchasesView {
+    let summary = profile.purchase_summary(t);
+    let p = &profile.purchases;
+    PurchasesView {
+        count: p.count,
+        total_spend: p.total_spend,
+        first_purchase_day: p.first_day.map(|d| rfc3339(d as i64 * SECONDS_PER_DAY)),
+        last_purchase_at: (p.count > 0).then(|| rfc3339(p.last_at)),
+        repeat_transactions: p.repeat_transactions,
+        repeat_spend: p.repeat_spend,
+        mean_repeat_spend: summary.map_or(0.0, |s| s.mean_repeat_spend),
+        recency_days: summary.map(|s| s.recency_days),
+        age_days: summary.map(|s| s.age_days),
+    }
+}
+
+fn channels(profile: &Profile) -> BTreeMap<String, ChannelView> {
+    Channel::ALL
+        .iter()
+        .filter_map(|&c| {
+            let s = profile.channel(c);
+            let used = s.contacts + s.interactions + s.positive_responses + s.negative_responses;
+            (used > 0).then(|| {
+                (
+                    c.to_string(),
+                    ChannelView {
+                        contacts: s.contacts,
+                        positive_responses: s.positive_responses,
+                        negative_responses: s.negative_responses,
+                        interactions: s.interactions,
+                        last_contact_at: s.last_contact_at.map(rfc3339),
+                        last_response_at: s.last_response_at.map(rfc3339),
+                    },
+                )
+            })
+        })
+        .collect()
+}
+
+fn engagement(profile: &Profile) -> EngagementView {
+    let mut top: Vec<(usize, u32)> = profile
+        .engagement
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|&(_, c)| c > 0)
+        .collect();
+    top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    EngagementView {
+        total: profile.engagement.iter().map(|&c| c as u64).sum(),
+        top_hours: top
+            .into_iter()
+            .take(5)
+            .map(|(how, count)| HourCount {
+                hour_of_week: how,
+                day: DAYS[how / 24],
+                hour: how % 24,
+                count,
+            })
+            .collect(),
+        by_hour_of_week: if profile.engagement.len() == HOURS_PER_WEEK {
+            profile.engagement.clone()
+        } else {
+            Vec::new()
+        },
+    }
+}
+
+fn planned_views(planned: &[PlannedAction], profile: &Profile, t: i64) -> Vec<PlannedView> {
+    let mut counting = still_counting(planned, t, &profile.contacts);
+    counting.sort_by_key(|p| p.send_at);
+    counting
+        .into_iter()
+        .map(|p| PlannedView {
+            send_at: rfc3339(p.send_at),
+            channel: p.channel,
+            offer_id: p.offer_id.to_string(),
+            decision_id: p.decision_id.to_string(),
+            until: rfc3339(p.until),
+        })
+        .collect()
+}
+
+fn segment(models: &ModelSet, segment: Option<usize>) -> Option<SegmentView> {
+    let i = segment?;
+    let s = models.segments.as_ref()?.segments.get(i)?;
+    Some(SegmentView {
+        index: i,
+        name: s.name.clone(),
+        description: s.description.clone(),
+    })
+}
+
+fn preferences(profile: &Profile, scores: &CustomerScores, models: &ModelSet) -> PreferencesView {
+    let mut scratch = Vec::new();
+    // Channels the channel model knows (it saw contacts on them).
+    let known = |c: Channel| {
+        models
+            .channel
+            .as_ref()
+            .is_some_and(|(_, m)| m.channels.contains_key(&c) || m.base_rates.contains_key(&c))
+    };
+    let mut channels: Vec<ChannelPreference> = Channel::ALL
+        .iter()
+        .filter(|&&c| known(c))
+        .filter_map(|&c| {
+            models
+                .channel_lift(profile, scores, c, &mut scratch)
+                .map(|lift| ChannelPreference {
+                    channel: c,
+                    lift,
+                    consent: c
+                        .is_outbound()
+                        .then(|| profile.consent(c).is_some_and(|s| s.granted)),
+                })
+        })
+        .collect();
+    channels.sort_by(|a, b| b.lift.total_cmp(&a.lift));
+    let send_hours = match (&scores.week, &scores.time_lifts) {
+        (Some(q), Some(l)) => crate::model::send_time::ranked_hours(q)
+            .into_iter()
+            .take(5)
+            .map(|h| SendHour {
+                hour_of_week: h,
+                day: DAYS[h / 24],
+                hour: h % 24,
+                probability: q[h],
+                lift: l[h],
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    PreferencesView {
+        channels,
+        send_hours,
     }
 }
 

@@ -78,9 +78,11 @@ pub struct ScoredRecord {
     pub channel: String,
     /// When it would be sent: seconds after the decision's `at` (0 for inbound, now).
     pub send_after_s: i64,
-    pub propensity: f64,
-    pub value: f64,
-    pub priority: f64,
+    /// The scores, `null` from a policy that does not score (the simulator's uniform
+    /// logging policy).
+    pub propensity: Option<f64>,
+    pub value: Option<f64>,
+    pub priority: Option<f64>,
     pub probability: f64,
 }
 
@@ -398,9 +400,9 @@ mod tests {
             offer_id: c.offer_id.to_string(),
             channel: c.channel.as_str().into(),
             send_after_s: c.send_at - 1_790_000_000,
-            propensity: single(c.propensity),
-            value: single(c.value),
-            priority: single(c.priority),
+            propensity: Some(single(c.propensity)),
+            value: Some(single(c.value)),
+            priority: Some(single(c.priority)),
             probability: c.probability,
         };
         let expected = DecisionRecord {

@@ -57,73 +57,9 @@ fn read(bytes: &[u8]) -> Result<RawRequest, FieldError> {
 pub fn parse_request(bytes: &[u8]) -> Result<DecisionRequest, Invalid> {
     let raw = read(bytes)?;
     let mut errors = Vec::new();
-    let customer_id = match raw.customer_id {
-        None => {
-            errors.push(FieldError::new(
-                "missing_field",
-                "customer_id",
-                "customer_id is required",
-            ));
-            None
-        }
-        Some(s) => CustomerId::parse(s)
-            .map_err(|e| {
-                errors.push(FieldError::new(
-                    e.code(),
-                    "customer_id",
-                    format!("customer_id {e}"),
-                ))
-            })
-            .ok(),
-    };
-    let touchpoint = raw.touchpoint.and_then(|t| match t.parse::<Channel>() {
-        Ok(c) if !c.is_outbound() => Some(c),
-        Ok(c) => {
-            errors.push(FieldError::new(
-                "outbound_touchpoint",
-                "touchpoint",
-                format!("touchpoint is the inbound channel the customer is on now (web, app, call_centre, branch), not {c}; plan outbound channels with `channels`"),
-            ));
-            None
-        }
-        Err(e) => {
-            errors.push(FieldError::new("unknown_channel", "touchpoint", e.to_string()));
-            None
-        }
-    });
-    let channels = raw.channels.map(|list| {
-        let mut out: Vec<Channel> = Vec::with_capacity(list.len());
-        for (i, c) in list.iter().enumerate() {
-            let field = format!("channels[{i}]");
-            match c.parse::<Channel>() {
-                Ok(ch) if ch.is_outbound() => {
-                    if !out.contains(&ch) {
-                        out.push(ch);
-                    }
-                }
-                Ok(ch) => errors.push(FieldError::new(
-                    "inbound_channel",
-                    field,
-                    format!("channels lists outbound channels (email, sms, push, direct_mail); {ch} is inbound: use touchpoint"),
-                )),
-                Err(e) => errors.push(FieldError::new("unknown_channel", field, e.to_string())),
-            }
-        }
-        out
-    });
-    if channels.as_ref().is_some_and(|c| c.is_empty())
-        && !errors.iter().any(|e| {
-            e.field
-                .as_deref()
-                .is_some_and(|f| f.starts_with("channels"))
-        })
-    {
-        errors.push(FieldError::new(
-            "empty_channels",
-            "channels",
-            "channels, when given, lists at least one channel",
-        ));
-    }
+    let customer_id = customer_id(raw.customer_id, &mut errors);
+    let touchpoint = raw.touchpoint.and_then(|t| touchpoint(&t, &mut errors));
+    let channels = raw.channels.map(|list| channels(&list, &mut errors));
     let placement = raw.placement.filter(|p| {
         let ok = !p.is_empty() && p.len() <= 128;
         if !ok {
@@ -159,58 +95,10 @@ pub fn parse_request(bytes: &[u8]) -> Result<DecisionRequest, Invalid> {
             })
             .ok()
     });
-    let mut context = BTreeMap::new();
-    if let Some(map) = raw.context {
-        if map.len() > MAX_CONTEXT_ENTRIES {
-            errors.push(FieldError::new(
-                "too_many_context_values",
-                "context",
-                format!("context holds at most {MAX_CONTEXT_ENTRIES} values"),
-            ));
-        }
-        for (k, v) in map.into_iter().take(MAX_CONTEXT_ENTRIES) {
-            let field = format!("context.{k}");
-            let name_ok = !k.is_empty()
-                && k.len() <= 64
-                && k.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-            if !name_ok {
-                errors.push(FieldError::new(
-                    "invalid_context_name",
-                    field,
-                    "context names are 1..64 characters of A-Z a-z 0-9 _ -",
-                ));
-                continue;
-            }
-            let value = match v {
-                serde_json::Value::String(s) if s.len() <= MAX_TEXT => ContextValue::Text(s),
-                serde_json::Value::Bool(b) => ContextValue::Bool(b),
-                serde_json::Value::Number(n) if n.as_f64().is_some_and(f64::is_finite) => {
-                    ContextValue::Number(n.as_f64().unwrap_or_default())
-                }
-                serde_json::Value::String(_) => {
-                    errors.push(FieldError::new(
-                        "invalid_context",
-                        field,
-                        format!("text values are at most {MAX_TEXT} bytes"),
-                    ));
-                    continue;
-                }
-                serde_json::Value::Null
-                | serde_json::Value::Number(_)
-                | serde_json::Value::Array(_)
-                | serde_json::Value::Object(_) => {
-                    errors.push(FieldError::new(
-                        "invalid_context",
-                        field,
-                        "context values are strings, finite numbers or booleans",
-                    ));
-                    continue;
-                }
-            };
-            context.insert(k, value);
-        }
-    }
+    let context = raw
+        .context
+        .map(|map| context(map, &mut errors))
+        .unwrap_or_default();
     match customer_id {
         Some(customer_id) if errors.is_empty() => Ok(DecisionRequest {
             customer_id,
@@ -224,6 +112,134 @@ pub fn parse_request(bytes: &[u8]) -> Result<DecisionRequest, Invalid> {
         }),
         _ => Err(Invalid(errors)),
     }
+}
+
+fn customer_id(raw: Option<String>, errors: &mut Vec<FieldError>) -> Option<CustomerId> {
+    let Some(s) = raw else {
+        errors.push(FieldError::new(
+            "missing_field",
+            "customer_id",
+            "customer_id is required",
+        ));
+        return None;
+    };
+    CustomerId::parse(s)
+        .map_err(|e| {
+            errors.push(FieldError::new(
+                e.code(),
+                "customer_id",
+                format!("customer_id {e}"),
+            ))
+        })
+        .ok()
+}
+
+fn touchpoint(t: &str, errors: &mut Vec<FieldError>) -> Option<Channel> {
+    match t.parse::<Channel>() {
+        Ok(c) if !c.is_outbound() => Some(c),
+        Ok(c) => {
+            errors.push(FieldError::new(
+                "outbound_touchpoint",
+                "touchpoint",
+                format!("touchpoint is the inbound channel the customer is on now (web, app, call_centre, branch), not {c}; plan outbound channels with `channels`"),
+            ));
+            None
+        }
+        Err(e) => {
+            errors.push(FieldError::new(
+                "unknown_channel",
+                "touchpoint",
+                e.to_string(),
+            ));
+            None
+        }
+    }
+}
+
+fn channels(list: &[String], errors: &mut Vec<FieldError>) -> Vec<Channel> {
+    let before = errors.len();
+    let mut out: Vec<Channel> = Vec::with_capacity(list.len());
+    for (i, c) in list.iter().enumerate() {
+        let field = format!("channels[{i}]");
+        match c.parse::<Channel>() {
+            Ok(ch) if ch.is_outbound() => {
+                if !out.contains(&ch) {
+                    out.push(ch);
+                }
+            }
+            Ok(ch) => errors.push(FieldError::new(
+                "inbound_channel",
+                field,
+                format!("channels lists outbound channels (email, sms, push, direct_mail); {ch} is inbound: use touchpoint"),
+            )),
+            Err(e) => errors.push(FieldError::new("unknown_channel", field, e.to_string())),
+        }
+    }
+    if out.is_empty() && errors.len() == before {
+        errors.push(FieldError::new(
+            "empty_channels",
+            "channels",
+            "channels, when given, lists at least one channel",
+        ));
+    }
+    out
+}
+
+fn context(
+    map: serde_json::Map<String, serde_json::Value>,
+    errors: &mut Vec<FieldError>,
+) -> BTreeMap<String, ContextValue> {
+    let mut context = BTreeMap::new();
+    if map.len() > MAX_CONTEXT_ENTRIES {
+        errors.push(FieldError::new(
+            "too_many_context_values",
+            "context",
+            format!("context holds at most {MAX_CONTEXT_ENTRIES} values"),
+        ));
+    }
+    for (k, v) in map.into_iter().take(MAX_CONTEXT_ENTRIES) {
+        let field = format!("context.{k}");
+        let name_ok = !k.is_empty()
+            && k.len() <= 64
+            && k.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !name_ok {
+            errors.push(FieldError::new(
+                "invalid_context_name",
+                field,
+                "context names are 1..64 characters of A-Z a-z 0-9 _ -",
+            ));
+            continue;
+        }
+        let value = match v {
+            serde_json::Value::String(s) if s.len() <= MAX_TEXT => ContextValue::Text(s),
+            serde_json::Value::Bool(b) => ContextValue::Bool(b),
+            serde_json::Value::Number(n) if n.as_f64().is_some_and(f64::is_finite) => {
+                ContextValue::Number(n.as_f64().unwrap_or_default())
+            }
+            serde_json::Value::String(_) => {
+                errors.push(FieldError::new(
+                    "invalid_context",
+                    field,
+                    format!("text values are at most {MAX_TEXT} bytes"),
+                ));
+                continue;
+            }
+            serde_json::Value::Null
+            | serde_json::Value::Number(_)
+            | serde_json::Value::Array(_)
+            | serde_json::Value::Object(_) => {
+                errors.push(FieldError::new(
+                    "invalid_context",
+                    field,
+                    "context values are strings, finite numbers or booleans",
+                ));
+                continue;
+            }
+        };
+        context.insert(k, value);
+    }
+    context
 }
 
 #[cfg(test)]

@@ -8,7 +8,8 @@
 //! the customer-value model.
 
 pub mod dataset;
-pub mod evaluation;
+pub mod metrics;
+pub mod plots;
 pub mod report;
 pub mod response;
 pub mod segments;
@@ -33,7 +34,7 @@ use crate::model::value::{ClvSettings, RfmSummary, TimeUnit, ValueModel};
 use crate::profile::PurchaseSummary;
 use crate::settings::Settings;
 use dataset::{Replay, ReplayOptions, days};
-use evaluation::{BinaryMetrics, Comparison, binary_metrics};
+use metrics::{BinaryMetrics, Comparison, binary_metrics};
 use response::FitSettings;
 
 #[derive(Debug, thiserror::Error)]
@@ -812,18 +813,18 @@ fn evaluate_response(
         "decision_propensity".into(),
         serde_json::json!({"model": combined, "overall_rate_baseline": base, "offer_rate_baseline": by_offer, "combination": combination}),
     );
-    let calib = evaluation::calibration(&p_combined, &labels, 10);
-    if let Ok(svg) = evaluation::calibration_svg(
+    let calib = metrics::calibration(&p_combined, &labels, 10);
+    if let Ok(svg) = plots::calibration_svg(
         "Calibration of the decision propensity (held out)",
         &calib,
         Some(train_rate),
     ) {
         outcome.plots.push(("calibration.svg".into(), svg));
     }
-    let l_model = evaluation::lift_curve(&p_combined, &labels, 20);
-    let l_offer = evaluation::lift_curve(&p_offer_rate, &labels, 20);
-    let l_prop = evaluation::lift_curve(&p_model, &labels, 20);
-    if let Ok(svg) = evaluation::lift_svg(
+    let l_model = metrics::lift_curve(&p_combined, &labels, 20);
+    let l_offer = metrics::lift_curve(&p_offer_rate, &labels, 20);
+    let l_prop = metrics::lift_curve(&p_model, &labels, 20);
+    if let Ok(svg) = plots::lift_svg(
         "Cumulative gains on held-out contacts",
         &[
             ("decision propensity", &l_model),

@@ -15,7 +15,8 @@
 //!
 //! The company contacts customers through a **logging policy** that picks uniformly among
 //! the candidate (offer, channel) pairs and among send hours, and records the probability of
-//! its choice in `decisions.jsonl`; answers are drawn from the true response model. Output:
+//! its choice in `decisions.jsonl` (the decision log's own record format,
+//! [`crate::decision::record`]); answers are drawn from the true response model. Output:
 //! `events.jsonl` (API events in time order), `decisions.jsonl` and `truth.json`.
 
 use std::collections::BTreeMap;
@@ -29,6 +30,7 @@ use rand_distr::{Beta, Distribution, Exp, Gamma, Normal, Poisson};
 use serde::Serialize;
 
 use crate::decision::catalog::Catalog;
+use crate::decision::record::{DecisionRecord, FORMAT, PolicyRecord, RequestRecord, ScoredRecord};
 use crate::profile::Channel;
 use crate::time::{hour_of_week, rfc3339};
 
@@ -310,7 +312,12 @@ struct Out {
     events: Vec<(i64, String)>,
     decisions: Vec<(i64, String)>,
     next_event: u64,
+    /// The catalog the logging policy chose from, as its records name it.
+    catalog_version: String,
 }
+
+/// The model version of the logging policy's records.
+pub const LOGGING_POLICY: &str = "simulate-logging-policy";
 
 impl Out {
     fn event(&mut self, at: i64, mut value: serde_json::Value) {
@@ -362,6 +369,7 @@ pub fn simulate(
         events: Vec::new(),
         decisions: Vec::new(),
         next_event: 0,
+        catalog_version: catalog.version.clone(),
     };
     let mut truths = Vec::with_capacity(opts.customers);
     let mut summary = SimulationSummary {
@@ -550,17 +558,18 @@ pub fn simulate(
                         .collect();
                     if !candidates.is_empty() {
                         let offer = candidates[rng.random_range(0..candidates.len())];
-                        let p = 1.0 / candidates.len() as f64;
+                        let logged: Vec<(&str, Channel)> = candidates
+                            .iter()
+                            .map(|o| (o.id.as_str(), channel))
+                            .collect();
                         contact(
                             &mut rng,
                             &mut out,
                             &mut summary,
                             &customer,
-                            offer,
-                            channel,
+                            (offer, channel),
                             at + 1,
-                            p,
-                            candidates.len(),
+                            &logged,
                             &mut recent_contacts,
                             false,
                         );
@@ -598,17 +607,18 @@ pub fn simulate(
                         .unwrap_or_default();
                     if let Some(at) = customer.tz.from_local_datetime(&naive).earliest() {
                         let at = at.with_timezone(&Utc).timestamp().max(day);
-                        let p = 1.0 / candidates.len() as f64 / 14.0;
+                        let logged: Vec<(&str, Channel)> = candidates
+                            .iter()
+                            .map(|(o, c)| (o.id.as_str(), *c))
+                            .collect();
                         contact(
                             &mut rng,
                             &mut out,
                             &mut summary,
                             &customer,
-                            offer,
-                            channel,
+                            (offer, channel),
                             at,
-                            p,
-                            candidates.len(),
+                            &logged,
                             &mut recent_contacts,
                             true,
                         );
@@ -703,18 +713,18 @@ pub fn simulate(
     Ok(summary)
 }
 
-/// One contact by the logging policy, and the customer's answer drawn from the truth.
+/// One contact by the logging policy, and the customer's answer drawn from the truth. The
+/// decision is logged as the service logs its own ([`DecisionRecord`]): every candidate with
+/// the probability of being chosen (uniform), and no scores (the logging policy has none).
 #[allow(clippy::too_many_arguments)]
 fn contact(
     rng: &mut StdRng,
     out: &mut Out,
     summary: &mut SimulationSummary,
     c: &Customer,
-    offer: &Offer,
-    channel: Channel,
+    (offer, channel): (&Offer, Channel),
     at: i64,
-    probability: f64,
-    candidates: usize,
+    candidates: &[(&str, Channel)],
     recent: &mut Vec<i64>,
     outbound: bool,
 ) {
@@ -725,21 +735,42 @@ fn contact(
         serde_json::json!({"customer_id": c.id, "type": "contact", "channel": channel,
             "offer_id": offer.id, "decision_id": decision_id}),
     );
+    let probability = 1.0 / candidates.len() as f64;
+    let scored = |offer_id: &str, channel: Channel| ScoredRecord {
+        offer_id: offer_id.to_owned(),
+        channel: channel.as_str().to_owned(),
+        send_after_s: 0,
+        propensity: None,
+        value: None,
+        priority: None,
+        probability,
+    };
+    let record = DecisionRecord {
+        format: FORMAT,
+        decision_id: decision_id.clone(),
+        customer_id: c.id.clone(),
+        at: rfc3339(at),
+        model_version: LOGGING_POLICY.into(),
+        catalog_version: out.catalog_version.clone(),
+        degraded: false,
+        policy: PolicyRecord {
+            kind: "uniform".into(),
+            parameters: serde_json::Map::new(),
+        },
+        request: RequestRecord {
+            touchpoint: (!outbound).then(|| channel.as_str().to_owned()),
+            channels: outbound.then(|| vec![channel.as_str().to_owned()]),
+            placement: None,
+            limit: 1,
+            context: serde_json::Map::new(),
+        },
+        features: serde_json::json!({"segment": null, "value": null}),
+        candidates: candidates.iter().map(|&(o, ch)| scored(o, ch)).collect(),
+        actions: vec![scored(&offer.id, channel)],
+    };
     out.decisions.push((
         at,
-        serde_json::json!({
-            "decision_id": decision_id, "customer_id": c.id, "at": rfc3339(at),
-            "model_version": "simulate-logging-policy", "policy": "uniform", "degraded": false,
-            "request": if outbound {
-                serde_json::json!({"channels": [channel]})
-            } else {
-                serde_json::json!({"touchpoint": channel})
-            },
-            "candidate_count": candidates,
-            "actions": [{"rank": 1, "offer_id": offer.id, "channel": channel,
-                "send_at": rfc3339(at), "probability": probability}],
-        })
-        .to_string(),
+        serde_json::to_string(&record).expect("a record serialises"),
     ));
     recent.retain(|&t| at - t < 7 * 86_400);
     let fatigue = -0.3 * recent.len() as f64;

@@ -89,6 +89,7 @@ fn a_purchase_history_alone_trains_the_value_model_with_the_published_cdnow_para
 struct Simulated {
     _dir: tempfile::TempDir,
     events: PathBuf,
+    decisions: PathBuf,
     models: ModelSet,
     truth: serde_json::Value,
 }
@@ -118,11 +119,51 @@ fn simulated() -> &'static Simulated {
             serde_json::from_slice(&std::fs::read(dir.path().join("truth.json")).unwrap()).unwrap();
         Simulated {
             events,
+            decisions: dir.path().join("decisions.jsonl"),
             models: ModelSet::load(&models_dir).unwrap(),
             truth,
             _dir: dir,
         }
     })
+}
+
+/// The simulator's logging policy writes the service's own record format: every decision
+/// reads back as a record whose action is one of its candidates, chosen with the uniform
+/// probability it logs, and each is the decision of one contact event.
+#[test]
+fn simulated_decisions_are_decision_records() {
+    use touchpoint::decision::record::Records;
+    let sim = simulated();
+    let mut contacts = std::collections::HashSet::new();
+    for line in std::fs::read_to_string(&sim.events).unwrap().lines() {
+        let e: serde_json::Value = serde_json::from_str(line).unwrap();
+        if e["type"] == "contact" {
+            contacts.insert(e["decision_id"].as_str().unwrap().to_owned());
+        }
+    }
+    let mut n = 0;
+    for record in Records::open(&sim.decisions).unwrap() {
+        let r = record.unwrap();
+        n += 1;
+        assert_eq!(r.policy.kind, "uniform");
+        assert_eq!(r.actions.len(), 1);
+        let a = &r.actions[0];
+        let k = r.candidates.len() as f64;
+        assert!((a.probability - 1.0 / k).abs() < 1e-12);
+        assert!(
+            r.candidates
+                .iter()
+                .all(|c| (c.probability - 1.0 / k).abs() < 1e-12)
+        );
+        assert!(
+            r.candidates
+                .iter()
+                .any(|c| c.offer_id == a.offer_id && c.channel == a.channel)
+        );
+        assert!(contacts.contains(&r.decision_id), "{}", r.decision_id);
+    }
+    assert_eq!(n, contacts.len());
+    assert!(n > 1000, "{n}");
 }
 
 fn comparison<'a>(set: &'a ModelSet, model: &str, metric: &str) -> &'a serde_json::Value {
@@ -338,7 +379,7 @@ fn the_models_recover_the_truth_the_data_was_built_from() {
     );
     assert!(ch_n >= 300 && c >= cb + 0.1, "channels {c} vs {cb}");
     assert!(o >= 1.5 * ob, "offers {o} vs {ob}");
-    let auc = touchpoint::training::evaluation::auc(&alive_scores, &alive_labels).unwrap();
+    let auc = touchpoint::training::metrics::auc(&alive_scores, &alive_labels).unwrap();
     eprintln!("p_alive separates lapsed from active repeat customers with AUC {auc:.3}");
     assert!(auc >= 0.7, "p_alive auc {auc}");
 
