@@ -32,7 +32,7 @@ pub struct EventsAccepted {
 pub struct EventIn {
     /// Unique per event, 1..128 characters; a repeated id is counted once.
     pub event_id: String,
-    /// 1..128 characters of [A-Za-z0-9._:@-].
+    /// 1..128 characters of `[A-Za-z0-9._:@-]`.
     pub customer_id: String,
     #[serde(rename = "type")]
     pub kind: EventType,

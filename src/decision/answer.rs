@@ -196,7 +196,7 @@ impl Suppressions {
 
 impl Decision {
     /// The answer as JSON. Without explanations (every decision but those asked to
-    /// `explain`) it is written by hand ([`super::json`]), as serde would write it.
+    /// `explain`) it is written by hand (`decision::json`), as serde would write it.
     pub fn to_json(&self) -> Vec<u8> {
         if self.suppressed.is_some() || self.actions.iter().any(|a| a.explanation.is_some()) {
             // Serialising plain data into a Vec cannot fail.

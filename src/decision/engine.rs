@@ -1,21 +1,21 @@
 //! The decision itself, for a website's next-best-offer, a call-centre screen and an outbound
 //! campaign planner alike, as a sequence of stages, each in its own module:
 //!
-//! 1. [`super::history`]: the customer's contacts, answers and earlier plans as the contact
+//! 1. `history`: the customer's contacts, answers and earlier plans as the contact
 //!    policy counts them;
-//! 2. [`super::channels`]: each channel of the request, prepared once: an inbound touchpoint
+//! 2. `channels`: each channel of the request, prepared once: an inbound touchpoint
 //!    answers now; an outbound channel needs a granted consent and no "do not contact", and
 //!    is planned at the best hour within the horizon that is outside the customer's quiet
-//!    hours and keeps every contact limit ([`super::timing`]);
-//! 3. [`super::candidates`]: every offer that passes [`super::eligibility`] (valid now, fits
+//!    hours and keeps every contact limit (`timing`);
+//! 3. `candidates`: every offer that passes `eligibility` (valid now, fits
 //!    the placement, meets its condition, under its caps, not declined recently), on every
 //!    channel it may use, scored: propensity = the offer's propensity with the channel's and
 //!    the hour's lift; value = margin x lifetime-value factor - contact cost / propensity;
 //!    priority = propensity x value x context weight x lever; below `min_priority`, none;
-//! 4. [`super::arbitration`]: the slate, rank by rank (one action per offer, one per priority
+//! 4. `arbitration`: the slate, rank by rank (one action per offer, one per priority
 //!    group), contact limits re-checked against the actions already planned, each action
 //!    chosen by the [`Policy`] with the probability it was chosen;
-//! 5. [`super::explanation`], when asked: the reasons, in words and numbers.
+//! 5. `explanation`, when asked: the reasons, in words and numbers.
 
 use std::cell::OnceCell;
 

@@ -3,10 +3,10 @@
 //! The path of a decision: [`service`] is the one entry every caller uses (the HTTP
 //! handler, benches, simulations): it reads the profile, decides, records the planned
 //! outbound actions and logs the decision. [`request`] parses the request; [`engine`] runs
-//! the stages of the decision itself: [`history`], [`channels`] and [`timing`],
-//! [`candidates`] (with [`eligibility`], over [`catalog`] and its [`condition`]s read
-//! through [`facts`]), [`arbitration`] (choosing through a [`policy::Policy`]) and
-//! [`explanation`]; [`contact_policy`] holds consent and the contact limits; the answer's
+//! the stages of the decision itself: `history`, `channels` and `timing`,
+//! `candidates` (with `eligibility`, over [`catalog`] and its [`condition`]s read
+//! through [`facts`]), `arbitration` (choosing through a [`policy::Policy`]) and
+//! `explanation`; [`contact_policy`] holds consent and the contact limits; the answer's
 //! types are [`answer`]; [`record`] is the decision log's record and its reader, [`log`]
 //! its writers.
 

@@ -105,7 +105,7 @@ impl DecisionRecord {
     /// Writes the record of a decision as one JSON object (no newline), in the shape
     /// [`DecisionRecord`] reads, straight from the decision and its request.
     ///
-    /// Written by hand (see [`super::json`]) rather than through serde: this runs for every
+    /// Written by hand (see `decision::json`) rather than through serde: this runs for every
     /// decision, and escaping was most of its work (callgrind, the `decide` bench's
     /// service path: 33,700 instructions a record through serde, 13,000 so). The unit test
     /// holds the output to what serde writes for [`DecisionRecord`].
