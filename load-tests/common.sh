@@ -16,10 +16,19 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
+# PREBUILT=DIR takes the binaries (touchpoint, loadgen, reference_server) from DIR instead
+# of building this checkout: to compare two builds on one machine, or to edit the checkout
+# while a load test runs.
 build() {
-  cargo build --release --quiet --bin touchpoint --example loadgen
+  if [ -n "${PREBUILT:-}" ]; then
+    TOUCHPOINT="$PREBUILT/touchpoint" LOADGEN="$PREBUILT/loadgen"
+    REFERENCE_SERVER="$PREBUILT/reference_server"
+    return
+  fi
+  cargo build --release --quiet --bin touchpoint --example loadgen --example reference_server
   TOUCHPOINT="$ROOT/target/release/touchpoint"
   LOADGEN="$ROOT/target/release/examples/loadgen"
+  REFERENCE_SERVER="$ROOT/target/release/examples/reference_server"
 }
 
 start_redis() {

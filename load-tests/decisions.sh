@@ -27,8 +27,6 @@ OUT="$ROOT/load-tests/results"
 mkdir -p "$OUT"
 
 build
-cargo build --release --quiet --example reference_server
-REFERENCE_SERVER="$ROOT/target/release/examples/reference_server"
 start_redis
 
 echo "== history: $CUSTOMERS simulated customers, 365 days" >&2

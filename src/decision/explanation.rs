@@ -22,36 +22,56 @@ pub(super) fn explain(
 ) -> Value {
     let offer = &scene.catalog.offers[c.offer];
     let plan = &plans[c.plan];
-    json!({
-        "propensity": propensity(scene, c, offer, plan),
-        "value": {
-            "margin": offer.value,
-            "clv_365d": scene.scores.value.map(|v| v.clv_365d),
-            "clv_factor": c.clv_factor,
-            "channel_cost": offer.cost(plan.channel),
-            "value": c.value,
-            "formula": "margin x clv_factor - channel_cost / propensity",
-        },
-        "priority": {
-            "propensity": c.propensity,
-            "value": c.value,
-            "context_weight": c.context_weight,
-            "context_rules": context_rules(scene, c),
-            "lever": offer.lever,
-            "priority": c.priority,
-            "formula": "propensity x value x context_weight x lever",
-        },
-        "channel": channel(offer, plan, plans),
-        "timing": timing(scene, c, plan),
-        "rules": {
-            "eligibility": offer.eligibility.source(),
-            "max_contacts": offer.max_contacts.map(|m| format!("{m} in {} days", offer.cap_days)),
-            "max_acceptances": offer.max_acceptances,
-            "service": offer.service,
-            "priority_group": offer.priority_group,
-        },
-        "exploration": scene.policy.explain(choice),
-    })
+    // Parts built as values are moved in, not passed through `json!` (which would copy
+    // each by serialising it again).
+    object([
+        ("propensity", propensity(scene, c, offer, plan)),
+        (
+            "value",
+            json!({
+                "margin": offer.value,
+                "clv_365d": scene.scores.value.map(|v| v.clv_365d),
+                "clv_factor": c.clv_factor,
+                "channel_cost": offer.cost(plan.channel),
+                "value": c.value,
+                "formula": "margin x clv_factor - channel_cost / propensity",
+            }),
+        ),
+        (
+            "priority",
+            json!({
+                "propensity": c.propensity,
+                "value": c.value,
+                "context_weight": c.context_weight,
+                "context_rules": context_rules(scene, c),
+                "lever": offer.lever,
+                "priority": c.priority,
+                "formula": "propensity x value x context_weight x lever",
+            }),
+        ),
+        ("channel", channel(offer, plan, plans)),
+        ("timing", timing(scene, c, plan)),
+        (
+            "rules",
+            json!({
+                "eligibility": offer.eligibility.source(),
+                "max_contacts": offer.max_contacts.map(|m| format!("{m} in {} days", offer.cap_days)),
+                "max_acceptances": offer.max_acceptances,
+                "service": offer.service,
+                "priority_group": offer.priority_group,
+            }),
+        ),
+        ("exploration", scene.policy.explain(choice)),
+    ])
+}
+
+fn object<const N: usize>(fields: [(&str, Value); N]) -> Value {
+    Value::Object(
+        fields
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+    )
 }
 
 /// The detail of a candidate no hour of the horizon keeps within the limits.
@@ -63,19 +83,20 @@ pub(super) fn no_hour(scene: &Scene<'_>) -> String {
 }
 
 fn propensity(scene: &Scene<'_>, c: &Candidate, offer: &Offer, plan: &ChannelPlan) -> Value {
-    json!({
-        "offer_propensity": c.offer_propensity,
-        "model": match c.scope {
-            Some(ModelScope::Offer) => "the offer's own model",
-            Some(ModelScope::Category) => "the offer category's model",
-            Some(ModelScope::Pooled) => "the pooled model",
-            None => "no model: the default propensity",
-        },
-        "top_factors": top_factors(scene, c, offer),
-        "channel_lift": plan.lift,
-        "time_lift": c.slot.time_lift,
-        "propensity": c.propensity,
-    })
+    let model = match c.scope {
+        Some(ModelScope::Offer) => "the offer's own model",
+        Some(ModelScope::Category) => "the offer category's model",
+        Some(ModelScope::Pooled) => "the pooled model",
+        None => "no model: the default propensity",
+    };
+    object([
+        ("offer_propensity", json!(c.offer_propensity)),
+        ("model", json!(model)),
+        ("top_factors", Value::Array(top_factors(scene, c, offer))),
+        ("channel_lift", json!(plan.lift)),
+        ("time_lift", json!(c.slot.time_lift)),
+        ("propensity", json!(c.propensity)),
+    ])
 }
 
 /// The features that moved the offer's propensity most, as effects on its log-odds.
@@ -129,15 +150,16 @@ fn channel(offer: &Offer, plan: &ChannelPlan, plans: &[ChannelPlan]) -> Value {
             })
         })
         .collect();
-    json!({
-        "chosen": plan.channel,
-        "why": if plan.now {
-            "the customer is on this touchpoint now"
-        } else {
-            "the best answer lift among the requested channels the customer consented to, within contact limits"
-        },
-        "alternatives": alternatives,
-    })
+    let why = if plan.now {
+        "the customer is on this touchpoint now"
+    } else {
+        "the best answer lift among the requested channels the customer consented to, within contact limits"
+    };
+    object([
+        ("chosen", json!(plan.channel)),
+        ("why", json!(why)),
+        ("alternatives", Value::Array(alternatives)),
+    ])
 }
 
 fn timing(scene: &Scene<'_>, c: &Candidate, plan: &ChannelPlan) -> Value {
