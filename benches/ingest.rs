@@ -40,7 +40,7 @@ fn typical_profile(rng: &mut impl Rng) -> Profile {
     let limits = ProfileLimits::default();
     for b in 0..2 {
         for e in parse_body(batch_json(rng, b * 100, 1).as_bytes()).unwrap() {
-            p.apply(&e, &limits, 0);
+            p.apply(&e, &limits, 0).unwrap();
         }
     }
     p
@@ -62,7 +62,7 @@ fn bench(c: &mut Criterion) {
             || base.clone(),
             |mut p| {
                 for e in &events {
-                    p.apply(e, &limits, 0);
+                    p.apply(e, &limits, 0).unwrap();
                 }
                 p
             },

@@ -209,7 +209,14 @@ async fn import(
     let bar = progress_bar(
         "{spinner} [{elapsed_precise}] [{wide_bar}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})",
     );
-    let summary = crate::import::import_events(events, &profiles, &settings.import, &bar).await;
+    let summary = crate::import::import_events(
+        events,
+        &profiles,
+        &settings.import,
+        settings.ingest.max_ahead(),
+        &bar,
+    )
+    .await;
     bar.finish_and_clear();
     let summary = summary?;
     println!(

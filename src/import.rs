@@ -17,7 +17,7 @@ use indicatif::ProgressBar;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::profile::event::parse_line;
+use crate::profile::event::parse_line_received;
 use crate::profile::{ApplyOutcome, Event, Profiles, StoreError};
 use crate::settings::ImportSettings;
 
@@ -75,10 +75,13 @@ struct Batch {
     lines: u64,
 }
 
+/// Imports the event file at `path`; an event dated more than `max_ahead` seconds after the
+/// clock is rejected like any bad line.
 pub async fn import_events(
     path: &Path,
     profiles: &Profiles,
     opts: &ImportSettings,
+    max_ahead: i64,
     progress: &ProgressBar,
 ) -> Result<ImportSummary, ImportError> {
     let started = Instant::now();
@@ -92,7 +95,8 @@ pub async fn import_events(
     let (tx, mut rx) = mpsc::channel::<Result<Batch, std::io::Error>>(opts.in_flight * 2);
     let reader_opts = opts.clone();
     let bar = progress.clone();
-    let reader = tokio::task::spawn_blocking(move || read_batches(file, &reader_opts, &bar, &tx));
+    let reader =
+        tokio::task::spawn_blocking(move || read_batches(file, &reader_opts, max_ahead, &bar, &tx));
 
     let mut summary = ImportSummary::default();
     let mut in_flight: JoinSet<Result<ApplyOutcome, ImportError>> = JoinSet::new();
@@ -203,6 +207,7 @@ async fn apply_with_retry(
 fn read_batches(
     file: File,
     opts: &ImportSettings,
+    max_ahead: i64,
     progress: &ProgressBar,
     tx: &mpsc::Sender<Result<Batch, std::io::Error>>,
 ) {
@@ -230,7 +235,7 @@ fn read_batches(
         if text.is_empty() {
             continue;
         }
-        match parse_line(text) {
+        match parse_line_received(text, chrono::Utc::now().timestamp(), max_ahead) {
             Ok(event) => window.events.push(event),
             Err(invalid) => window.rejected.push(Rejected {
                 line: number,

@@ -20,6 +20,7 @@ pub struct Settings {
     pub catalog: CatalogSettings,
     pub decision: DecisionSettings,
     pub log: LogSettings,
+    pub ingest: IngestSettings,
     pub import: ImportSettings,
     pub training: TrainingSettings,
 }
@@ -154,6 +155,29 @@ impl Default for LogSettings {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// How events are taken in, whatever their way (HTTP, import).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestSettings {
+    /// An event dated more than this many seconds after the receiver's clock is refused
+    /// (`time_in_future`): senders' clocks drift a little, never by days.
+    pub max_clock_skew_secs: u64,
+}
+
+impl Default for IngestSettings {
+    fn default() -> Self {
+        Self {
+            max_clock_skew_secs: 300,
+        }
+    }
+}
+
+impl IngestSettings {
+    pub fn max_ahead(&self) -> i64 {
+        i64::try_from(self.max_clock_skew_secs).unwrap_or(i64::MAX)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -118,6 +118,7 @@ impl Application {
             limits: settings.profile.clone(),
             metrics: metrics.clone(),
             max_body_bytes: settings.server.max_body_bytes,
+            ingest: settings.ingest.clone(),
             decider,
         });
 

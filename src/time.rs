@@ -4,8 +4,39 @@
 
 use chrono::{DateTime, Datelike, Offset, TimeZone, Timelike, Utc};
 
+use crate::validation::FieldError;
+
 pub const SECONDS_PER_DAY: i64 = 86_400;
 pub const HOURS_PER_WEEK: usize = 168;
+
+/// The earliest time the service takes, 1900-01-01T00:00:00Z: before it a time is a
+/// mistake (a year typed short, a zero date).
+pub const EARLIEST: i64 = -2_208_988_800;
+/// The first time the service no longer takes, 2200-01-01T00:00:00Z: far past any real
+/// plan, and far enough inside RFC 3339's four-digit years that a time computed from one
+/// (a send time days later) stays inside them.
+pub const LATEST: i64 = 7_258_118_400;
+
+/// Reads an RFC 3339 time given in `field`, within [`EARLIEST`]..[`LATEST`].
+pub fn parse_time(s: &str, field: &str) -> Result<DateTime<Utc>, FieldError> {
+    let t = DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            FieldError::new(
+                "invalid_time",
+                field,
+                format!("{field} must be an RFC 3339 time such as 2026-11-22T10:15:00Z ({e})"),
+            )
+        })?;
+    if !(EARLIEST..LATEST).contains(&t.timestamp()) {
+        return Err(FieldError::new(
+            "time_out_of_range",
+            field,
+            format!("{field} must be from 1900-01-01 to before 2200-01-01, not {s}"),
+        ));
+    }
+    Ok(t)
+}
 
 pub fn day_of(at: i64) -> i32 {
     at.div_euclid(SECONDS_PER_DAY) as i32
@@ -14,7 +45,13 @@ pub fn day_of(at: i64) -> i32 {
 /// A time as RFC 3339 in UTC to the second, `2026-11-30T14:45:10Z`, as chrono's
 /// `to_rfc3339_opts(Secs, true)` writes it (the test holds it to that). Every decision writes
 /// a few of these; chrono's general formatter took about 1,000 instructions for each.
+///
+/// RFC 3339 has four-digit years: a time outside years 0000-9999 (which the service never
+/// takes in, see [`parse_time`]) is written as the nearest it can express.
 pub fn rfc3339(t: i64) -> String {
+    const FIRST: i64 = -62_167_219_200; // 0000-01-01T00:00:00Z
+    const LAST: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+    let t = t.clamp(FIRST, LAST);
     let days = t.div_euclid(SECONDS_PER_DAY);
     let secs = t.rem_euclid(SECONDS_PER_DAY);
     // Civil date from days since 1970-01-01 (H. Hinnant, "chrono-Compatible Low-Level Date
@@ -28,11 +65,6 @@ pub fn rfc3339(t: i64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    if !(0..=9999).contains(&year) {
-        return DateTime::<Utc>::from_timestamp(t, 0)
-            .unwrap_or_default()
-            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    }
     let mut out = [0u8; 20];
     let mut put = |at: usize, n: i64, width: usize| {
         let mut n = n;
@@ -138,14 +170,37 @@ mod tests {
             951_868_799,     // 2000-02-29T23:59:59
             4_107_542_400,   // 2100-03-01
             253_402_300_799, // 9999-12-31T23:59:59
-            253_402_300_800, // 10000-01-01: past the fast path
             -62_167_219_200, // 0000-01-01
-            -62_167_219_201, // before year 0
         ];
         let random = (0..20_000).map(|_| rng.random_range(-62_167_219_200..253_402_300_800i64));
         for t in edges.into_iter().chain(random) {
             assert_eq!(rfc3339(t), chrono(t), "{t}");
         }
+        // Beyond four-digit years: the nearest time RFC 3339 can write, never `+10000-...`.
+        assert_eq!(rfc3339(253_402_300_800), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339(i64::MAX), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339(-62_167_219_201), "0000-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn times_outside_1900_to_2200_are_refused() {
+        assert!(parse_time("1900-01-01T00:00:00Z", "at").is_ok());
+        assert!(parse_time("2199-12-31T23:59:59Z", "at").is_ok());
+        for s in [
+            "1899-12-31T23:59:59Z",
+            "2200-01-01T00:00:00Z",
+            "9999-12-31T00:00:00Z",
+        ] {
+            assert_eq!(
+                parse_time(s, "at").unwrap_err().code,
+                "time_out_of_range",
+                "{s}"
+            );
+        }
+        assert_eq!(
+            parse_time("yesterday", "at").unwrap_err().code,
+            "invalid_time"
+        );
     }
 
     /// The clock's shortcut (one offset over the span) agrees with chrono's local time,

@@ -84,12 +84,51 @@ impl fmt::Display for Invalid {
 
 impl std::error::Error for Invalid {}
 
-/// Turns a serde error (with its path) into a field error: wrong JSON types, bad syntax.
+/// Reads one JSON value of type `T` from the whole of `bytes`. Tracking the JSON path costs
+/// time on every field, so it is only done again, to name the field, when the fast read
+/// fails. Anything after the value (a second event as JSON lines, trailing garbage) is an
+/// error: a body is one value.
+pub fn read_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, FieldError> {
+    serde_json::from_slice(bytes).map_err(|first| {
+        let de = &mut serde_json::Deserializer::from_slice(bytes);
+        match serde_path_to_error::deserialize::<_, T>(de) {
+            // The value itself reads: what failed is what follows it.
+            Ok(_) => FieldError::body(
+                "trailing_data",
+                format!(
+                    "the body must be exactly one JSON value, with nothing after it ({})",
+                    strip_position(&first.to_string())
+                ),
+            ),
+            Err(e) => from_json_error(e),
+        }
+    })
+}
+
+/// Turns a serde error (with its path) into a field error: wrong JSON types, unknown
+/// fields, bad syntax.
 pub fn from_json_error(e: serde_path_to_error::Error<serde_json::Error>) -> FieldError {
     let path = e.path().to_string();
     let inner = e.into_inner();
+    let message = strip_position(&inner.to_string());
+    if let Some(name) = unknown_field(&message) {
+        // The path ends at the unknown field's name when serde got that far; otherwise it
+        // is the object's path and the name is added.
+        let field = match path.as_str() {
+            "." | "" => name.to_owned(),
+            p if p.ends_with(name) => p.to_owned(),
+            p => format!("{p}.{name}"),
+        };
+        return FieldError::new(
+            "unknown_field",
+            field,
+            format!(
+                "{message}; free-form values go in `context` (decisions) or `attributes` (events)"
+            ),
+        );
+    }
     let (code, message) = match inner.classify() {
-        serde_json::error::Category::Data => ("wrong_type", strip_position(&inner.to_string())),
+        serde_json::error::Category::Data => ("wrong_type", message),
         serde_json::error::Category::Syntax | serde_json::error::Category::Eof => (
             "malformed_json",
             format!("the body is not valid JSON: {inner}"),
@@ -103,6 +142,11 @@ pub fn from_json_error(e: serde_path_to_error::Error<serde_json::Error>) -> Fiel
     }
 }
 
+/// The name in serde's "unknown field `x`, expected ..." message.
+fn unknown_field(message: &str) -> Option<&str> {
+    message.strip_prefix("unknown field `")?.split('`').next()
+}
+
 /// serde_json appends "at line 1 column 57"; the field path says more than that.
 fn strip_position(msg: &str) -> String {
     match msg.rfind(" at line ") {
@@ -114,6 +158,51 @@ fn strip_position(msg: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        name: Option<String>,
+        inner: Option<Inner>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        n: Option<u32>,
+    }
+
+    #[test]
+    fn a_body_is_one_value_and_unknown_fields_are_named() {
+        let read = |s: &str| read_json::<Body>(s.as_bytes()).map(|_| ());
+        assert!(read(r#"{"name":"x"}"#).is_ok());
+        assert!(read(" {\"name\":\"x\"}\n").is_ok());
+        for trailing in [
+            r#"{"name":"x"} {"name":"y"}"#,
+            "{\"name\":\"x\"}\n{\"name\":\"y\"}",
+            r#"{"name":"x"}xyz"#,
+        ] {
+            let e = read(trailing).unwrap_err();
+            assert_eq!(e.code, "trailing_data", "{trailing}");
+        }
+        let e = read(r#"{"nmae":"x"}"#).unwrap_err();
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            ("unknown_field", Some("nmae"))
+        );
+        let e = read(r#"{"inner":{"m":1}}"#).unwrap_err();
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            ("unknown_field", Some("inner.m"))
+        );
+        let e = read(r#"{"inner":{"n":"1"}}"#).unwrap_err();
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            ("wrong_type", Some("inner.n"))
+        );
+    }
 
     #[test]
     fn a_prefix_joins_the_field_path_the_way_json_paths_read() {

@@ -38,16 +38,7 @@ pub fn parse_customer_id(raw: &str) -> Result<CustomerId, ApiError> {
 pub fn parse_at(raw: Option<&str>, field: &str) -> Result<DateTime<Utc>, ApiError> {
     match raw {
         None => Ok(Utc::now()),
-        Some(s) => DateTime::parse_from_rfc3339(s)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|e| {
-                FieldError::new(
-                    "invalid_time",
-                    field,
-                    format!("{field} must be an RFC 3339 time such as 2026-11-22T10:15:00Z ({e})"),
-                )
-                .into()
-            }),
+        Some(s) => Ok(crate::time::parse_time(s, field)?),
     }
 }
 

@@ -2,10 +2,10 @@
 
 use std::time::Instant;
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use utoipa::ToSchema;
 
-use super::{ApiError, AppState, read_body};
+use super::{ApiError, AppState, read_json_body};
 use crate::decision::Decider;
 use crate::decision::answer::Decision;
 use crate::decision::request::parse_request;
@@ -59,11 +59,12 @@ pub struct DecisionRequestDoc {
     )
 )]
 pub async fn post_decision(
+    req: HttpRequest,
     state: web::Data<AppState>,
     decider: web::Data<Decider>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_body(payload, state.max_body_bytes).await?;
+    let body = read_json_body(&req, payload, state.max_body_bytes).await?;
     let started = Instant::now();
     let request = parse_request(&body)?;
     let decision = decider.decide_since(&request, started).await;

@@ -19,9 +19,15 @@ pub enum ApiError {
     NotFound(String),
     #[error("request body larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    /// The body is not JSON (`Content-Type` other than `application/json`).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// The store could not take or give the data; the caller may retry.
     #[error("{0}")]
-    StoreUnavailable(#[from] StoreError),
+    StoreUnavailable(StoreError),
+    /// A customer took more events within the retry window than the service remembers.
+    #[error("{0}")]
+    TooManyEvents(StoreError),
     /// The service is up but cannot serve yet (no models loaded, no catalog).
     #[error("{0}")]
     NotReady(String),
@@ -36,6 +42,18 @@ pub enum ApiError {
     LogUnavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::TooManyEvents { .. } => ApiError::TooManyEvents(e),
+            StoreError::Unavailable(_)
+            | StoreError::Timeout(_)
+            | StoreError::Contended(_)
+            | StoreError::Corrupt { .. } => ApiError::StoreUnavailable(e),
+        }
+    }
 }
 
 impl From<Invalid> for ApiError {
@@ -93,7 +111,9 @@ impl ApiError {
             ApiError::Invalid(i) => i.first().code,
             ApiError::NotFound(_) => "not_found",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::StoreUnavailable(_) => "store_unavailable",
+            ApiError::TooManyEvents(_) => "too_many_events",
             ApiError::NotReady(_) => "not_ready",
             ApiError::Conflict(_) => "conflict",
             ApiError::InvalidModelSet(_) => "invalid_model_set",
@@ -121,7 +141,9 @@ impl ApiError {
             }
             ApiError::NotFound(_)
             | ApiError::PayloadTooLarge { .. }
+            | ApiError::UnsupportedMediaType(_)
             | ApiError::StoreUnavailable(_)
+            | ApiError::TooManyEvents(_)
             | ApiError::NotReady(_)
             | ApiError::Conflict(_)
             | ApiError::InvalidModelSet(_)
@@ -145,10 +167,12 @@ impl ResponseError for ApiError {
             ApiError::Invalid(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::StoreUnavailable(_) | ApiError::NotReady(_) | ApiError::LogUnavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooManyEvents(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::InvalidModelSet(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -1,11 +1,11 @@
 //! `POST /v1/events`: one event or a batch of up to 1,000, applied to the profile store
 //! before the answer. `202` means every accepted event is in the store.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{ApiError, AppState, read_body};
+use super::{ApiError, AppState, read_json_body};
 use crate::profile::event::{self, MAX_BATCH};
 use crate::profile::store::Profiles;
 use crate::telemetry::metrics as m;
@@ -21,6 +21,9 @@ pub struct EventsAccepted {
     pub accepted: usize,
     /// Events whose `event_id` had already been applied; they changed nothing.
     pub duplicates: usize,
+    /// Events of a customer erased within the retry window, dated before the erasure: not
+    /// applied, so that replaying old events does not bring an erased customer back.
+    pub erased: usize,
 }
 
 /// One interaction event (API.md section 2). Required for all: `event_id`, `customer_id`,
@@ -101,22 +104,27 @@ pub enum EventsBody {
     )
 )]
 pub async fn post_events(
+    req: HttpRequest,
     state: web::Data<AppState>,
     profiles: web::Data<Profiles>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_body(payload, state.max_body_bytes).await?;
-    let events = event::parse_body(&body).inspect_err(|invalid| {
-        metrics::counter!(m::EVENTS, "result" => "rejected").increment(rejected_count(invalid));
-    })?;
-    debug_assert!(events.len() <= MAX_BATCH);
+    let body = read_json_body(&req, payload, state.max_body_bytes).await?;
     let now = chrono::Utc::now().timestamp();
+    let events = event::parse_body_received(&body, now, state.ingest.max_ahead()).inspect_err(
+        |invalid| {
+            metrics::counter!(m::EVENTS, "result" => "rejected").increment(rejected_count(invalid));
+        },
+    )?;
+    debug_assert!(events.len() <= MAX_BATCH);
     let outcome = profiles.apply(&events, now).await?;
     metrics::counter!(m::EVENTS, "result" => "accepted").increment(outcome.accepted as u64);
     metrics::counter!(m::EVENTS, "result" => "duplicate").increment(outcome.duplicates as u64);
+    metrics::counter!(m::EVENTS, "result" => "erased").increment(outcome.erased as u64);
     Ok(HttpResponse::Accepted().json(EventsAccepted {
         accepted: outcome.accepted,
         duplicates: outcome.duplicates,
+        erased: outcome.erased,
     }))
 }
 

@@ -35,6 +35,7 @@ pub struct AppState {
     pub limits: ProfileLimits,
     pub metrics: PrometheusHandle,
     pub max_body_bytes: usize,
+    pub ingest: crate::settings::IngestSettings,
     /// The decision service, over the shared store handle.
     pub decider: crate::decision::Decider,
 }
@@ -58,7 +59,7 @@ pub async fn record_latency(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
-    let method = req.method().clone();
+    let method = method_label(req.method());
     // The decision route is a fixed path: its pattern is known without asking the router
     // (which builds a new string each time).
     let route: Cow<'static, str> = if req.path() == decisions::ROUTE {
@@ -76,7 +77,7 @@ pub async fn record_latency(
         match found {
             Some((_, h)) => h.record(elapsed),
             None => {
-                let h = metrics::histogram!(m::HTTP_DURATION, "method" => method.as_str().to_owned(),
+                let h = metrics::histogram!(m::HTTP_DURATION, "method" => method,
                     "route" => route.to_string(), "status" => status.to_string());
                 h.record(elapsed);
                 handles.push(((method, route, status), h));
@@ -93,10 +94,58 @@ thread_local! {
     static HTTP_HISTOGRAMS: std::cell::RefCell<HttpHistograms> = Default::default();
 }
 
-type HttpHistograms = Vec<(
-    (actix_web::http::Method, Cow<'static, str>, u16),
-    metrics::Histogram,
-)>;
+type HttpHistograms = Vec<((&'static str, Cow<'static, str>, u16), metrics::Histogram)>;
+
+/// The `method` label: the standard methods by name, anything else a client sends as
+/// `other` (a label value per invented method would let any client grow the scrape
+/// without bound).
+fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    const KNOWN: [(Method, &str); 9] = [
+        (Method::GET, "GET"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::DELETE, "DELETE"),
+        (Method::PATCH, "PATCH"),
+        (Method::HEAD, "HEAD"),
+        (Method::OPTIONS, "OPTIONS"),
+        (Method::TRACE, "TRACE"),
+        (Method::CONNECT, "CONNECT"),
+    ];
+    KNOWN
+        .iter()
+        .find(|(m, _)| m == method)
+        .map_or("other", |(_, name)| *name)
+}
+
+/// Reads a JSON request body up to `limit` bytes: a body sent as anything but
+/// `application/json` is refused with `415` (a page cannot then make a visitor's browser post
+/// it cross-site as a form or plain text), and a larger one with `413` before it is buffered
+/// whole.
+pub async fn read_json_body(
+    req: &actix_web::HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<web::Bytes, ApiError> {
+    use actix_web::HttpMessage;
+    match req.mime_type() {
+        Ok(Some(m))
+            if m.type_() == actix_web::mime::APPLICATION
+                && (m.subtype() == actix_web::mime::JSON
+                    || m.suffix() == Some(actix_web::mime::JSON)) => {}
+        Ok(Some(m)) => {
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "the body must be JSON, sent with Content-Type: application/json, not {m}"
+            )));
+        }
+        Ok(None) | Err(_) => {
+            return Err(ApiError::UnsupportedMediaType(
+                "the body must be JSON, sent with Content-Type: application/json".into(),
+            ));
+        }
+    }
+    read_body(payload, limit).await
+}
 
 /// Reads a request body up to `limit` bytes; a larger one is refused with `413` before it is
 /// buffered whole.

@@ -6,11 +6,14 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use crate::profile::{Channel, CustomerId};
-use crate::validation::{FieldError, Invalid, from_json_error};
+use crate::time::parse_time;
+use crate::validation::{FieldError, Invalid, read_json};
 
 pub const MAX_LIMIT: usize = 20;
 const MAX_CONTEXT_ENTRIES: usize = 32;
 const MAX_TEXT: usize = 256;
+/// The largest magnitude of a number in `context`.
+pub const MAX_CONTEXT_NUMBER: f64 = 1e15;
 
 /// A request context value: string, number or bool.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,7 +38,10 @@ pub struct DecisionRequest {
     pub explain: bool,
 }
 
+/// The wire shape; every field optional so that a missing one gets a clear message. A field
+/// it does not know is refused (a misspelt `touchpoint` would otherwise plan outbound).
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawRequest {
     customer_id: Option<String>,
     touchpoint: Option<String>,
@@ -47,15 +53,8 @@ struct RawRequest {
     explain: Option<bool>,
 }
 
-fn read(bytes: &[u8]) -> Result<RawRequest, FieldError> {
-    serde_json::from_slice(bytes).or_else(|_| {
-        let de = &mut serde_json::Deserializer::from_slice(bytes);
-        serde_path_to_error::deserialize(de).map_err(from_json_error)
-    })
-}
-
 pub fn parse_request(bytes: &[u8]) -> Result<DecisionRequest, Invalid> {
-    let raw = read(bytes)?;
+    let raw: RawRequest = read_json(bytes)?;
     let mut errors = Vec::new();
     let customer_id = customer_id(raw.customer_id, &mut errors);
     let touchpoint = raw.touchpoint.and_then(|t| touchpoint(&t, &mut errors));
@@ -83,18 +82,9 @@ pub fn parse_request(bytes: &[u8]) -> Result<DecisionRequest, Invalid> {
             1
         }
     };
-    let at = raw.at.and_then(|s| {
-        DateTime::parse_from_rfc3339(&s)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|e| {
-                errors.push(FieldError::new(
-                    "invalid_time",
-                    "at",
-                    format!("at must be an RFC 3339 time such as 2026-11-22T10:15:00Z ({e})"),
-                ))
-            })
-            .ok()
-    });
+    let at = raw
+        .at
+        .and_then(|s| parse_time(&s, "at").map_err(|e| errors.push(e)).ok());
     let context = raw
         .context
         .map(|map| context(map, &mut errors))
@@ -214,7 +204,9 @@ fn context(
         let value = match v {
             serde_json::Value::String(s) if s.len() <= MAX_TEXT => ContextValue::Text(s),
             serde_json::Value::Bool(b) => ContextValue::Bool(b),
-            serde_json::Value::Number(n) if n.as_f64().is_some_and(f64::is_finite) => {
+            serde_json::Value::Number(n)
+                if n.as_f64().is_some_and(|x| x.abs() <= MAX_CONTEXT_NUMBER) =>
+            {
                 ContextValue::Number(n.as_f64().unwrap_or_default())
             }
             serde_json::Value::String(_) => {
@@ -232,7 +224,7 @@ fn context(
                 errors.push(FieldError::new(
                     "invalid_context",
                     field,
-                    "context values are strings, finite numbers or booleans",
+                    format!("context values are strings, numbers within ±{MAX_CONTEXT_NUMBER} or booleans"),
                 ));
                 continue;
             }

@@ -428,7 +428,7 @@ mod tests {
     fn profile(json: &str) -> Profile {
         let mut p = Profile::default();
         for e in parse_body(json.as_bytes()).unwrap() {
-            p.apply(&e, &ProfileLimits::default(), 0);
+            p.apply(&e, &ProfileLimits::default(), 0).unwrap();
         }
         p
     }

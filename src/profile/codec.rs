@@ -254,7 +254,7 @@ mod tests {
         let limits = ProfileLimits::default();
         let mut full = Profile::default();
         for e in &events {
-            full.apply(e, &limits, 1_775_000_000);
+            full.apply(e, &limits, 1_775_000_000).unwrap();
         }
         assert!(!full.recent.is_empty() && !full.seen.is_empty());
         assert!(!full.contacts.is_empty() && !full.responses.is_empty() && !full.offers.is_empty());

@@ -2,15 +2,21 @@
 //!
 //! [`parse_body`] takes the bytes of `POST /v1/events` (one event, or `{"events": [...]}`) and
 //! [`parse_line`] one line of an event file; both return [`Event`]s that cannot hold bad data,
-//! or every field error found, each naming its JSON path (`events[3].amount`). Unknown fields
-//! are ignored so that producers can send more than this version reads.
+//! or every field error found, each naming its JSON path (`events[3].amount`). The input is
+//! strict: one JSON value, no unknown fields (free-form values go in `attributes`), no field
+//! that does not apply to the event's type, amounts in 0..=1e9, finite numbers, times from
+//! 1900 to before 2200. A receiver also refuses events dated after its clock plus the
+//! allowed skew ([`parse_body_received`], [`parse_line_received`]): one event dated years
+//! ahead would otherwise stand as the customer's newest and push every real one out of the
+//! bounded histories.
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::channel::Channel;
 use super::ids::{CustomerId, DecisionId, EventId, IdError, OfferId};
-use crate::validation::{FieldError, Invalid, from_json_error};
+use crate::time::{parse_time, rfc3339};
+use crate::validation::{FieldError, Invalid, read_json};
 
 /// The most events one `POST /v1/events` may carry.
 pub const MAX_BATCH: usize = 1000;
@@ -19,6 +25,11 @@ pub const MAX_ATTRIBUTES_PER_EVENT: usize = 32;
 pub const MAX_ATTRIBUTE_NAME_LEN: usize = 64;
 pub const MAX_ATTRIBUTE_TEXT_LEN: usize = 256;
 pub const MAX_NAME_LEN: usize = 64;
+/// The largest purchase amount taken: far above any real order, far below where sums of
+/// many overflow.
+pub const MAX_AMOUNT: f64 = 1e9;
+/// The largest magnitude of a number attribute.
+pub const MAX_ATTRIBUTE_NUMBER: f64 = 1e15;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
@@ -34,7 +45,7 @@ pub struct Event {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum EventKind {
-    /// A transaction; the amount is finite and positive.
+    /// A transaction; the amount is in 0..=[`MAX_AMOUNT`] (a free order is 0).
     Purchase { amount: f64 },
     /// The company reached the customer on `Event::channel` (always set for contacts).
     Contact,
@@ -133,6 +144,7 @@ impl AttrValue {
 /// The wire shape: every field optional so that a missing one gets a clear message instead
 /// of serde's. The same struct reads a batch (`events`) and a single event.
 #[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 struct RawEvent {
     events: Option<Vec<RawEvent>>,
     event_id: Option<String>,
@@ -150,7 +162,26 @@ struct RawEvent {
     attributes: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
+impl RawEvent {
+    /// Whether it holds any field of an event (a batch holds only `events`).
+    fn has_event_fields(&self) -> bool {
+        self.event_id.is_some()
+            || self.customer_id.is_some()
+            || self.kind.is_some()
+            || self.at.is_some()
+            || self.channel.is_some()
+            || self.offer_id.is_some()
+            || self.decision_id.is_some()
+            || self.amount.is_some()
+            || self.outcome.is_some()
+            || self.name.is_some()
+            || self.consent.is_some()
+            || self.attributes.is_some()
+    }
+}
+
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawConsent {
     channel: Option<String>,
     granted: Option<bool>,
@@ -159,10 +190,25 @@ struct RawConsent {
 /// Parses the body of `POST /v1/events`. All errors are collected (up to a limit) so that a
 /// producer can fix a whole batch at once; any error refuses the whole body.
 pub fn parse_body(body: &[u8]) -> Result<Vec<Event>, Invalid> {
-    let raw = read_raw(body)?;
-    match raw.events {
+    parse_body_until(body, None)
+}
+
+/// [`parse_body`] for a receiver whose clock says `now`: an event dated more than
+/// `max_ahead` seconds after it is refused (`time_in_future`).
+pub fn parse_body_received(body: &[u8], now: i64, max_ahead: i64) -> Result<Vec<Event>, Invalid> {
+    parse_body_until(body, Some(now.saturating_add(max_ahead)))
+}
+
+/// [`parse_line`] for a receiver, as [`parse_body_received`].
+pub fn parse_line_received(line: &[u8], now: i64, max_ahead: i64) -> Result<Event, Invalid> {
+    parse_line_until(line, Some(now.saturating_add(max_ahead)))
+}
+
+fn parse_body_until(body: &[u8], latest: Option<i64>) -> Result<Vec<Event>, Invalid> {
+    let mut raw: RawEvent = read_json(body)?;
+    match raw.events.take() {
         Some(batch) => {
-            if raw.event_id.is_some() || raw.kind.is_some() || raw.customer_id.is_some() {
+            if raw.has_event_fields() {
                 return Err(FieldError::new(
                     "ambiguous_body",
                     "events",
@@ -187,7 +233,7 @@ pub fn parse_body(body: &[u8]) -> Result<Vec<Event>, Invalid> {
             let mut events = Vec::with_capacity(batch.len());
             let mut errors = Vec::new();
             for (i, raw) in batch.into_iter().enumerate() {
-                match validate(raw) {
+                match validate(raw, latest) {
                     Ok(e) => events.push(e),
                     Err(errs) => {
                         let prefix = format!("events[{i}]");
@@ -204,13 +250,17 @@ pub fn parse_body(body: &[u8]) -> Result<Vec<Event>, Invalid> {
                 Err(Invalid(errors))
             }
         }
-        None => validate(raw).map(|e| vec![e]).map_err(Invalid),
+        None => validate(raw, latest).map(|e| vec![e]).map_err(Invalid),
     }
 }
 
 /// Parses one line of a JSON-lines event file (one event per line, no batches).
 pub fn parse_line(line: &[u8]) -> Result<Event, Invalid> {
-    let raw = read_raw(line)?;
+    parse_line_until(line, None)
+}
+
+fn parse_line_until(line: &[u8], latest: Option<i64>) -> Result<Event, Invalid> {
+    let raw: RawEvent = read_json(line)?;
     if raw.events.is_some() {
         return Err(FieldError::new(
             "unexpected_batch",
@@ -219,16 +269,7 @@ pub fn parse_line(line: &[u8]) -> Result<Event, Invalid> {
         )
         .into());
     }
-    validate(raw).map_err(Invalid)
-}
-
-/// Reads the wire shape. Tracking the JSON path costs time on every field, so it is only done
-/// again, to name the field, when the fast read fails.
-fn read_raw(bytes: &[u8]) -> Result<RawEvent, FieldError> {
-    serde_json::from_slice(bytes).or_else(|_| {
-        let de = &mut serde_json::Deserializer::from_slice(bytes);
-        serde_path_to_error::deserialize(de).map_err(from_json_error)
-    })
+    validate(raw, latest).map_err(Invalid)
 }
 
 fn id_error(field: &str, e: IdError) -> FieldError {
@@ -246,16 +287,55 @@ fn required<T>(v: Option<T>, field: &str, errors: &mut Vec<FieldError>) -> Optio
     v
 }
 
-fn parse_time(s: &str, field: &str) -> Result<DateTime<Utc>, FieldError> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| {
+/// The event's time, no later than `latest` when a receiver's clock sets one.
+fn event_time(s: &str, latest: Option<i64>) -> Result<DateTime<Utc>, FieldError> {
+    let at = parse_time(s, "at")?;
+    match latest {
+        Some(latest) if at.timestamp() > latest => Err(FieldError::new(
+            "time_in_future",
+            "at",
+            format!(
+                "at {s} is ahead of the receiver's clock by more than the allowed skew (latest {}; events.max_clock_skew_secs)",
+                rfc3339(latest)
+            ),
+        )),
+        _ => Ok(at),
+    }
+}
+
+/// The fields that only some event types carry, refused on the others.
+fn fields_not_applying(raw: &RawEvent, kind: &str) -> Vec<FieldError> {
+    let present = [
+        ("amount", raw.amount.is_some(), &["purchase"][..]),
+        ("outcome", raw.outcome.is_some(), &["response"][..]),
+        ("name", raw.name.is_some(), &["interaction"][..]),
+        ("consent", raw.consent.is_some(), &["consent"][..]),
+        ("attributes", raw.attributes.is_some(), &["attributes"][..]),
+        (
+            "offer_id",
+            raw.offer_id.is_some(),
+            &["purchase", "contact", "response", "interaction"][..],
+        ),
+        (
+            "decision_id",
+            raw.decision_id.is_some(),
+            &["purchase", "contact", "response", "interaction"][..],
+        ),
+    ];
+    present
+        .into_iter()
+        .filter(|(_, given, types)| *given && !types.contains(&kind))
+        .map(|(field, _, types)| {
             FieldError::new(
-                "invalid_time",
+                "field_not_allowed",
                 field,
-                format!("{field} must be an RFC 3339 time such as 2026-11-22T10:15:00Z ({e})"),
+                format!(
+                    "{field} does not apply to a {kind} event (only to {})",
+                    types.join(", ")
+                ),
             )
         })
+        .collect()
 }
 
 fn parse_channel(s: &str, field: &str) -> Result<Channel, FieldError> {
@@ -263,8 +343,13 @@ fn parse_channel(s: &str, field: &str) -> Result<Channel, FieldError> {
         .map_err(|e| FieldError::new("unknown_channel", field, e.to_string()))
 }
 
-fn validate(raw: RawEvent) -> Result<Event, Vec<FieldError>> {
+fn validate(raw: RawEvent, latest: Option<i64>) -> Result<Event, Vec<FieldError>> {
     let mut errors = Vec::new();
+    if let Some(kind) = raw.kind.as_deref()
+        && EVENT_TYPES.split(", ").any(|t| t == kind)
+    {
+        errors.extend(fields_not_applying(&raw, kind));
+    }
     if raw.events.is_some() {
         errors.push(FieldError::new(
             "nested_batch",
@@ -282,8 +367,8 @@ fn validate(raw: RawEvent) -> Result<Event, Vec<FieldError>> {
             .map_err(|e| errors.push(id_error("customer_id", e)))
             .ok()
     });
-    let at = required(raw.at, "at", &mut errors)
-        .and_then(|s| parse_time(&s, "at").map_err(|e| errors.push(e)).ok());
+    let at = required(raw.at.as_deref(), "at", &mut errors)
+        .and_then(|s| event_time(s, latest).map_err(|e| errors.push(e)).ok());
     let channel = raw.channel.and_then(|s| {
         parse_channel(&s, "channel")
             .map_err(|e| errors.push(e))
@@ -309,11 +394,11 @@ fn validate(raw: RawEvent) -> Result<Event, Vec<FieldError>> {
                 ));
                 None
             }
-            Some(a) if !a.is_finite() || a <= 0.0 => {
+            Some(a) if !(0.0..=MAX_AMOUNT).contains(&a) => {
                 errors.push(FieldError::new(
                     "invalid_amount",
                     "amount",
-                    format!("amount must be a positive number, not {a}"),
+                    format!("amount must be from 0 (a free order) to {MAX_AMOUNT}, not {a}"),
                 ));
                 None
             }
@@ -474,12 +559,12 @@ fn attributes(
             serde_json::Value::Null => None,
             serde_json::Value::Bool(b) => Some(AttrValue::Bool(b)),
             serde_json::Value::Number(n) => match n.as_f64() {
-                Some(x) if x.is_finite() => Some(AttrValue::Number(x)),
+                Some(x) if x.abs() <= MAX_ATTRIBUTE_NUMBER => Some(AttrValue::Number(x)),
                 _ => {
                     errors.push(FieldError::new(
                         "invalid_attribute",
                         field,
-                        "numbers must be finite",
+                        format!("numbers must be within ±{MAX_ATTRIBUTE_NUMBER}"),
                     ));
                     continue;
                 }
@@ -576,12 +661,89 @@ mod tests {
 
     #[test]
     fn batch_errors_name_the_event_index() {
-        let bad = OK.replace("42.5", "0");
+        // (A free order, amount 0, is a purchase: API.md 1.1.)
+        let bad = OK.replace("42.5", "-1");
         let body = format!(r#"{{"events":[{OK},{bad}]}}"#);
         assert_eq!(
             first_field(parse_body(body.as_bytes())),
             ("events[1].amount".to_owned(), "invalid_amount")
         );
+    }
+
+    /// Strict input: one JSON value, no unknown fields, no field of another event type,
+    /// amounts and numbers bounded, times between 1900 and 2200 and not ahead of the
+    /// receiver's clock.
+    #[test]
+    fn only_what_an_event_type_carries_is_taken() {
+        let cases = [
+            (
+                OK.replace(r#""channel":"web""#, r#""chanel":"web""#),
+                "chanel",
+                "unknown_field",
+            ),
+            (
+                OK.replace(r#""amount":42.5"#, r#""amount":42.5,"outcome":"accepted""#),
+                "outcome",
+                "field_not_allowed",
+            ),
+            (OK.replace("42.5", "1.7e308"), "amount", "invalid_amount"),
+            (
+                OK.replace("42.5", "1000000000.5"),
+                "amount",
+                "invalid_amount",
+            ),
+            (
+                OK.replace("2026-11-22T10:15:00Z", "9999-12-31T00:00:00Z"),
+                "at",
+                "time_out_of_range",
+            ),
+            (
+                OK.replace("2026-11-22T10:15:00Z", "1899-12-31T23:00:00Z"),
+                "at",
+                "time_out_of_range",
+            ),
+        ];
+        for (json, field, code) in cases {
+            assert_eq!(first_field(one(&json)), (field.to_owned(), code), "{json}");
+        }
+        let consent = r#"{"event_id":"e","customer_id":"c","type":"consent","at":"2026-01-01T00:00:00Z","consent":{"channel":"sms","granted":true},"offer_id":"x"}"#;
+        assert_eq!(
+            first_field(one(consent)),
+            ("offer_id".to_owned(), "field_not_allowed")
+        );
+        let inner = consent.replace(r#""granted":true}"#, r#""granted":true,"until":1}"#);
+        assert_eq!(
+            first_field(one(&inner)),
+            ("consent.until".to_owned(), "unknown_field")
+        );
+        let batch = format!(r#"{{"events":[{}],"source":"x"}}"#, OK);
+        assert_eq!(
+            first_field(parse_body(batch.as_bytes())),
+            ("source".to_owned(), "unknown_field")
+        );
+        // Two events as JSON lines, or anything after the event: refused, not half taken.
+        for body in [format!("{OK}\n{OK}"), format!("{OK} trailing")] {
+            assert_eq!(
+                parse_body(body.as_bytes()).unwrap_err().first().code,
+                "trailing_data"
+            );
+        }
+        let free = one(&OK.replace("42.5", "0")).unwrap();
+        assert_eq!(free.kind, EventKind::Purchase { amount: 0.0 });
+        // A receiver refuses what is dated past its clock and the skew.
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-22T10:10:00Z")
+            .unwrap()
+            .timestamp();
+        assert!(parse_body_received(OK.as_bytes(), now, 300).is_ok());
+        let e = parse_body_received(OK.as_bytes(), now, 299).unwrap_err();
+        assert_eq!(
+            (e.first().field.as_deref(), e.first().code),
+            (Some("at"), "time_in_future")
+        );
+        let batch = format!(r#"{{"events":[{OK}]}}"#);
+        let e = parse_body_received(batch.as_bytes(), now, 0).unwrap_err();
+        assert_eq!(e.first().field.as_deref(), Some("events[0].at"));
+        assert!(parse_line_received(OK.as_bytes(), now, 0).is_err());
     }
 
     #[test]

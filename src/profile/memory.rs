@@ -9,8 +9,10 @@ use async_trait::async_trait;
 use super::event::Event;
 use super::ids::CustomerId;
 use super::planned::{KEPT_AFTER_LAPSE, MAX_PLANNED, PlannedAction};
-use super::state::{Applied, Profile, ProfileLimits};
-use super::store::{ApplyOutcome, DecisionRead, ProfileStore, StoreError, group_by_customer};
+use super::state::{Profile, ProfileLimits};
+use super::store::{
+    ApplyOutcome, DecisionRead, ProfileStore, StoreError, apply_events, group_by_customer,
+};
 
 const SHARDS: usize = 64;
 
@@ -20,6 +22,8 @@ pub struct MemoryStore {
     shards: Vec<Mutex<HashMap<CustomerId, Arc<Profile>>>>,
     /// Planned actions by customer, sharded as the profiles.
     planned: Vec<Mutex<HashMap<CustomerId, Vec<PlannedAction>>>>,
+    /// Erased customers' tombstones: when each was erased, kept for the retry window.
+    erased: Vec<Mutex<HashMap<CustomerId, i64>>>,
     limits: ProfileLimits,
 }
 
@@ -28,6 +32,7 @@ impl MemoryStore {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             planned: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            erased: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             limits,
         }
     }
@@ -38,6 +43,13 @@ impl MemoryStore {
 
     fn planned_shard(&self, customer: &str) -> &Mutex<HashMap<CustomerId, Vec<PlannedAction>>> {
         &self.planned[shard_of(customer)]
+    }
+
+    /// When the customer was erased, while the tombstone lasts.
+    fn erased_at(&self, customer: &CustomerId, now: i64) -> Option<i64> {
+        let window = i64::from(self.limits.dedup_window_hours) * 3600;
+        let shard = lock(&self.erased[shard_of(customer.as_str())]);
+        shard.get(customer).copied().filter(|&t| now < t + window)
     }
 
     /// Number of customers held.
@@ -69,17 +81,26 @@ impl ProfileStore for MemoryStore {
     async fn apply(&self, events: &[Event], now: i64) -> Result<ApplyOutcome, StoreError> {
         let mut outcome = ApplyOutcome::default();
         for (customer, group) in group_by_customer(events) {
+            let erased_at = self.erased_at(customer, now);
             let mut shard = lock(self.shard(customer.as_str()));
-            let slot = shard.entry(customer.clone()).or_default();
             // Copy-on-write: a reader holding the old Arc keeps a consistent snapshot, and
             // sees all of this call's events for the customer or none.
-            let profile = Arc::make_mut(slot);
-            for event in group {
-                match profile.apply(event, &self.limits, now) {
-                    Applied::New => outcome.accepted += 1,
-                    Applied::Duplicate => outcome.duplicates += 1,
-                }
+            // Taken out of the map, so that it is changed in place unless a reader holds it.
+            let existing = shard.remove(customer);
+            let existed = existing.is_some();
+            let mut profile = existing.unwrap_or_default();
+            let counts = apply_events(
+                Arc::make_mut(&mut profile),
+                customer,
+                &group,
+                erased_at,
+                &self.limits,
+                now,
+            );
+            if existed || counts.as_ref().is_ok_and(|c| c.accepted > 0) {
+                shard.insert(customer.clone(), profile);
             }
+            outcome += counts?;
         }
         Ok(outcome)
     }
@@ -125,6 +146,13 @@ impl ProfileStore for MemoryStore {
     }
 
     async fn erase(&self, customer: &CustomerId) -> Result<bool, StoreError> {
+        let now = chrono::Utc::now().timestamp();
+        let window = i64::from(self.limits.dedup_window_hours) * 3600;
+        {
+            let mut tombstones = lock(&self.erased[shard_of(customer.as_str())]);
+            tombstones.retain(|_, t| now < *t + window);
+            tombstones.insert(customer.clone(), now);
+        }
         let planned = lock(self.planned_shard(customer.as_str()))
             .remove(customer)
             .is_some();

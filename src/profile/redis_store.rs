@@ -28,21 +28,28 @@ use super::codec;
 use super::event::Event;
 use super::ids::CustomerId;
 use super::planned::{KEPT_AFTER_LAPSE, MAX_PLANNED, PlannedAction};
-use super::state::{Applied, Profile, ProfileLimits};
-use super::store::{ApplyOutcome, DecisionRead, ProfileStore, StoreError, group_by_customer};
+use super::state::{Profile, ProfileLimits};
+use super::store::{
+    ApplyOutcome, DecisionRead, ProfileStore, StoreError, apply_events, group_by_customer,
+};
 
-/// Replaces each profile only if its version prefix is what the writer read. For key i,
-/// ARGV[2i-1] = version read (8 bytes, or empty when absent), ARGV[2i] = new value (next
-/// version + profile). Answers 1 (written) or 0 (changed meanwhile) per key.
+/// Replaces each profile only if its version prefix is what the writer read and its
+/// customer's tombstone is as the writer read it (an erasure in between must not be undone).
+/// KEYS are n profile keys, then their n tombstone keys; for customer i, ARGV[3i-2] = version
+/// read (8 bytes, or empty when absent), ARGV[3i-1] = tombstone read (empty when absent),
+/// ARGV[3i] = new value (next version + profile). Answers 1 (written) or 0 (changed
+/// meanwhile) per customer.
 ///
-/// One call takes several keys because a script call costs Redis about 3 µs however little
-/// it does (measured with redis-benchmark on Redis 7.0: an empty script 2.9 µs, this script
-/// with one key 5.2 µs), which would otherwise be most of the cost of an event.
+/// One call takes several customers because a script call costs Redis about 3 µs however
+/// little it does (measured with redis-benchmark on Redis 7.0: an empty script 2.9 µs, the
+/// script with one key 5.2 µs), which would otherwise be most of the cost of an event.
 const COMPARE_AND_SET: &str = r#"
 local written = {}
-for i = 1, #KEYS do
-  if redis.call('GETRANGE', KEYS[i], 0, 7) == ARGV[2 * i - 1] then
-    redis.call('SET', KEYS[i], ARGV[2 * i])
+local n = #KEYS / 2
+for i = 1, n do
+  local tombstone = redis.call('GET', KEYS[n + i]) or ''
+  if redis.call('GETRANGE', KEYS[i], 0, 7) == ARGV[3 * i - 2] and tombstone == ARGV[3 * i - 1] then
+    redis.call('SET', KEYS[i], ARGV[3 * i])
     written[i] = 1
   else
     written[i] = 0
@@ -224,6 +231,12 @@ impl RedisStore {
         format!("{}:{{{customer}}}:planned", self.prefix)
     }
 
+    /// The customer's tombstone after an erasure: the erasure's time (Unix seconds), kept
+    /// for the retry window.
+    pub fn erased_key(&self, customer: &str) -> String {
+        format!("{}:{{{customer}}}:erased", self.prefix)
+    }
+
     /// `LRANGE` of all the customer's planned actions.
     fn planned_range(&self, customer: &CustomerId) -> redis::Cmd {
         let mut cmd = redis::cmd("LRANGE");
@@ -231,7 +244,8 @@ impl RedisStore {
         cmd
     }
 
-    /// Every key the store may hold for a customer; erasure deletes them all.
+    /// Every key the store may hold for a customer's data; erasure deletes them all (and
+    /// leaves the tombstone, [`RedisStore::erased_key`]).
     pub fn customer_keys(&self, customer: &str) -> Vec<String> {
         vec![self.profile_key(customer), self.planned_key(customer)]
     }
@@ -251,33 +265,68 @@ impl RedisStore {
         decode_stored(customer, bytes, decode)
     }
 
-    /// Reads the profiles of `customers`, with the version each was read at.
-    async fn read(&self, customers: &[&CustomerId]) -> Result<Vec<(Vec<u8>, Profile)>, StoreError> {
+    /// Reads the profiles of `customers`, with the version each was read at and its
+    /// tombstone, in one round trip.
+    async fn read(&self, customers: &[&CustomerId]) -> Result<Vec<Read>, StoreError> {
         let mut pipe = redis::pipe();
         for chunk in customers.chunks(KEYS_PER_CALL) {
             let cmd = pipe.cmd("MGET");
             for c in chunk {
                 cmd.arg(self.profile_key(c.as_str()));
             }
+            let cmd = pipe.cmd("MGET");
+            for c in chunk {
+                cmd.arg(self.erased_key(c.as_str()));
+            }
         }
         let mut conn = self.conn.clone();
         let chunks: Vec<Vec<Option<Vec<u8>>>> =
             pipe.query_async(&mut conn).await.map_err(unavailable)?;
-        let rows = chunks.into_iter().flatten();
+        let mut profiles = Vec::with_capacity(customers.len());
+        let mut tombstones = Vec::with_capacity(customers.len());
+        for (i, chunk) in chunks.into_iter().enumerate() {
+            if i % 2 == 0 {
+                profiles.extend(chunk);
+            } else {
+                tombstones.extend(chunk);
+            }
+        }
         customers
             .iter()
-            .zip(rows)
-            .map(|(c, row)| match row {
-                None => Ok((Vec::new(), Profile::default())),
-                Some(bytes) => split_versioned(&bytes)
-                    .and_then(|(v, body)| Ok((v.to_vec(), codec::decode(body)?)))
-                    .map_err(|e| StoreError::Corrupt {
-                        customer: c.to_string(),
-                        reason: e.to_string(),
-                    }),
+            .zip(profiles)
+            .zip(tombstones)
+            .map(|((c, row), tombstone)| {
+                let (version, profile) = match row {
+                    None => (Vec::new(), Profile::default()),
+                    Some(bytes) => split_versioned(&bytes)
+                        .and_then(|(v, body)| Ok((v.to_vec(), codec::decode(body)?)))
+                        .map_err(|e| StoreError::Corrupt {
+                            customer: c.to_string(),
+                            reason: e.to_string(),
+                        })?,
+                };
+                let tombstone = tombstone.unwrap_or_default();
+                let erased_at = std::str::from_utf8(&tombstone)
+                    .ok()
+                    .and_then(|t| t.parse().ok());
+                Ok(Read {
+                    version,
+                    profile,
+                    tombstone,
+                    erased_at,
+                })
             })
             .collect()
     }
+}
+
+/// A customer's profile as read for an update.
+struct Read {
+    version: Vec<u8>,
+    profile: Profile,
+    /// The tombstone's bytes as read (empty when there is none), for the compare-and-set.
+    tombstone: Vec<u8>,
+    erased_at: Option<i64>,
 }
 
 /// One customer's new profile, waiting for its compare-and-set.
@@ -285,6 +334,7 @@ struct Write {
     group: usize,
     counts: ApplyOutcome,
     version: Vec<u8>,
+    tombstone: Vec<u8>,
     value: Vec<u8>,
 }
 
@@ -316,23 +366,26 @@ impl ProfileStore for RedisStore {
             let profiles = self.read(&customers).await?;
 
             let mut writes = Vec::with_capacity(pending.len());
-            for (&g, (version, mut profile)) in pending.iter().zip(profiles) {
-                let mut counts = ApplyOutcome::default();
-                for event in &groups[g].1 {
-                    match profile.apply(event, &self.limits, now) {
-                        Applied::New => counts.accepted += 1,
-                        Applied::Duplicate => counts.duplicates += 1,
-                    }
-                }
+            for (&g, mut read) in pending.iter().zip(profiles) {
+                let (customer, events) = &groups[g];
+                let counts = apply_events(
+                    &mut read.profile,
+                    customer,
+                    events,
+                    read.erased_at,
+                    &self.limits,
+                    now,
+                )?;
                 if counts.accepted == 0 {
-                    outcome += counts; // only duplicates: nothing to write
+                    outcome += counts; // only duplicates or erased: nothing to write
                     continue;
                 }
-                let value = codec::encode_with_prefix(&profile, &next_version(&version));
+                let value = codec::encode_with_prefix(&read.profile, &next_version(&read.version));
                 writes.push(Write {
                     group: g,
                     counts,
-                    version,
+                    version: read.version,
+                    tombstone: read.tombstone,
                     value,
                 });
             }
@@ -343,12 +396,15 @@ impl ProfileStore for RedisStore {
             pipe.ignore_errors();
             for chunk in writes.chunks(KEYS_PER_CALL) {
                 let cmd = pipe.cmd("EVALSHA");
-                cmd.arg(&self.script_sha).arg(chunk.len());
+                cmd.arg(&self.script_sha).arg(2 * chunk.len());
                 for w in chunk {
                     cmd.arg(self.profile_key(groups[w.group].0.as_str()));
                 }
                 for w in chunk {
-                    cmd.arg(&w.version).arg(&w.value);
+                    cmd.arg(self.erased_key(groups[w.group].0.as_str()));
+                }
+                for w in chunk {
+                    cmd.arg(&w.version).arg(&w.tombstone).arg(&w.value);
                 }
             }
             let results: Vec<Value> = pipe.query_async(&mut conn).await.map_err(unavailable)?;
@@ -482,8 +538,19 @@ impl ProfileStore for RedisStore {
     }
 
     async fn erase(&self, customer: &CustomerId) -> Result<bool, StoreError> {
+        let now = chrono::Utc::now().timestamp();
+        let window = u64::from(self.limits.dedup_window_hours) * 3600;
         let mut conn = self.conn.clone();
-        let removed: usize = redis::cmd("DEL")
+        // One transaction: the tombstone and the deletion together.
+        let (removed,): (usize,) = redis::pipe()
+            .atomic()
+            .cmd("SET")
+            .arg(self.erased_key(customer.as_str()))
+            .arg(now)
+            .arg("EX")
+            .arg(window)
+            .ignore()
+            .cmd("DEL")
             .arg(self.customer_keys(customer.as_str()))
             .query_async(&mut conn)
             .await

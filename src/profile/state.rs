@@ -33,11 +33,15 @@ pub struct ProfileLimits {
     pub attributes: usize,
     /// Distinct purchase days remembered for merging same-day purchases that arrive late.
     pub purchase_days: usize,
-    /// Event ids remembered for de-duplication. Must be at least the largest batch (1,000),
-    /// so that a retried batch for one customer is recognised in full.
-    pub dedup_ids: usize,
-    /// Event ids are remembered this long after they were applied.
+    /// The retry window: an applied event's id is remembered (as a hash) at least this long,
+    /// however many events the customer takes meanwhile, so that a re-sent event or batch is
+    /// recognised and never counted twice.
     pub dedup_window_hours: u32,
+    /// The most event ids one customer's memory holds within the retry window: what bounds
+    /// it. An event that would need more is refused (`429 too_many_events`, nothing of the
+    /// customer's batch applied) rather than remembered with an older id forgotten. At least
+    /// the largest batch (1,000).
+    pub dedup_ids: usize,
 }
 
 impl Default for ProfileLimits {
@@ -50,8 +54,8 @@ impl Default for ProfileLimits {
             offer_stats: 64,
             attributes: 64,
             purchase_days: 1024,
-            dedup_ids: 1024,
-            dedup_window_hours: 168,
+            dedup_window_hours: 24,
+            dedup_ids: 20_000,
         }
     }
 }
@@ -64,6 +68,9 @@ impl ProfileLimits {
                 super::event::MAX_BATCH,
                 self.dedup_ids
             ));
+        }
+        if self.dedup_window_hours == 0 {
+            return Err("profile.dedup_window_hours (the retry window) must be positive".into());
         }
         if self.recent_events == 0 || self.contact_history == 0 || self.history_days == 0 {
             return Err(
@@ -89,6 +96,15 @@ impl ProfileLimits {
         let fixed = 8 * (TIME + 2) + 8 * 7 * 5 + HOURS_PER_WEEK * 5 + 64;
         attributes + recent + contacts + responses + offers + purchases + seen + fixed
     }
+}
+
+/// A customer took more events within the retry window than their de-duplication memory
+/// holds ([`ProfileLimits::dedup_ids`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("more than {limit} events within the {window_hours} h retry window (profile.dedup_ids)")]
+pub struct TooManyEvents {
+    pub limit: usize,
+    pub window_hours: u32,
 }
 
 /// Whether an event changed the profile.
@@ -327,12 +343,20 @@ impl Profile {
 
     /// Applies one event. `now` is the ingest time (for the de-duplication window), never
     /// the event's own time, so replaying history does not expire its own ids.
-    pub fn apply(&mut self, event: &Event, limits: &ProfileLimits, now: i64) -> Applied {
+    /// Applies one event received at `now`, unless its id was applied within the retry
+    /// window. Refused, with the profile unchanged, when remembering it would take more ids
+    /// than [`ProfileLimits::dedup_ids`] within the window.
+    pub fn apply(
+        &mut self,
+        event: &Event,
+        limits: &ProfileLimits,
+        now: i64,
+    ) -> Result<Applied, TooManyEvents> {
         let hash = event_id_hash(event.event_id.as_str());
         if self.seen.iter().any(|s| s.id_hash == hash) {
-            return Applied::Duplicate;
+            return Ok(Applied::Duplicate);
         }
-        self.remember(hash, now, limits);
+        self.remember(hash, now, limits)?;
 
         let at = event.at.timestamp();
         self.events += 1;
@@ -414,10 +438,18 @@ impl Profile {
         while self.recent.len() > limits.recent_events {
             self.recent.pop_front();
         }
-        Applied::New
+        Ok(Applied::New)
     }
 
-    fn remember(&mut self, hash: u64, now: i64, limits: &ProfileLimits) {
+    /// Forgets the event ids past the retry window at `now` (an id is kept until a whole
+    /// window has passed after the minute it was applied in), and checks that `events` more
+    /// fit in the de-duplication memory.
+    pub fn make_room(
+        &mut self,
+        events: usize,
+        now: i64,
+        limits: &ProfileLimits,
+    ) -> Result<(), TooManyEvents> {
         let minute = (now.max(0) / 60) as u32;
         let horizon = minute.saturating_sub(limits.dedup_window_hours * 60);
         while self
@@ -427,13 +459,29 @@ impl Profile {
         {
             self.seen.pop_front();
         }
-        while self.seen.len() >= limits.dedup_ids {
-            self.seen.pop_front();
+        if self.seen.len() + events > limits.dedup_ids {
+            return Err(TooManyEvents {
+                limit: limits.dedup_ids,
+                window_hours: limits.dedup_window_hours,
+            });
         }
+        Ok(())
+    }
+
+    /// Remembers an applied event's id.
+    fn remember(
+        &mut self,
+        hash: u64,
+        now: i64,
+        limits: &ProfileLimits,
+    ) -> Result<(), TooManyEvents> {
+        self.make_room(1, now, limits)?;
+        let minute = (now.max(0) / 60) as u32;
         self.seen.push_back(SeenEvent {
             id_hash: hash,
             applied_minute: minute,
         });
+        Ok(())
     }
 
     fn engage(&mut self, event: &Event) {
@@ -713,7 +761,8 @@ mod tests {
         .into_iter()
         .enumerate()
         {
-            p.apply(&buy(&format!("e{i}"), at, amount), &limits, 0);
+            p.apply(&buy(&format!("e{i}"), at, amount), &limits, 0)
+                .unwrap();
         }
         let as_of = DateTime::parse_from_rfc3339("2026-02-01T00:00:00Z")
             .unwrap()
@@ -738,10 +787,10 @@ mod tests {
             buy("d", "2026-01-09T09:00:00Z", 4.0),
         ];
         for e in &events {
-            in_order.apply(e, &limits, 0);
+            in_order.apply(e, &limits, 0).unwrap();
         }
         for e in events.iter().rev() {
-            reversed.apply(e, &limits, 0);
+            reversed.apply(e, &limits, 0).unwrap();
         }
         assert_eq!(in_order.purchases, reversed.purchases);
         assert_eq!(in_order.purchases.repeat_transactions, 2);
@@ -753,8 +802,8 @@ mod tests {
         let limits = ProfileLimits::default();
         let mut p = Profile::default();
         let e = buy("same", "2026-01-01T09:00:00Z", 10.0);
-        assert_eq!(p.apply(&e, &limits, 100), Applied::New);
-        assert_eq!(p.apply(&e, &limits, 200), Applied::Duplicate);
+        assert_eq!(p.apply(&e, &limits, 100), Ok(Applied::New));
+        assert_eq!(p.apply(&e, &limits, 200), Ok(Applied::Duplicate));
         assert_eq!(p.purchases.count, 1);
         assert_eq!(p.events, 1);
     }
@@ -779,8 +828,8 @@ mod tests {
                 granted: false,
             },
         );
-        p.apply(&grant, &limits, 0);
-        p.apply(&old_withdraw, &limits, 0);
+        p.apply(&grant, &limits, 0).unwrap();
+        p.apply(&old_withdraw, &limits, 0).unwrap();
         assert!(p.consent(Channel::Sms).unwrap().granted);
     }
 
@@ -801,7 +850,8 @@ mod tests {
             ),
             &limits,
             0,
-        );
+        )
+        .unwrap();
         // Monday 2026-01-05 15:30 UTC is 10:30 in New York (UTC-5 in January).
         p.apply(
             &ev(
@@ -811,7 +861,8 @@ mod tests {
             ),
             &limits,
             0,
-        );
+        )
+        .unwrap();
         assert_eq!(p.engagement[10], 1);
     }
 
@@ -824,7 +875,7 @@ mod tests {
             e.at += chrono::Duration::minutes(i);
             e.channel = Some(Channel::Email);
             e.offer_id = Some(OfferId::parse(format!("offer-{}", i % 100)).unwrap());
-            p.apply(&e, &limits, i);
+            p.apply(&e, &limits, i).unwrap();
         }
         assert_eq!(p.contacts.len(), limits.contact_history);
         assert_eq!(p.offers.len(), limits.offer_stats);

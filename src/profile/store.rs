@@ -17,13 +17,50 @@ use crate::telemetry::metrics as m;
 pub struct ApplyOutcome {
     pub accepted: usize,
     pub duplicates: usize,
+    /// Events of a customer erased within the retry window, dated before the erasure: not
+    /// applied, so that a replay of old events does not bring the customer back.
+    pub erased: usize,
 }
 
 impl std::ops::AddAssign for ApplyOutcome {
     fn add_assign(&mut self, o: Self) {
         self.accepted += o.accepted;
         self.duplicates += o.duplicates;
+        self.erased += o.erased;
     }
+}
+
+/// Applies one customer's events to their profile, in order: those dated at or before the
+/// customer's erasure (`erased_at`, while its tombstone lasts) are left out. Refused whole,
+/// the profile as it was, when the customer's de-duplication memory is full.
+pub fn apply_events(
+    profile: &mut Profile,
+    customer: &CustomerId,
+    events: &[&Event],
+    erased_at: Option<i64>,
+    limits: &super::ProfileLimits,
+    now: i64,
+) -> Result<ApplyOutcome, StoreError> {
+    let too_many = |source| StoreError::TooManyEvents {
+        customer: customer.to_string(),
+        source,
+    };
+    // Room for every event first, so that none is applied when one could not be.
+    profile
+        .make_room(events.len(), now, limits)
+        .map_err(too_many)?;
+    let mut counts = ApplyOutcome::default();
+    for event in events {
+        if erased_at.is_some_and(|t| event.at.timestamp() <= t) {
+            counts.erased += 1;
+            continue;
+        }
+        match profile.apply(event, limits, now).map_err(too_many)? {
+            super::Applied::New => counts.accepted += 1,
+            super::Applied::Duplicate => counts.duplicates += 1,
+        }
+    }
+    Ok(counts)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +78,13 @@ pub enum StoreError {
     /// A stored profile cannot be read (written by an incompatible version, or damaged).
     #[error("stored profile of {customer} cannot be read: {reason}")]
     Corrupt { customer: String, reason: String },
+    /// The customer took more events within the retry window than their de-duplication
+    /// memory holds; none of the call's events for them was applied.
+    #[error("customer {customer} took {source}")]
+    TooManyEvents {
+        customer: String,
+        source: super::state::TooManyEvents,
+    },
 }
 
 impl StoreError {
@@ -50,6 +94,7 @@ impl StoreError {
             StoreError::Timeout(_) => "timeout",
             StoreError::Contended(_) => "contended",
             StoreError::Corrupt { .. } => "corrupt",
+            StoreError::TooManyEvents { .. } => "too_many_events",
         }
     }
 }
@@ -106,7 +151,9 @@ pub trait ProfileStore: Send + Sync + 'static {
         now: i64,
     ) -> Result<(), StoreError>;
 
-    /// Erases everything held about the customer; true when there was something.
+    /// Erases everything held about the customer; true when there was something. Leaves a
+    /// tombstone for the retry window (`profile.dedup_window_hours`): events dated at or
+    /// before the erasure are not applied while it lasts ([`ApplyOutcome::erased`]).
     async fn erase(&self, customer: &CustomerId) -> Result<bool, StoreError>;
 
     /// Checks the backend answers.

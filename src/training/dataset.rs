@@ -406,7 +406,10 @@ pub fn replay(
             out.holdout_touches
                 .push((c, hour_of_week(e.at, profile.timezone()) as u8));
         }
-        profile.apply(e, &opts.limits, 0);
+        // Replayed as received at its own time, so that de-duplication memory slides with the
+        // history. A customer past that memory within a window of history (a bot, thousands
+        // of events a day) has the excess left out.
+        let _ = profile.apply(e, &opts.limits, e.at.timestamp());
     }
     if !split_taken {
         out.at_split = out

@@ -196,7 +196,7 @@ fn build_profile(age: usize, vip: bool, dnc: bool, zone: usize, events: &[Ev]) -
     }
     let mut p = Profile::default();
     for e in parse_body(serde_json::json!({"events": json}).to_string().as_bytes()).unwrap() {
-        p.apply(&e, &ProfileLimits::default(), 0);
+        p.apply(&e, &ProfileLimits::default(), 0).unwrap();
     }
     p
 }

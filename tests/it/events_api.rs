@@ -91,7 +91,7 @@ async fn events_update_the_profile_that_the_customer_view_shows() {
     let (status, answer) = app.post_json("/v1/events", &batch).await;
     assert_eq!(
         (status, answer),
-        (202, json!({"accepted": 8, "duplicates": 0}))
+        (202, json!({"accepted": 8, "duplicates": 0, "erased": 0}))
     );
 
     let (status, view) = app.get("/v1/customers/c-42?at=2026-11-20T00:00:00Z").await;
@@ -148,15 +148,15 @@ async fn duplicates_are_counted_once_across_batches_and_service_restarts() {
             &format!("2026-10-{:02}T10:00:00Z", 1 + i % 28), 5.0)).collect::<Vec<_>>()})
     };
     let (_, a) = app.post_json("/v1/events", &batch(0..50)).await;
-    assert_eq!(a, json!({"accepted": 50, "duplicates": 0}));
+    assert_eq!(a, json!({"accepted": 50, "duplicates": 0, "erased": 0}));
     let (_, b) = app.post_json("/v1/events", &batch(25..75)).await;
-    assert_eq!(b, json!({"accepted": 25, "duplicates": 25}));
+    assert_eq!(b, json!({"accepted": 25, "duplicates": 25, "erased": 0}));
     app.stop().await;
 
     // A new service process on the same Redis remembers what was applied.
     let app = spawn_app(test_settings(Some(&redis))).await;
     let (_, c) = app.post_json("/v1/events", &batch(0..75)).await;
-    assert_eq!(c, json!({"accepted": 0, "duplicates": 75}));
+    assert_eq!(c, json!({"accepted": 0, "duplicates": 75, "erased": 0}));
     let mut total = 0;
     for c in 0..7 {
         let (_, view) = app.get(&format!("/v1/customers/c-{c}")).await;
@@ -181,8 +181,21 @@ async fn erasing_a_customer_leaves_no_key_behind() {
     }
     assert!(redis.keys().iter().any(|k| k.contains("{c-1}")));
     assert_eq!(app.delete("/v1/customers/c-1").await, 204);
+    // Nothing of c-1 but the tombstone: the erasure's time, for the retry window, so that a
+    // replay of their old events does not bring them back.
     let keys = redis.keys();
-    assert!(!keys.iter().any(|k| k.contains("c-1")), "{keys:?}");
+    let left: Vec<&String> = keys.iter().filter(|k| k.contains("c-1")).collect();
+    assert_eq!(left, ["tp:{c-1}:erased"], "{keys:?}");
+    let mut c = redis.connection();
+    let (erased_at, ttl): (i64, i64) = redis::pipe()
+        .cmd("GET")
+        .arg("tp:{c-1}:erased")
+        .cmd("TTL")
+        .arg("tp:{c-1}:erased")
+        .query(&mut c)
+        .unwrap();
+    assert!((erased_at - chrono::Utc::now().timestamp()).abs() < 60);
+    assert!(ttl > 0 && ttl <= 24 * 3600, "{ttl}");
     assert!(keys.iter().any(|k| k.contains("{c-2}")), "{keys:?}");
     assert_eq!(app.get("/v1/customers/c-1").await.0, 404);
     // Erasing again is fine.

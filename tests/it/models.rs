@@ -235,7 +235,8 @@ fn profiles(events: &Path) -> HashMap<String, Profile> {
         let e = parse_line(line.as_bytes()).unwrap();
         out.entry(e.customer_id.to_string())
             .or_default()
-            .apply(&e, &limits, 0);
+            .apply(&e, &limits, 0)
+            .unwrap();
     }
     out
 }
