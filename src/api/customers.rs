@@ -24,9 +24,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 pub struct AtQuery {
-    /// RFC 3339; default now. Time-dependent figures (ages, windows) are computed as of it and
-    /// lists show what happened up to it.
+    /// RFC 3339, from 1900 to before 2200; default now. Every figure is as of it: the
+    /// time-dependent ones (value, ages, windows, planned actions still counting) are
+    /// computed for it. It may not be earlier than the customer's newest event (`422
+    /// at_before_latest_event`): counts and totals are not kept event by event.
+    #[param(value_type = Option<String>, format = DateTime)]
     pub at: Option<String>,
 }
 
@@ -512,6 +516,22 @@ pub async fn get_customer(
         .load(&customer)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no customer {customer}")))?;
+    // Counts, totals, per-channel and per-offer figures, attributes and consents are kept as
+    // they stand, not event by event: they cannot be rewound to a time before the newest
+    // event the profile holds.
+    if let Some(latest) = profile.last_seen
+        && at.timestamp() < latest
+    {
+        return Err(ApiError::CannotHonour(FieldError::new(
+            "at_before_latest_event",
+            "at",
+            format!(
+                "the profile holds events up to {}; its counts, totals, attributes and consents cannot be rewound to {}: ask as of that time or later, or without at",
+                rfc3339(latest),
+                rfc3339(at.timestamp())
+            ),
+        )));
+    }
     let models = state.models.current();
     let planned = profiles.planned(&customer).await?;
     Ok(HttpResponse::Ok().json(CustomerView::new(

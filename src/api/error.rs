@@ -34,6 +34,10 @@ pub enum ApiError {
     /// A conflict with the state of the service (e.g. a reload already running).
     #[error("{0}")]
     Conflict(String),
+    /// The request is well formed but asks for what the service cannot give (a view of a
+    /// profile as of a time before events it already holds).
+    #[error("{0}")]
+    CannotHonour(FieldError),
     /// A model set that cannot be served (the one in service stays).
     #[error("{0}")]
     InvalidModelSet(String),
@@ -117,6 +121,7 @@ impl ApiError {
             ApiError::NotReady(_) => "not_ready",
             ApiError::Conflict(_) => "conflict",
             ApiError::InvalidModelSet(_) => "invalid_model_set",
+            ApiError::CannotHonour(e) => e.code,
             ApiError::LogUnavailable(_) => "decision_log_unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -139,6 +144,7 @@ impl ApiError {
                 };
                 (first.message.clone(), first.field.clone(), details)
             }
+            ApiError::CannotHonour(e) => (e.message.clone(), e.field.clone(), Vec::new()),
             ApiError::NotFound(_)
             | ApiError::PayloadTooLarge { .. }
             | ApiError::UnsupportedMediaType(_)
@@ -173,7 +179,9 @@ impl ResponseError for ApiError {
             }
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooManyEvents(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::InvalidModelSet(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::InvalidModelSet(_) | ApiError::CannotHonour(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -30,7 +30,7 @@ impl std::ops::AddAssign for ApplyOutcome {
     }
 }
 
-/// Applies one customer's events to their profile, in order: those dated at or before the
+/// Applies one customer's events to their profile, in order: those dated before the
 /// customer's erasure (`erased_at`, while its tombstone lasts) are left out. Refused whole,
 /// the profile as it was, when the customer's de-duplication memory is full.
 pub fn apply_events(
@@ -51,7 +51,7 @@ pub fn apply_events(
         .map_err(too_many)?;
     let mut counts = ApplyOutcome::default();
     for event in events {
-        if erased_at.is_some_and(|t| event.at.timestamp() <= t) {
+        if erased_at.is_some_and(|t| event.at.timestamp() < t) {
             counts.erased += 1;
             continue;
         }
@@ -152,7 +152,7 @@ pub trait ProfileStore: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
 
     /// Erases everything held about the customer; true when there was something. Leaves a
-    /// tombstone for the retry window (`profile.dedup_window_hours`): events dated at or
+    /// tombstone for the retry window (`profile.dedup_window_hours`): events dated
     /// before the erasure are not applied while it lasts ([`ApplyOutcome::erased`]).
     async fn erase(&self, customer: &CustomerId) -> Result<bool, StoreError>;
 

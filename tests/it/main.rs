@@ -6,6 +6,7 @@ mod cdnow_fit;
 mod cli;
 mod decision_properties;
 mod decisions_api;
+mod edges;
 mod events_api;
 mod faults;
 mod helpers;
