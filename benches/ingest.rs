@@ -107,6 +107,7 @@ fn bench(c: &mut Criterion) {
                 key_prefix: "tp".into(),
                 connect_timeout: std::time::Duration::from_millis(500),
                 response_timeout: std::time::Duration::from_millis(500),
+                tls_ca: None,
             },
             limits.clone(),
         ))

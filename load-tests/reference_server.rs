@@ -75,8 +75,8 @@ fn main() -> std::io::Result<()> {
     actix_web::rt::System::new().block_on(async move {
         touchpoint::telemetry::metrics::spawn_upkeep(metrics.clone());
         // As the service's: TCP_NODELAY set.
-        let client =
-            touchpoint::profile::redis_store::client(&args.redis).map_err(std::io::Error::other)?;
+        let client = touchpoint::profile::redis_store::client(&args.redis, None)
+            .map_err(std::io::Error::other)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_millis(500)))
             .set_response_timeout(Some(Duration::from_millis(500)));

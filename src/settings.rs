@@ -52,8 +52,12 @@ impl Default for ServerSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreSettings {
-    /// Redis URL (`redis://host:port/db`); empty means the embedded in-memory store.
+    /// Redis URL (`redis://[:password@]host:port/db`, or `rediss://` for TLS); empty means
+    /// the embedded in-memory store.
     pub redis_url: String,
+    /// For `rediss://`: a PEM file of the certificate authorities to trust instead of the
+    /// system's (a private CA). Empty: the system's.
+    pub tls_ca_file: PathBuf,
     /// Prefix of every Redis key.
     pub key_prefix: String,
     /// Limit on establishing a Redis connection.
@@ -68,6 +72,7 @@ impl Default for StoreSettings {
     fn default() -> Self {
         Self {
             redis_url: String::new(),
+            tls_ca_file: PathBuf::new(),
             key_prefix: "tp".into(),
             connect_timeout_ms: 250,
             response_timeout_ms: 250,
@@ -81,13 +86,25 @@ impl StoreSettings {
         !self.redis_url.trim().is_empty()
     }
 
-    pub fn redis_options(&self) -> RedisOptions {
-        RedisOptions {
+    /// The Redis store's options; the CA file, when set, is read here.
+    pub fn redis_options(&self) -> Result<RedisOptions, SettingsError> {
+        let tls_ca = if self.tls_ca_file.as_os_str().is_empty() {
+            None
+        } else {
+            Some(std::fs::read(&self.tls_ca_file).map_err(|e| {
+                SettingsError::Invalid(format!(
+                    "store.tls_ca_file (TOUCHPOINT__STORE__TLS_CA_FILE) {}: {e}",
+                    self.tls_ca_file.display()
+                ))
+            })?)
+        };
+        Ok(RedisOptions {
             url: self.redis_url.trim().to_owned(),
             key_prefix: self.key_prefix.clone(),
             connect_timeout: Duration::from_millis(self.connect_timeout_ms),
             response_timeout: Duration::from_millis(self.response_timeout_ms),
-        }
+            tls_ca,
+        })
     }
 
     pub fn operation_timeout(&self) -> Duration {

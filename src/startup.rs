@@ -32,6 +32,8 @@ pub enum StartupError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
+    Settings(#[from] crate::settings::SettingsError),
+    #[error(transparent)]
     Models(#[from] crate::model::set::ModelError),
     #[error(transparent)]
     Catalog(#[from] crate::decision::catalog::CatalogError),
@@ -56,10 +58,10 @@ pub struct Application {
 }
 
 /// Opens the configured profile store: Redis when `store.redis_url` is set, else memory.
-pub async fn open_store(settings: &Settings) -> Result<Profiles, StoreError> {
+pub async fn open_store(settings: &Settings) -> Result<Profiles, StartupError> {
     let store: Arc<dyn ProfileStore> = if settings.store.uses_redis() {
         Arc::new(
-            RedisStore::connect(&settings.store.redis_options(), settings.profile.clone()).await?,
+            RedisStore::connect(&settings.store.redis_options()?, settings.profile.clone()).await?,
         )
     } else {
         Arc::new(MemoryStore::new(settings.profile.clone()))
@@ -88,7 +90,8 @@ impl Application {
         let redis = settings
             .store
             .uses_redis()
-            .then(|| settings.store.redis_options());
+            .then(|| settings.store.redis_options())
+            .transpose()?;
         let (decision_log, log_writer) =
             crate::decision::log::DecisionLog::start(&settings.decision.log, redis.as_ref())?;
         let bind = settings.server.bind.clone();

@@ -78,6 +78,9 @@ pub struct RedisOptions {
     /// Limit on each answer; the redis crate's default has no limit, so a stopped server
     /// would hang callers for the OS's TCP timeout.
     pub response_timeout: Duration,
+    /// For a `rediss://` URL: the certificate authorities (PEM) to trust instead of the
+    /// system's.
+    pub tls_ca: Option<Vec<u8>>,
 }
 
 pub struct RedisStore {
@@ -96,13 +99,41 @@ pub struct RedisStore {
 /// A client for `url` with `TCP_NODELAY` set. The redis crate leaves Nagle's algorithm on,
 /// so on a multiplexed connection a command written while an earlier one is unanswered
 /// waits for that answer before it is even sent: a request-and-answer client wants every
-/// command on the wire at once. (A Unix-socket URL has no such setting and takes none.)
-pub fn client(url: &str) -> redis::RedisResult<redis::Client> {
+/// command on the wire at once. (A Unix-socket URL has no such setting and takes none.) A
+/// `rediss://` URL speaks TLS, trusting `tls_ca` (PEM) when given, else the system's
+/// certificate authorities.
+pub fn client(url: &str, tls_ca: Option<&[u8]>) -> redis::RedisResult<redis::Client> {
     use redis::IntoConnectionInfo;
     let info = url
         .into_connection_info()?
         .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
-    redis::Client::open(info)
+    match tls_ca {
+        Some(ca) if url.starts_with("rediss://") => redis::Client::build_with_tls(
+            info,
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(ca.to_vec()),
+            },
+        ),
+        _ => redis::Client::open(info),
+    }
+}
+
+/// A Redis URL fit for a log or an error: its password, if any, replaced by `***`.
+pub fn redacted(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => {
+            let userinfo = &rest[..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme_end + 3], &rest[at..])
+        }
+        None => url.to_owned(),
+    }
 }
 
 /// The major version in `INFO server`'s `redis_version:` line.
@@ -147,15 +178,29 @@ impl RedisStore {
     /// Connects, checks the server's version and loads the write script; fails fast when
     /// Redis cannot be reached or is older than 7.0 (planned actions use `EXPIRE ... NX|GT`).
     pub async fn connect(opts: &RedisOptions, limits: ProfileLimits) -> Result<Self, StoreError> {
-        let client = client(&opts.url)
-            .map_err(|e| StoreError::Unavailable(format!("bad redis url {:?}: {e}", opts.url)))?;
+        let client = client(&opts.url, opts.tls_ca.as_deref()).map_err(|e| {
+            StoreError::Unavailable(format!(
+                "store.redis_url (TOUCHPOINT__STORE__REDIS_URL) {} is not a Redis URL: {e}",
+                redacted(&opts.url)
+            ))
+        })?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(opts.connect_timeout))
             .set_response_timeout(Some(opts.response_timeout))
             .set_number_of_retries(2)
             .set_min_delay(Duration::from_millis(10))
             .set_max_delay(Duration::from_millis(200));
-        let conn = Self::open(&client, &config, opts.connect_timeout).await?;
+        let at = |e: StoreError| {
+            StoreError::Unavailable(format!(
+                "cannot use redis at {} (store.redis_url, TOUCHPOINT__STORE__REDIS_URL): {}",
+                redacted(&opts.url),
+                e.to_string()
+                    .trim_start_matches("profile store unavailable: ")
+            ))
+        };
+        let conn = Self::open(&client, &config, opts.connect_timeout)
+            .await
+            .map_err(at)?;
         let store = Self {
             conn,
             client,
@@ -165,8 +210,8 @@ impl RedisStore {
             prefix: opts.key_prefix.clone(),
             script_sha: redis::Script::new(COMPARE_AND_SET).get_hash().to_owned(),
         };
-        store.check_version().await?;
-        store.load_script().await?;
+        store.check_version().await.map_err(at)?;
+        store.load_script().await.map_err(at)?;
         Ok(store)
     }
 
@@ -201,9 +246,9 @@ impl RedisStore {
         )
         .await
         .map_err(|_| {
+            let addr = client.get_connection_info().addr().to_string();
             StoreError::Unavailable(format!(
-                "redis at {:?} did not answer in time",
-                client.get_connection_info()
+                "redis at {addr} did not answer within {connect_timeout:?} (store.connect_timeout_ms)"
             ))
         })?
         .map_err(unavailable)
@@ -219,6 +264,24 @@ impl RedisStore {
             .map_err(unavailable)?;
         debug_assert_eq!(sha, self.script_sha);
         Ok(())
+    }
+
+    /// Runs a read, and once more when the first try found the connection broken (Redis
+    /// restarted, or a proxy dropped it): the connection manager has made a new one by
+    /// then. Writes are not retried here (their caller retries, and de-duplication makes
+    /// that safe).
+    async fn read_retrying<T, F, Fut>(&self, read: F) -> Result<T, StoreError>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        match read(self.conn.clone()).await {
+            Err(e) if e.is_connection_dropped() || e.is_io_error() => {
+                tracing::debug!(error = %e, "redis connection broken: reading again");
+                read(self.conn.clone()).await.map_err(unavailable)
+            }
+            other => other.map_err(unavailable),
+        }
     }
 
     pub fn profile_key(&self, customer: &str) -> String {
@@ -256,12 +319,10 @@ impl RedisStore {
         customer: &CustomerId,
         decode: fn(&[u8]) -> Result<Profile, codec::CodecError>,
     ) -> Result<Option<Arc<Profile>>, StoreError> {
-        let mut conn = self.conn.clone();
-        let bytes: Option<Vec<u8>> = redis::cmd("GET")
-            .arg(self.profile_key(customer.as_str()))
-            .query_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
+        let get = &redis::Cmd::get(self.profile_key(customer.as_str()));
+        let bytes: Option<Vec<u8>> = self
+            .read_retrying(|mut c| async move { get.query_async(&mut c).await })
+            .await?;
         decode_stored(customer, bytes, decode)
     }
 
@@ -279,9 +340,10 @@ impl RedisStore {
                 cmd.arg(self.erased_key(c.as_str()));
             }
         }
-        let mut conn = self.conn.clone();
-        let chunks: Vec<Vec<Option<Vec<u8>>>> =
-            pipe.query_async(&mut conn).await.map_err(unavailable)?;
+        let pipe = &pipe;
+        let chunks: Vec<Vec<Option<Vec<u8>>>> = self
+            .read_retrying(|mut c| async move { pipe.query_async(&mut c).await })
+            .await?;
         let mut profiles = Vec::with_capacity(customers.len());
         let mut tombstones = Vec::with_capacity(customers.len());
         for (i, chunk) in chunks.into_iter().enumerate() {
@@ -473,14 +535,14 @@ impl ProfileStore for RedisStore {
             });
         }
         // One round trip: the profile and the planned actions.
-        let mut conn = self.conn.clone();
-        let (bytes, planned): (Option<Vec<u8>>, Vec<Vec<u8>>) = redis::pipe()
-            .cmd("GET")
+        let mut pipe = redis::pipe();
+        pipe.cmd("GET")
             .arg(self.profile_key(customer.as_str()))
-            .add_command(self.planned_range(customer))
-            .query_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
+            .add_command(self.planned_range(customer));
+        let pipe = &pipe;
+        let (bytes, planned): (Option<Vec<u8>>, Vec<Vec<u8>>) = self
+            .read_retrying(|mut c| async move { pipe.query_async(&mut c).await })
+            .await?;
         let profile = decode_stored(customer, bytes, codec::decode_for_decision)?;
         Ok(DecisionRead {
             profile,
@@ -489,12 +551,11 @@ impl ProfileStore for RedisStore {
     }
 
     async fn planned(&self, customer: &CustomerId) -> Result<Vec<PlannedAction>, StoreError> {
-        let mut conn = self.conn.clone();
+        let range = self.planned_range(customer);
+        let range = &range;
         let entries: Vec<Vec<u8>> = self
-            .planned_range(customer)
-            .query_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
+            .read_retrying(|mut c| async move { range.query_async(&mut c).await })
+            .await?;
         Ok(PlannedAction::decode_all(&entries))
     }
 
@@ -589,6 +650,24 @@ impl ProfileStore for RedisStore {
 #[cfg(test)]
 mod tests {
     use super::server_major_version;
+
+    #[test]
+    fn a_password_never_leaves_the_url() {
+        use super::redacted;
+        assert_eq!(
+            redacted("redis://:s3cret@10.0.0.1:6379/0"),
+            "redis://:***@10.0.0.1:6379/0"
+        );
+        assert_eq!(
+            redacted("rediss://app:s3cret@cache.example:6380"),
+            "rediss://app:***@cache.example:6380"
+        );
+        assert_eq!(
+            redacted("redis://127.0.0.1:6379/0"),
+            "redis://127.0.0.1:6379/0"
+        );
+        assert_eq!(redacted("not a url"), "not a url");
+    }
 
     #[test]
     fn the_server_version_is_read_from_info() {

@@ -159,3 +159,40 @@ fn serve_finishes_an_in_flight_request_after_sigterm_and_exits_cleanly() {
         "{log:?}"
     );
 }
+
+/// A Redis URL with a password was printed whole in a start-up error. The password never
+/// appears, whether Redis is unreachable, refuses it or the URL is broken; the error names
+/// the setting to change.
+#[test]
+fn a_redis_password_never_appears_in_an_error() {
+    let mut redis = RedisServer::start();
+    let mut c = redis.connection();
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("requirepass")
+        .arg("the-right-one")
+        .query::<()>(&mut c)
+        .unwrap();
+    let closed = free_port();
+    for url in [
+        format!("redis://:s3cret-pw@127.0.0.1:{closed}/0"),
+        format!("redis://app:s3cret-pw@127.0.0.1:{}/0", redis.port),
+        "redis://:s3cret-pw@127.0.0.1:notaport/0".to_owned(),
+    ] {
+        let out = touchpoint()
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .env("TOUCHPOINT__STORE__REDIS_URL", &url)
+            .env("TOUCHPOINT__STORE__CONNECT_TIMEOUT_MS", "200")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{url}");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!text.contains("s3cret-pw"), "{url}: {text}");
+        assert!(text.contains("redis"), "{text}");
+    }
+    redis.kill();
+}

@@ -150,3 +150,70 @@ async fn a_hung_redis_is_answered_with_503_within_the_time_limits() {
         actix_web::rt::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// After Redis restarts, the first request on each old connection used to answer 503: a
+/// read on a broken connection is tried once more, on the connection made again.
+#[actix_web::test]
+async fn reads_after_a_redis_restart_are_answered() {
+    let mut redis = RedisServer::start_durable();
+    let app = spawn_app(test_settings(Some(&redis))).await;
+    let (status, _) = app
+        .post_json(
+            "/v1/events",
+            &purchase("e1", "c-1", "2026-06-01T12:00:00Z", 3.0),
+        )
+        .await;
+    assert_eq!(status, 202);
+    // Every worker's connection in use before the restart.
+    for _ in 0..8 {
+        assert_eq!(app.get("/v1/customers/c-1").await.0, 200);
+        let (_, d) = app
+            .post_json(
+                "/v1/decisions",
+                &json!({"customer_id": "c-1", "touchpoint": "web"}),
+            )
+            .await;
+        assert_eq!(d["degraded"], false);
+    }
+    redis.restart();
+    for i in 0..8 {
+        let (status, view) = app.get("/v1/customers/c-1").await;
+        assert_eq!(status, 200, "request {i} after the restart: {view}");
+        let (status, d) = app
+            .post_json(
+                "/v1/decisions",
+                &json!({"customer_id": "c-1", "touchpoint": "web"}),
+            )
+            .await;
+        assert_eq!(
+            (status, &d["degraded"]),
+            (200, &json!(false)),
+            "decision {i}: {d}"
+        );
+    }
+    app.stop().await;
+}
+
+/// `rediss://` was refused; the store speaks TLS to a Redis that takes nothing else,
+/// trusting a private CA from `store.tls_ca_file`.
+#[actix_web::test]
+async fn the_store_speaks_tls_to_redis() {
+    let redis = RedisServer::start_tls();
+    let mut settings = test_settings(Some(&redis));
+    assert!(settings.store.redis_url.starts_with("rediss://"));
+    settings.store.tls_ca_file = redis.tls_ca();
+    let app = spawn_app(settings).await;
+    let (status, body) = app
+        .post_json(
+            "/v1/events",
+            &purchase("e1", "c-1", "2026-06-01T12:00:00Z", 3.0),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let (status, view) = app.get("/v1/customers/c-1").await;
+    assert_eq!((status, &view["purchases"]["count"]), (200, &json!(1)));
+    app.stop().await;
+    // Without the CA the server's certificate is not trusted: no store, no service.
+    let untrusted = touchpoint::startup::Application::build(test_settings(Some(&redis))).await;
+    assert!(untrusted.is_err());
+}

@@ -20,6 +20,8 @@ pub struct RedisServer {
     pub port: u16,
     dir: tempfile::TempDir,
     durable: bool,
+    /// TLS only (no plain port), with a certificate of a private CA ([`RedisServer::tls_ca`]).
+    tls: bool,
 }
 
 fn redis_server_binary() -> PathBuf {
@@ -48,12 +50,94 @@ impl RedisServer {
         Self::launch(free_port(), tempfile::tempdir().unwrap(), true)
     }
 
+    /// A throw-away server that speaks only TLS, with a certificate for 127.0.0.1 signed by
+    /// a private CA made for it (with `openssl`).
+    pub fn start_tls() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir.path())
+                .output()
+                .expect("openssl runs (apt-get install -y openssl)");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        std::fs::write(
+            dir.path().join("san.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        )
+        .unwrap();
+        run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=Touchpoint test CA",
+        ]);
+        run(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ]);
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+        ]);
+        let mut server = Self {
+            child: None,
+            port: free_port(),
+            dir,
+            durable: false,
+            tls: true,
+        };
+        server.spawn();
+        server
+    }
+
+    /// The private CA's certificate of a [`RedisServer::start_tls`] server.
+    pub fn tls_ca(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
+    }
+
     fn launch(port: u16, dir: tempfile::TempDir, durable: bool) -> Self {
         let mut server = Self {
             child: None,
             port,
             dir,
             durable,
+            tls: false,
         };
         server.spawn();
         server
@@ -61,9 +145,23 @@ impl RedisServer {
 
     fn spawn(&mut self) {
         let mut cmd = Command::new(redis_server_binary());
-        cmd.arg("--port")
-            .arg(self.port.to_string())
-            .arg("--bind")
+        if self.tls {
+            let file = |name: &str| self.dir.path().join(name);
+            cmd.arg("--port")
+                .arg("0")
+                .arg("--tls-port")
+                .arg(self.port.to_string())
+                .arg("--tls-cert-file")
+                .arg(file("server.crt"))
+                .arg("--tls-key-file")
+                .arg(file("server.key"))
+                .arg("--tls-ca-cert-file")
+                .arg(file("ca.crt"))
+                .args(["--tls-auth-clients", "no"]);
+        } else {
+            cmd.arg("--port").arg(self.port.to_string());
+        }
+        cmd.arg("--bind")
             .arg("127.0.0.1")
             .arg("--dir")
             .arg(self.dir.path())
@@ -79,7 +177,12 @@ impl RedisServer {
         self.child = Some(cmd.spawn().expect("redis-server starts"));
         let started = Instant::now();
         loop {
-            if let Ok(mut c) = self.client().get_connection()
+            if self.tls {
+                // Up once it accepts connections (the tests speak TLS through the service).
+                if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                    return;
+                }
+            } else if let Ok(mut c) = self.client().get_connection()
                 && redis::cmd("PING").query::<String>(&mut c).is_ok()
             {
                 return;
@@ -94,7 +197,8 @@ impl RedisServer {
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}/0", self.port)
     }
 
     pub fn client(&self) -> redis::Client {

@@ -168,7 +168,7 @@ pub async fn redis_store(redis: &RedisServer) -> RedisStore {
         redis_url: redis.url(),
         ..StoreSettings::default()
     };
-    RedisStore::connect(&settings.redis_options(), ProfileLimits::default())
+    RedisStore::connect(&settings.redis_options().unwrap(), ProfileLimits::default())
         .await
         .unwrap()
 }

@@ -140,7 +140,9 @@ impl DecisionLog {
             LogSink::Redis => {
                 let (tx, rx) = mpsc::channel(settings.queue);
                 let client = redis
-                    .and_then(|r| crate::profile::redis_store::client(&r.url).ok())
+                    .and_then(|r| {
+                        crate::profile::redis_store::client(&r.url, r.tls_ca.as_deref()).ok()
+                    })
                     .ok_or_else(|| LogError::Open {
                         path: PathBuf::from(&settings.redis_stream),
                         source: std::io::Error::other(
