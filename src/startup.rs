@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
+use actix_web::http::StatusCode;
 use actix_web::{App, HttpResponse, HttpServer, middleware, web};
 
 use crate::api::{self, ApiError, AppState};
@@ -152,6 +153,10 @@ impl Application {
                     .app_data(web::PathConfig::default().error_handler(|e, _| {
                         ApiError::from(FieldError::body("invalid_path", e.to_string())).into()
                     }))
+                    .wrap(
+                        middleware::ErrorHandlers::new()
+                            .handler(StatusCode::METHOD_NOT_ALLOWED, api::method_not_allowed),
+                    )
                     .wrap(middleware::from_fn(api::record_latency))
                     .configure(api::configure)
                     .default_service(web::to(not_found))

@@ -84,6 +84,16 @@ impl fmt::Display for Invalid {
 
 impl std::error::Error for Invalid {}
 
+/// For an optional field: absent is `None`, a value is `Some`, and an explicit `null` is an
+/// error (`wrong_type`), so a field is either given or left out, never both at once.
+pub fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
 /// Reads one JSON value of type `T` from the whole of `bytes`. Tracking the JSON path costs
 /// time on every field, so it is only done again, to name the field, when the fast read
 /// fails. Anything after the value (a second event as JSON lines, trailing garbage) is an

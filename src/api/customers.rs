@@ -19,16 +19,20 @@ use crate::time::{HOURS_PER_WEEK, SECONDS_PER_DAY, rfc3339};
 use crate::validation::FieldError;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/customers/{id}", web::get().to(get_customer))
-        .route("/v1/customers/{id}", web::delete().to(delete_customer));
+    cfg.service(
+        web::resource("/v1/customers/{id}")
+            .get(get_customer)
+            .delete(delete_customer),
+    );
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct AtQuery {
-    /// RFC 3339, from 1900 to before 2200; default now. Every figure is as of it: the
+    /// RFC 3339, from 1900 to before 2200; default now (or the newest event, if later). Every
+    /// figure is as of it: the
     /// time-dependent ones (value, ages, windows, planned actions still counting) are
-    /// computed for it. It may not be earlier than the customer's newest event (`422
+    /// computed for it. It may not be earlier than the customer's newest event (`409
     /// at_before_latest_event`): counts and totals are not kept event by event.
     #[param(value_type = Option<String>, format = DateTime)]
     pub at: Option<String>,
@@ -37,13 +41,6 @@ pub struct AtQuery {
 pub fn parse_customer_id(raw: &str) -> Result<CustomerId, ApiError> {
     CustomerId::parse(raw)
         .map_err(|e| FieldError::new(e.code(), "customer_id", format!("customer_id {e}")).into())
-}
-
-pub fn parse_at(raw: Option<&str>, field: &str) -> Result<DateTime<Utc>, ApiError> {
-    match raw {
-        None => Ok(Utc::now()),
-        Some(s) => Ok(crate::time::parse_time(s, field)?),
-    }
 }
 
 /// What Touchpoint holds about a customer.
@@ -73,7 +70,7 @@ pub struct CustomerView {
     /// Newest first.
     pub recent_responses: Vec<ResponseView>,
     /// Per-offer history (caps and cool-downs use it).
-    pub offers: Vec<OfferView>,
+    pub offers: Vec<OfferHistoryView>,
     /// Newest first: the agent screen's timeline.
     pub recent_events: Vec<RecentEventView>,
     /// Customer value as of `at`, from the value model (absent without one).
@@ -213,7 +210,7 @@ pub struct ResponseView {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct OfferView {
+pub struct OfferHistoryView {
     pub offer_id: String,
     pub contacts: u32,
     pub positive_responses: u32,
@@ -301,7 +298,7 @@ impl CustomerView {
             offers: profile
                 .offers
                 .iter()
-                .map(|o| OfferView {
+                .map(|o| OfferHistoryView {
                     offer_id: o.offer_id.to_string(),
                     contacts: o.contacts,
                     positive_responses: o.positive_responses,
@@ -497,11 +494,12 @@ fn preferences(profile: &Profile, scores: &CustomerScores, models: &ModelSet) ->
 /// The profile as of `at`, with the customer's value, segment and preferences computed live
 /// from the model set in service.
 #[utoipa::path(get, path = "/v1/customers/{id}", tag = "customers",
-    params(("id" = String, Path, description = "Customer id"), AtQuery),
+    params(("id" = String, Path, description = "Customer id: 1..128 characters of [A-Za-z0-9._:@-]", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._:@-]+$"), AtQuery),
     responses(
         (status = 200, body = CustomerView),
-        (status = 400, body = super::error::ErrorBody),
+        (status = 400, description = "A bad id or time", body = super::error::ErrorBody),
         (status = 404, description = "No event was ever applied for this customer", body = super::error::ErrorBody),
+        (status = 409, description = "`at` is before the newest event the profile holds", body = super::error::ErrorBody),
         (status = 503, body = super::error::ErrorBody),
     ))]
 pub async fn get_customer(
@@ -511,11 +509,20 @@ pub async fn get_customer(
     query: web::Query<AtQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let customer = parse_customer_id(&id)?;
-    let at = parse_at(query.at.as_deref(), "at")?;
+    let asked = query
+        .at
+        .as_deref()
+        .map(|s| crate::time::parse_time(s, "at"))
+        .transpose()?;
     let profile = profiles
         .load(&customer)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no customer {customer}")))?;
+    // Without `at`: now, or the newest event if the sender's clock ran a little ahead.
+    let latest = profile
+        .last_seen
+        .and_then(|t| DateTime::from_timestamp(t, 0));
+    let at = asked.unwrap_or_else(|| latest.map_or_else(Utc::now, |l| l.max(Utc::now())));
     // Counts, totals, per-channel and per-offer figures, attributes and consents are kept as
     // they stand, not event by event: they cannot be rewound to a time before the newest
     // event the profile holds.
@@ -546,11 +553,11 @@ pub async fn get_customer(
 /// Erases everything held about the customer: the profile's keys and the records of the
 /// decisions made for them in the decision log. Idempotent.
 #[utoipa::path(delete, path = "/v1/customers/{id}", tag = "customers",
-    params(("id" = String, Path, description = "Customer id")),
+    params(("id" = String, Path, description = "Customer id: 1..128 characters of [A-Za-z0-9._:@-]", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._:@-]+$")),
     responses(
         (status = 204, description = "Erased (or there was nothing)"),
-        (status = 400, body = super::error::ErrorBody),
-        (status = 503, body = super::error::ErrorBody),
+        (status = 400, description = "A bad id", body = super::error::ErrorBody),
+        (status = 503, description = "The store or the decision log cannot do it now; asking again is safe", body = super::error::ErrorBody),
     ))]
 pub async fn delete_customer(
     decider: web::Data<Decider>,

@@ -17,6 +17,10 @@ pub enum ApiError {
     Invalid(Invalid),
     #[error("{0}")]
     NotFound(String),
+    /// A known path asked with a method it does not take (the `Allow` header lists those it
+    /// does).
+    #[error("{0}")]
+    MethodNotAllowed(String),
     #[error("request body larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     /// The body is not JSON (`Content-Type` other than `application/json`).
@@ -34,8 +38,8 @@ pub enum ApiError {
     /// A conflict with the state of the service (e.g. a reload already running).
     #[error("{0}")]
     Conflict(String),
-    /// The request is well formed but asks for what the service cannot give (a view of a
-    /// profile as of a time before events it already holds).
+    /// The request is well formed but conflicts with what the service holds (a view of a
+    /// profile as of a time before events it already holds): `409`.
     #[error("{0}")]
     CannotHonour(FieldError),
     /// A model set that cannot be served (the one in service stays).
@@ -114,6 +118,7 @@ impl ApiError {
         match self {
             ApiError::Invalid(i) => i.first().code,
             ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::StoreUnavailable(_) => "store_unavailable",
@@ -146,6 +151,7 @@ impl ApiError {
             }
             ApiError::CannotHonour(e) => (e.message.clone(), e.field.clone(), Vec::new()),
             ApiError::NotFound(_)
+            | ApiError::MethodNotAllowed(_)
             | ApiError::PayloadTooLarge { .. }
             | ApiError::UnsupportedMediaType(_)
             | ApiError::StoreUnavailable(_)
@@ -172,16 +178,15 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Invalid(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::StoreUnavailable(_) | ApiError::NotReady(_) | ApiError::LogUnavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::CannotHonour(_) => StatusCode::CONFLICT,
             ApiError::TooManyEvents(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::InvalidModelSet(_) | ApiError::CannotHonour(_) => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            ApiError::InvalidModelSet(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -52,6 +52,33 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     offers::configure(cfg);
 }
 
+/// Gives actix's own `405` (a known path, a method it does not take) the error body every
+/// other answer has, keeping its `Allow` header.
+pub fn method_not_allowed<B: MessageBody + 'static>(
+    res: ServiceResponse<B>,
+) -> actix_web::Result<actix_web::middleware::ErrorHandlerResponse<B>> {
+    use actix_web::http::header::ALLOW;
+    let (req, old) = res.into_parts();
+    let allow = old.headers().get(ALLOW).cloned();
+    let error = ApiError::MethodNotAllowed(format!(
+        "{} does not take {}{}",
+        req.path(),
+        req.method(),
+        allow
+            .as_ref()
+            .and_then(|a| a.to_str().ok())
+            .map(|a| format!("; it takes {a}"))
+            .unwrap_or_default()
+    ));
+    let mut new = actix_web::ResponseError::error_response(&error);
+    if let Some(allow) = allow {
+        new.headers_mut().insert(ALLOW, allow);
+    }
+    Ok(actix_web::middleware::ErrorHandlerResponse::Response(
+        ServiceResponse::new(req, new).map_into_right_body(),
+    ))
+}
+
 /// Records the latency of every request under its route pattern (`/v1/customers/{id}`), never
 /// the raw path, so label values stay few.
 pub async fn record_latency(

@@ -10,8 +10,8 @@ use crate::live::Loaded;
 use crate::model::set::ModelSet;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/models", web::get().to(get_models))
-        .route("/v1/admin/models/reload", web::post().to(reload_models));
+    cfg.service(web::resource("/v1/models").get(get_models))
+        .service(web::resource("/v1/admin/models/reload").post(reload_models));
 }
 
 /// The loaded model set.

@@ -10,7 +10,7 @@ use super::AppState;
 use crate::profile::Channel;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/offers", web::get().to(get_offers));
+    cfg.service(web::resource("/v1/offers").get(get_offers));
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -38,16 +38,58 @@ use super::{customers, decisions, error, events, health, models, offers};
 pub struct ApiDoc;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/openapi.json", web::get().to(openapi_json));
+    cfg.service(web::resource("/openapi.json").get(openapi_json));
 }
 
 pub fn document() -> &'static str {
     static DOC: OnceLock<String> = OnceLock::new();
     DOC.get_or_init(|| {
-        ApiDoc::openapi()
-            .to_pretty_json()
-            .expect("the OpenAPI document serialises")
+        let mut doc =
+            serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serialises");
+        refine(&mut doc);
+        serde_json::to_string_pretty(&doc).expect("a JSON value serialises")
     })
+}
+
+/// What the derived document cannot say by itself, said in JSON Schema: the names and values
+/// a free-form map takes, the zones `timezone` may name, and that a response names what it
+/// answers.
+fn refine(doc: &mut serde_json::Value) {
+    use crate::decision::request::MAX_CONTEXT_NUMBER;
+    use crate::profile::event::{
+        MAX_ATTRIBUTE_NUMBER, MAX_ATTRIBUTE_TEXT_LEN, MAX_ATTRIBUTES_PER_EVENT,
+    };
+    use serde_json::json;
+    let schemas = &mut doc["components"]["schemas"];
+    let number = |max: f64| json!({"type": "number", "minimum": -max, "maximum": max});
+    let zones: Vec<&str> = chrono_tz::TZ_VARIANTS.iter().map(|z| z.name()).collect();
+    schemas["AttributesEvent"]["properties"]["attributes"] = json!({
+        "type": "object",
+        "minProperties": 1,
+        "maxProperties": MAX_ATTRIBUTES_PER_EVENT,
+        "propertyNames": {"pattern": "^[A-Za-z0-9_-]{1,64}$"},
+        "properties": {"timezone": {"oneOf": [{"type": "string", "enum": zones}, {"type": "null"}]}},
+        "additionalProperties": {"oneOf": [
+            {"type": "string", "maxLength": MAX_ATTRIBUTE_TEXT_LEN},
+            number(MAX_ATTRIBUTE_NUMBER),
+            {"type": "boolean"},
+            {"type": "null"},
+        ]},
+        "description": "Values to set (a string, a number or a boolean) or remove (null).",
+    });
+    schemas["ResponseEvent"]["anyOf"] =
+        json!([{"required": ["offer_id"]}, {"required": ["decision_id"]}]);
+    schemas["DecisionRequestDoc"]["properties"]["context"] = json!({
+        "type": "object",
+        "maxProperties": 32,
+        "propertyNames": {"pattern": "^[A-Za-z0-9_-]{1,64}$"},
+        "additionalProperties": {"oneOf": [
+            {"type": "string", "maxLength": 256},
+            number(MAX_CONTEXT_NUMBER),
+            {"type": "boolean"},
+        ]},
+        "description": "Free features: strings, numbers or booleans.",
+    });
 }
 
 async fn openapi_json() -> HttpResponse {

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use crate::profile::{Channel, CustomerId};
 use crate::time::parse_time;
-use crate::validation::{FieldError, Invalid, read_json};
+use crate::validation::{FieldError, Invalid, present, read_json};
 
 pub const MAX_LIMIT: usize = 20;
 const MAX_CONTEXT_ENTRIES: usize = 32;
@@ -43,13 +43,22 @@ pub struct DecisionRequest {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRequest {
+    #[serde(default, deserialize_with = "present")]
     customer_id: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     touchpoint: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     channels: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "present")]
     placement: Option<String>,
-    limit: Option<i64>,
+    /// A number, so that `2.0` is the integer 2 as JSON Schema reads it.
+    #[serde(default, deserialize_with = "present")]
+    limit: Option<f64>,
+    #[serde(default, deserialize_with = "present")]
     at: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     context: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(default, deserialize_with = "present")]
     explain: Option<bool>,
 }
 
@@ -60,7 +69,7 @@ pub fn parse_request(bytes: &[u8]) -> Result<DecisionRequest, Invalid> {
     let touchpoint = raw.touchpoint.and_then(|t| touchpoint(&t, &mut errors));
     let channels = raw.channels.map(|list| channels(&list, &mut errors));
     let placement = raw.placement.filter(|p| {
-        let ok = !p.is_empty() && p.len() <= 128;
+        let ok = !p.is_empty() && p.chars().count() <= 128;
         if !ok {
             errors.push(FieldError::new(
                 "invalid_placement",
@@ -72,7 +81,7 @@ pub fn parse_request(bytes: &[u8]) -> Result<DecisionRequest, Invalid> {
     });
     let limit = match raw.limit {
         None => 1,
-        Some(l) if (1..=MAX_LIMIT as i64).contains(&l) => l as usize,
+        Some(l) if l.fract() == 0.0 && (1.0..=MAX_LIMIT as f64).contains(&l) => l as usize,
         Some(l) => {
             errors.push(FieldError::new(
                 "invalid_limit",
@@ -202,7 +211,7 @@ fn context(
             continue;
         }
         let value = match v {
-            serde_json::Value::String(s) if s.len() <= MAX_TEXT => ContextValue::Text(s),
+            serde_json::Value::String(s) if s.chars().count() <= MAX_TEXT => ContextValue::Text(s),
             serde_json::Value::Bool(b) => ContextValue::Bool(b),
             serde_json::Value::Number(n)
                 if n.as_f64().is_some_and(|x| x.abs() <= MAX_CONTEXT_NUMBER) =>
@@ -213,7 +222,7 @@ fn context(
                 errors.push(FieldError::new(
                     "invalid_context",
                     field,
-                    format!("text values are at most {MAX_TEXT} bytes"),
+                    format!("text values are at most {MAX_TEXT} characters"),
                 ));
                 continue;
             }

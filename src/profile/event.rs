@@ -16,7 +16,7 @@ use serde::Deserialize;
 use super::channel::Channel;
 use super::ids::{CustomerId, DecisionId, EventId, IdError, OfferId};
 use crate::time::{parse_time, rfc3339};
-use crate::validation::{FieldError, Invalid, read_json};
+use crate::validation::{FieldError, Invalid, present, read_json};
 
 /// The most events one `POST /v1/events` may carry.
 pub const MAX_BATCH: usize = 1000;
@@ -146,19 +146,31 @@ impl AttrValue {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawEvent {
+    #[serde(default, deserialize_with = "present")]
     events: Option<Vec<RawEvent>>,
+    #[serde(default, deserialize_with = "present")]
     event_id: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     customer_id: Option<String>,
-    #[serde(rename = "type")]
+    #[serde(default, deserialize_with = "present", rename = "type")]
     kind: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     at: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     channel: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     offer_id: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     decision_id: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     amount: Option<f64>,
+    #[serde(default, deserialize_with = "present")]
     outcome: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     name: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     consent: Option<RawConsent>,
+    #[serde(default, deserialize_with = "present")]
     attributes: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
@@ -183,7 +195,9 @@ impl RawEvent {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConsent {
+    #[serde(default, deserialize_with = "present")]
     channel: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     granted: Option<bool>,
 }
 
@@ -448,7 +462,7 @@ fn validate(raw: RawEvent, latest: Option<i64>) -> Result<Event, Vec<FieldError>
             }
         }
         "interaction" => match raw.name {
-            Some(n) if n.is_empty() || n.len() > MAX_NAME_LEN => {
+            Some(n) if n.is_empty() || n.chars().count() > MAX_NAME_LEN => {
                 errors.push(FieldError::new(
                     "invalid_name",
                     "name",
@@ -557,6 +571,16 @@ fn attributes(
         }
         let value = match v {
             serde_json::Value::Null => None,
+            _ if name == "timezone"
+                && !matches!(v, serde_json::Value::String(_) | serde_json::Value::Null) =>
+            {
+                errors.push(FieldError::new(
+                    "unknown_timezone",
+                    field,
+                    "timezone is an IANA time zone name such as Europe/London (or null to remove it)",
+                ));
+                continue;
+            }
             serde_json::Value::Bool(b) => Some(AttrValue::Bool(b)),
             serde_json::Value::Number(n) => match n.as_f64() {
                 Some(x) if x.abs() <= MAX_ATTRIBUTE_NUMBER => Some(AttrValue::Number(x)),
@@ -570,11 +594,11 @@ fn attributes(
                 }
             },
             serde_json::Value::String(s) => {
-                if s.len() > MAX_ATTRIBUTE_TEXT_LEN {
+                if s.chars().count() > MAX_ATTRIBUTE_TEXT_LEN {
                     errors.push(FieldError::new(
                         "invalid_attribute",
                         field,
-                        format!("text attributes are at most {MAX_ATTRIBUTE_TEXT_LEN} bytes"),
+                        format!("text attributes are at most {MAX_ATTRIBUTE_TEXT_LEN} characters"),
                     ));
                     continue;
                 }

@@ -32,7 +32,7 @@ pub const MAX_ID_LEN: usize = 128;
 fn check_len(s: &str) -> Result<(), IdError> {
     if s.is_empty() {
         Err(IdError::Empty)
-    } else if s.len() > MAX_ID_LEN {
+    } else if s.len() > MAX_ID_LEN && s.chars().count() > MAX_ID_LEN {
         Err(IdError::TooLong { max: MAX_ID_LEN })
     } else {
         Ok(())

@@ -83,11 +83,12 @@ impl ProfileLimits {
     /// The most bytes one customer's encoded profile can take under these limits, with
     /// every id and text at its largest allowed length. Typical profiles are far smaller.
     pub fn byte_budget(&self) -> usize {
-        const ID: usize = 128 + 2; // an id and its length prefix
+        // Lengths are limited in characters, up to four bytes each in UTF-8.
+        const ID: usize = 4 * 128 + 2; // an id and its length prefix
         const OFFER: usize = ID;
         const TIME: usize = 10; // zig-zag varint i64, worst case
-        let attributes = self.attributes * (64 + 2 + 256 + 2 + TIME + 1);
-        let recent = self.recent_events * (ID + TIME + 2 + OFFER + 9 + 66 + 4);
+        let attributes = self.attributes * (64 + 2 + 4 * 256 + 2 + TIME + 1);
+        let recent = self.recent_events * (ID + TIME + 2 + OFFER + 9 + 4 * 64 + 2 + 4);
         let contacts = self.contact_history * (TIME + 2 + OFFER + ID + 1);
         let responses = self.response_history * (TIME + 2 + OFFER + ID + 2);
         let offers = self.offer_stats * (OFFER + 4 * 5 + 3 * TIME + 3);

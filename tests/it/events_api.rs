@@ -130,7 +130,7 @@ async fn events_update_the_profile_that_the_customer_view_shows() {
     // As of a time before events the profile holds: refused, since counts and totals would
     // still show them (they are not kept event by event).
     let (status, early) = app.get("/v1/customers/c-42?at=2026-11-05T00:00:00Z").await;
-    assert_eq!(status, 422, "{early}");
+    assert_eq!(status, 409, "{early}");
     assert_eq!(early["error"]["code"], "at_before_latest_event");
     assert_eq!(early["error"]["field"], "at");
 
