@@ -13,6 +13,7 @@ mod faults;
 mod helpers;
 mod models;
 mod operations;
+mod readme;
 mod redis_server;
 mod reload;
 mod store_conformance;
