@@ -63,9 +63,9 @@ pub enum Command {
         days: u32,
         #[arg(long, default_value_t = 42)]
         seed: u64,
-        /// Offer catalog whose offers the simulated company sends.
-        #[arg(long, default_value = "config/catalog.toml")]
-        catalog: PathBuf,
+        /// Offer catalog whose offers the simulated company sends (default: the shipped one).
+        #[arg(long)]
+        catalog: Option<PathBuf>,
     },
     /// Bulk-load an event history (JSON lines) into the configured store.
     Import {
@@ -85,6 +85,23 @@ impl Cli {
     pub fn serves(&self) -> bool {
         matches!(self.command, Command::Serve { .. })
     }
+}
+
+/// An error and its causes as one line, each cause said once: a message that already quotes
+/// its cause (`cannot read x: No such file`) is not followed by it again.
+pub fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 pub fn load_settings(config: Option<&std::path::Path>) -> anyhow::Result<Settings> {
@@ -157,6 +174,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             seed,
             catalog,
         } => {
+            let catalog = catalog
+                .unwrap_or_else(|| crate::settings::shipped_data().join("config/catalog.toml"));
             let catalog = crate::decision::catalog::Catalog::load(&catalog)?;
             let bar = progress_bar("{spinner} simulating [{wide_bar}] {pos}/{len} customers");
             let opts = crate::training::simulate::SimulationOptions {

@@ -24,7 +24,7 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", touchpoint::cli::error_chain(&e));
             std::process::ExitCode::FAILURE
         }
     }

@@ -112,10 +112,39 @@ impl StoreSettings {
     }
 }
 
+/// Where the shipped model set and catalog are, when the settings do not say: beside an
+/// installed binary (`<prefix>/share/touchpoint`, from `<prefix>/bin/touchpoint`), else in
+/// the source tree the binary was built from. Never the working directory.
+pub fn shipped_data() -> PathBuf {
+    let installed = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.join("share/touchpoint")));
+    match installed {
+        Some(dir) if dir.join("models/manifest.json").is_file() => dir,
+        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")),
+    }
+}
+
+/// Where the service keeps what it writes by default (the decision log):
+/// `$XDG_STATE_HOME/touchpoint`, else `$HOME/.local/state/touchpoint`, else a `touchpoint`
+/// directory in the system's temporary directory.
+pub fn state_dir() -> PathBuf {
+    let from = |var: &str| {
+        std::env::var_os(var)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    from("XDG_STATE_HOME")
+        .or_else(|| from("HOME").map(|h| h.join(".local/state")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("touchpoint")
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelSettings {
-    /// Directory of the trained model set that `serve` loads.
+    /// Directory of the trained model set that `serve` loads; empty means the shipped one
+    /// ([`shipped_data`]`/models`).
     pub dir: PathBuf,
     /// Reload the model set when its directory changes.
     pub watch: bool,
@@ -124,7 +153,7 @@ pub struct ModelSettings {
 impl Default for ModelSettings {
     fn default() -> Self {
         Self {
-            dir: PathBuf::from("models"),
+            dir: PathBuf::new(),
             watch: true,
         }
     }
@@ -133,7 +162,8 @@ impl Default for ModelSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CatalogSettings {
-    /// The offer catalog (TOML).
+    /// The offer catalog (TOML); empty means the shipped one
+    /// ([`shipped_data`]`/config/catalog.toml`).
     pub path: PathBuf,
     /// Reload the catalog when the file changes.
     pub watch: bool,
@@ -142,7 +172,7 @@ pub struct CatalogSettings {
 impl Default for CatalogSettings {
     fn default() -> Self {
         Self {
-            path: PathBuf::from("config/catalog.toml"),
+            path: PathBuf::new(),
             watch: true,
         }
     }
@@ -304,11 +334,68 @@ impl Settings {
                 .prefix_separator("__")
                 .separator("__")
                 .try_parsing(true)
-                .source(Some(vars)),
+                .source(Some(vars.clone())),
         );
-        let settings: Settings = builder.build()?.try_deserialize()?;
+        let mut settings: Settings = builder.build()?.try_deserialize()?;
+        if let Some(path) = file {
+            settings.resolve_relative_to(path, &vars)?;
+        }
+        settings.fill_default_paths();
         settings.check()?;
         Ok(settings)
+    }
+
+    /// Makes the relative paths the config file gives relative to the file's directory,
+    /// not to wherever the command runs (a path given in a `TOUCHPOINT__…` variable or on
+    /// the command line stays relative to the working directory).
+    fn resolve_relative_to(
+        &mut self,
+        file: &Path,
+        vars: &config::Map<String, String>,
+    ) -> Result<(), SettingsError> {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| SettingsError::Invalid(format!("cannot read {}: {e}", file.display())))?;
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e| SettingsError::Invalid(format!("{}: {e}", file.display())))?;
+        let dir = file.parent().unwrap_or(Path::new(""));
+        let in_file = |section: &[&str], key: &str| {
+            let mut t = &table;
+            for s in section {
+                match t.get(*s).and_then(|v| v.as_table()) {
+                    Some(inner) => t = inner,
+                    None => return false,
+                }
+            }
+            let var = format!("TOUCHPOINT__{}__{}", section.join("__"), key).to_uppercase();
+            t.contains_key(key) && !vars.contains_key(&var)
+        };
+        let paths: [(&[&str], &str, &mut PathBuf); 4] = [
+            (&["models"], "dir", &mut self.models.dir),
+            (&["catalog"], "path", &mut self.catalog.path),
+            (&["decision", "log"], "path", &mut self.decision.log.path),
+            (&["store"], "tls_ca_file", &mut self.store.tls_ca_file),
+        ];
+        for (section, key, path) in paths {
+            if in_file(section, key) && path.is_relative() && !path.as_os_str().is_empty() {
+                *path = dir.join(&*path);
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts the default homes in the paths left empty: the shipped models and catalog, and
+    /// the decision log in [`state_dir`].
+    pub fn fill_default_paths(&mut self) {
+        if self.models.dir.as_os_str().is_empty() {
+            self.models.dir = shipped_data().join("models");
+        }
+        if self.catalog.path.as_os_str().is_empty() {
+            self.catalog.path = shipped_data().join("config/catalog.toml");
+        }
+        if self.decision.log.path.as_os_str().is_empty() {
+            self.decision.log.path = state_dir().join("decisions.jsonl");
+        }
     }
 
     pub fn check(&self) -> Result<(), SettingsError> {
@@ -374,6 +461,39 @@ mod tests {
         assert_eq!(s.store.redis_url, "redis://127.0.0.1:6379/0");
         assert_eq!(s.store.response_timeout_ms, 90);
         assert_eq!(s.server.bind, "127.0.0.1:8080");
+    }
+
+    /// Run from anywhere, the defaults find the shipped models and catalog, and a config
+    /// file's relative paths are the file's, while a variable's are the working
+    /// directory's.
+    #[test]
+    fn paths_do_not_depend_on_the_working_directory() {
+        let defaults = Settings::load_with_env(None, env(&[])).unwrap();
+        assert!(defaults.models.dir.join("manifest.json").is_file());
+        assert!(defaults.catalog.path.is_file());
+        assert!(defaults.decision.log.path.is_absolute());
+        assert!(
+            defaults
+                .decision
+                .log
+                .path
+                .ends_with("touchpoint/decisions.jsonl")
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t.toml");
+        std::fs::write(
+            &file,
+            "[models]\ndir = \"m\"\n[catalog]\npath = \"c.toml\"\n[decision.log]\npath = \"/var/x.jsonl\"\n",
+        )
+        .unwrap();
+        let s = Settings::load_with_env(
+            Some(&file),
+            env(&[("TOUCHPOINT__CATALOG__PATH", "rel/c.toml")]),
+        )
+        .unwrap();
+        assert_eq!(s.models.dir, dir.path().join("m"));
+        assert_eq!(s.catalog.path, PathBuf::from("rel/c.toml"));
+        assert_eq!(s.decision.log.path, PathBuf::from("/var/x.jsonl"));
     }
 
     #[test]

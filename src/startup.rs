@@ -25,7 +25,7 @@ use crate::validation::FieldError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("cannot listen on {bind}: {source}")]
+    #[error("cannot listen on {bind} (server.bind, TOUCHPOINT__SERVER__BIND, --bind): {source}")]
     Bind {
         bind: String,
         source: std::io::Error,
@@ -34,11 +34,11 @@ pub enum StartupError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Settings(#[from] crate::settings::SettingsError),
-    #[error(transparent)]
+    #[error("the model set (models.dir, TOUCHPOINT__MODELS__DIR, --models): {0}")]
     Models(#[from] crate::model::set::ModelError),
-    #[error(transparent)]
+    #[error("the catalog (catalog.path, TOUCHPOINT__CATALOG__PATH, --catalog): {0}")]
     Catalog(#[from] crate::decision::catalog::CatalogError),
-    #[error(transparent)]
+    #[error("the decision log ([decision.log], TOUCHPOINT__DECISION__LOG__...): {0}")]
     DecisionLog(#[from] crate::decision::log::LogError),
     #[error("cannot watch {path} for changes: {source}")]
     Watch {
@@ -71,7 +71,8 @@ pub async fn open_store(settings: &Settings) -> Result<Profiles, StartupError> {
 }
 
 impl Application {
-    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+    pub async fn build(mut settings: Settings) -> Result<Self, StartupError> {
+        settings.fill_default_paths();
         let metrics = m::recorder();
         let dir = settings.models.dir.clone();
         let models = Arc::new(Live::load("model set", MODEL_RELOADS, move || {

@@ -109,9 +109,10 @@ fn compare(shown: &Value, live: &Value, at: &str) -> Result<(), String> {
 
 /// Whether a decision explored at some rank (an action chosen with a small probability).
 fn explored(answer: &Value) -> bool {
-    answer["actions"]
-        .as_array()
-        .is_some_and(|a| a.iter().any(|x| x["probability"].as_f64().unwrap_or(1.0) < 0.5))
+    answer["actions"].as_array().is_some_and(|a| {
+        a.iter()
+            .any(|x| x["probability"].as_f64().unwrap_or(1.0) < 0.5)
+    })
 }
 
 async fn run(app: &TestApp, examples: &[Example]) -> Result<(), String> {

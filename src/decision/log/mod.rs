@@ -40,9 +40,11 @@ use crate::telemetry::metrics as m;
 pub struct DecisionLogSettings {
     /// `file` (JSON lines), `redis` (a capped stream in the profile store's Redis) or `off`.
     pub sink: LogSink,
-    /// The file, for `file`.
+    /// The file, for `file`; empty means `decisions.jsonl` in the state directory
+    /// (`$XDG_STATE_HOME/touchpoint`, else `~/.local/state/touchpoint`).
     pub path: PathBuf,
-    /// The file is renamed to `<path>.1` (replacing it) when it grows past this.
+    /// The file is renamed to `<path>.1` (replacing it) when it grows past this: the log
+    /// takes at most twice this on disk.
     pub max_file_bytes: u64,
     /// The stream key and its approximate maximum length, for `redis`. An entry takes
     /// about 1.5 KB of Redis memory with the shipped catalog (`MEMORY USAGE` of the stream
@@ -65,8 +67,8 @@ impl Default for DecisionLogSettings {
     fn default() -> Self {
         Self {
             sink: LogSink::File,
-            path: PathBuf::from("decisions.jsonl"),
-            max_file_bytes: 256 * 1024 * 1024,
+            path: PathBuf::new(),
+            max_file_bytes: 64 * 1024 * 1024,
             redis_stream: "tp:decisions".into(),
             redis_max_len: 100_000,
             queue: 65_536,
