@@ -29,8 +29,8 @@ mkdir -p "$OUT"
 build
 start_redis
 
-echo "== history: $CUSTOMERS simulated customers, 365 days" >&2
-"$TOUCHPOINT" simulate --out "$WORK/sim" --customers "$CUSTOMERS" --days 365 --seed 42 >&2
+echo "== history: $CUSTOMERS simulated customers, 320 days (from 2026-01-01: none ahead of the clock)" >&2
+"$TOUCHPOINT" simulate --out "$WORK/sim" --customers "$CUSTOMERS" --days 320 --seed 42 >&2
 TOUCHPOINT__STORE__REDIS_URL="$REDIS_URL" TOUCHPOINT__LOG__LEVEL=warn \
   "$TOUCHPOINT" import --events "$WORK/sim/events.jsonl" >&2
 

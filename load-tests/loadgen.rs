@@ -175,7 +175,8 @@ const OFFERS: [&str; 6] = [
 /// consent or attribute change.
 fn event(rng: &mut StdRng, n: u64, customers: usize) -> String {
     let c = rng.random_range(0..customers);
-    let at = 1_767_225_600 + rng.random_range(0..365 * 86_400i64);
+    // During 2025: a year of history wholly in the past (events ahead of the clock are refused).
+    let at = 1_735_689_600 + rng.random_range(0..365 * 86_400i64);
     let at = chrono::DateTime::from_timestamp(at, 0)
         .unwrap()
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
