@@ -30,6 +30,7 @@ pub mod api;
 pub mod cli;
 pub mod decision;
 pub mod import;
+pub mod learning;
 pub mod live;
 pub mod model;
 pub mod profile;

@@ -23,6 +23,7 @@ pub struct Settings {
     pub ingest: IngestSettings,
     pub import: ImportSettings,
     pub training: TrainingSettings,
+    pub learning: crate::learning::LearningSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -400,6 +401,7 @@ impl Settings {
 
     pub fn check(&self) -> Result<(), SettingsError> {
         self.profile.check().map_err(SettingsError::Invalid)?;
+        self.learning.check().map_err(SettingsError::Invalid)?;
         self.decision
             .check(&self.profile)
             .map_err(SettingsError::Invalid)?;

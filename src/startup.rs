@@ -109,13 +109,22 @@ impl Application {
             })?
             .port();
 
+        let learner = Arc::new(crate::learning::Learner::new(
+            models.clone(),
+            catalog.clone(),
+            settings.learning.clone(),
+        ));
+        if settings.learning.enabled {
+            profiles.learn_with(learner.clone());
+        }
         let decider = Decider::new(
             profiles.clone(),
             models.clone(),
             catalog.clone(),
             settings.decision.clone(),
             decision_log,
-        );
+        )
+        .with_learner(learner.clone());
         let state = web::Data::new(AppState {
             profiles,
             models: models.clone(),
@@ -173,7 +182,10 @@ impl Application {
         }
         let server = server.run();
 
-        let background = vec![m::spawn_upkeep(metrics)];
+        let mut background = vec![m::spawn_upkeep(metrics)];
+        if settings.learning.enabled {
+            background.push(tokio::spawn(learner.keep_current(state.profiles.clone())));
+        }
         let mut watches = Vec::new();
         if settings.models.watch {
             let registry = models.clone();

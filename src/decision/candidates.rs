@@ -16,7 +16,9 @@ use super::policy::Arm;
 use super::timing::Slot;
 use super::{eligibility, explanation};
 use crate::model::features::OfferFacts;
-use crate::model::response::ModelScope;
+use crate::learning::Correction;
+use crate::learning::posterior::sigmoid;
+use crate::model::response::{ModelScope, logit};
 use crate::model::set::ModelSet;
 
 #[derive(Debug, Clone, Copy)]
@@ -37,6 +39,10 @@ pub(super) struct Candidate {
     /// Which context rules matched (bit i: rule i), for explanations.
     pub rules: u64,
     pub priority: f64,
+    /// The online learner's correction of the propensity, if it learns the offer.
+    pub correction: Option<Correction>,
+    /// What a unit of propensity adds to the priority.
+    pub slope: f64,
 }
 
 impl Candidate {
@@ -48,8 +54,12 @@ impl Candidate {
             self.offer_propensity
         }
         .clamp(1e-6, 1.0);
+        if let Some(c) = self.correction {
+            self.propensity = sigmoid(logit(self.propensity) + c.mean).clamp(1e-6, 1.0);
+        }
         self.value = offer.value * self.clv_factor - offer.cost(plan.channel) / self.propensity;
         self.priority = self.propensity * self.value * self.context_weight * offer.lever;
+        self.slope = offer.value * self.clv_factor * self.context_weight * offer.lever;
     }
 
     /// What the policy sees of it.
@@ -57,6 +67,9 @@ impl Candidate {
         Arm {
             priority: self.priority,
             propensity: self.propensity,
+            slope: self.slope,
+            spread: self.correction.map_or(0.0, |c| c.sd),
+            uncertain: self.correction.is_some_and(|c| c.uncertain),
         }
     }
 }
@@ -90,6 +103,8 @@ pub(super) fn gather(
     let offers = &scene.catalog.offers;
     let mut candidates: Vec<Candidate> = Vec::with_capacity(offers.len() * plans.len().max(1));
     let mut scorer = scene.models.offer_scorer(scene.profile, &scene.scores);
+    // The customer's part of the learning features, built with the first offer scored.
+    let mut customer: Vec<(usize, f64)> = Vec::new();
     for (oi, offer) in offers.iter().enumerate() {
         if let Err(refusal) = eligibility::check(scene, facts, history, oi, offer) {
             suppressed.add(&offer.id, None, refusal.reason(), || {
@@ -107,6 +122,12 @@ pub(super) fn gather(
             (false, Some(s)) => (s.propensity, Some(s.scope)),
             _ => (settings.default_propensity, None),
         };
+        if let Some(online) = scene.online
+            && scope.is_some()
+            && customer.is_empty()
+        {
+            online.layout.customer_part(scorer.features(), &mut customer);
+        }
         let (context_weight, rules) = context_weight(scene, facts, offer);
         for (pi, plan) in plans.iter().enumerate() {
             let channel = plan.channel;
@@ -145,6 +166,10 @@ pub(super) fn gather(
                 context_weight,
                 rules,
                 priority: 0.0,
+                correction: scope.zip(scene.online).and_then(|(scope, online)| {
+                    online.correction(offer.id.as_str(), scope, &customer, channel)
+                }),
+                slope: 0.0,
             };
             c.score(scene.models, offer, plan);
             if c.priority < settings.min_priority || c.priority <= 0.0 {

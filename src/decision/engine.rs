@@ -21,6 +21,7 @@ use std::cell::OnceCell;
 
 use chrono::{DateTime, Utc};
 
+use crate::learning::OnlineState;
 use super::DecisionSettings;
 use super::answer::{Decision, LogDetails, Suppressions};
 use super::catalog::Catalog;
@@ -43,6 +44,9 @@ pub struct DecisionEngine<'a> {
     pub models: &'a ModelSet,
     pub settings: &'a DecisionSettings,
     pub policy: &'a dyn Policy,
+    /// What the online learner knows ([`crate::learning`]); `None`: the trained models
+    /// alone.
+    pub online: Option<&'a OnlineState>,
 }
 
 pub struct DecisionInput<'a> {
@@ -65,6 +69,7 @@ pub(super) struct Scene<'a> {
     pub models: &'a ModelSet,
     pub settings: &'a DecisionSettings,
     pub policy: &'a dyn Policy,
+    pub online: Option<&'a OnlineState>,
     pub request: &'a DecisionRequest,
     pub decision_id: &'a DecisionId,
     pub profile: &'a Profile,
@@ -163,6 +168,7 @@ impl DecisionEngine<'_> {
             models: self.models,
             settings: self.settings,
             policy: self.policy,
+            online: self.online,
             request: input.request,
             decision_id: &input.decision_id,
             profile,

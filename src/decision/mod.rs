@@ -75,26 +75,53 @@ impl Default for DecisionSettings {
     }
 }
 
-/// Exploration: epsilon-greedy ([`policy::EpsilonGreedy`]): at each rank the best remaining
-/// action with probability 1 - epsilon, otherwise one of the remaining drawn uniformly (the
-/// best included). Every action records the probability with which it was chosen, for
-/// off-policy evaluation.
+/// Exploration. `thompson` (the default, [`policy::Thompson`]): each action with the
+/// probability that it is the best when the propensities the online learner is unsure of
+/// are drawn from its posteriors (Monte-Carlo, `draws` draws), every one at least
+/// `epsilon / n`, and the actions of offers with thin data together at most
+/// `max_uncertain_share`. Without online learning (or before its first answer for known
+/// offers) that is the best action with probability 1 - epsilon + epsilon / n.
+/// `epsilon_greedy` ([`policy::EpsilonGreedy`]): the best remaining action with probability
+/// 1 - epsilon, otherwise one of the remaining drawn uniformly (the best included). Every
+/// action records the probability with which it was chosen, for off-policy evaluation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Exploration {
+    pub policy: PolicyKind,
     pub epsilon: f64,
+    pub draws: usize,
+    pub max_uncertain_share: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyKind {
+    Thompson,
+    EpsilonGreedy,
 }
 
 impl Default for Exploration {
     fn default() -> Self {
-        Self { epsilon: 0.05 }
+        Self {
+            policy: PolicyKind::Thompson,
+            epsilon: 0.05,
+            draws: 32,
+            max_uncertain_share: 0.2,
+        }
     }
 }
 
 impl Exploration {
     /// The policy these settings describe.
     pub fn policy(&self) -> std::sync::Arc<dyn policy::Policy> {
-        std::sync::Arc::new(policy::EpsilonGreedy::new(self.epsilon))
+        match self.policy {
+            PolicyKind::Thompson => std::sync::Arc::new(policy::Thompson::new(
+                self.epsilon,
+                self.draws,
+                self.max_uncertain_share,
+            )),
+            PolicyKind::EpsilonGreedy => std::sync::Arc::new(policy::EpsilonGreedy::new(self.epsilon)),
+        }
     }
 }
 
@@ -102,6 +129,12 @@ impl DecisionSettings {
     pub fn check(&self, profile: &crate::profile::ProfileLimits) -> Result<(), String> {
         if !(0.0..=1.0).contains(&self.exploration.epsilon) {
             return Err("decision.exploration.epsilon must be in [0, 1]".into());
+        }
+        if !(1..=4096).contains(&self.exploration.draws) {
+            return Err("decision.exploration.draws must be in 1..=4096".into());
+        }
+        if !(0.0..=1.0).contains(&self.exploration.max_uncertain_share) {
+            return Err("decision.exploration.max_uncertain_share must be in [0, 1]".into());
         }
         if !(self.default_propensity > 0.0 && self.default_propensity < 1.0) {
             return Err("decision.default_propensity must be in (0, 1)".into());

@@ -4,8 +4,16 @@
 //! each action at its rank, so that another policy can be evaluated off-line on the same
 //! decisions (`touchpoint evaluate`).
 //!
-//! [`EpsilonGreedy`] is the first: the best candidate with probability 1 - epsilon,
-//! otherwise one drawn uniformly (the best included).
+//! [`EpsilonGreedy`]: the best candidate with probability 1 - epsilon, otherwise one drawn
+//! uniformly (the best included).
+//!
+//! [`Thompson`]: Thompson sampling over the online learner's uncertainty
+//! ([`crate::learning`]): each arm's probability is the chance that it is the best when
+//! every propensity is drawn from its posterior, estimated by Monte-Carlo draws (seeded by
+//! the arms, so the same arms always get the same probabilities), with a floor of
+//! `epsilon / n` for every arm and a cap on the share of arms the learner knows little
+//! about. The action is then drawn from exactly those probabilities, so the logged
+//! probability is the true probability of the choice.
 
 use std::sync::Arc;
 
@@ -19,6 +27,13 @@ pub struct Arm {
     pub priority: f64,
     /// The predicted probability of a positive answer.
     pub propensity: f64,
+    /// How much the priority grows per unit of propensity (margin x value factor x context
+    /// weight x lever): what a drawn propensity does to the priority.
+    pub slope: f64,
+    /// Standard deviation of the propensity's logit (0: known, as far as the policy cares).
+    pub spread: f64,
+    /// The learner knows little about it: its share is capped.
+    pub uncertain: bool,
 }
 
 /// One choice at a rank.
@@ -117,6 +132,142 @@ impl Policy for EpsilonGreedy {
     }
 }
 
+/// Thompson sampling with a floor and a cap; see the module's documentation.
+#[derive(Debug, Clone)]
+pub struct Thompson {
+    epsilon: f64,
+    draws: usize,
+    max_uncertain_share: f64,
+    record: Arc<str>,
+}
+
+impl Thompson {
+    pub const KIND: &'static str = "thompson";
+
+    /// `epsilon` in [0, 1], `max_uncertain_share` in [0, 1], `draws` >= 1 (the settings
+    /// check them).
+    pub fn new(epsilon: f64, draws: usize, max_uncertain_share: f64) -> Self {
+        let record = serde_json::json!({
+            "kind": Self::KIND,
+            "epsilon": epsilon,
+            "draws": draws,
+            "max_uncertain_share": max_uncertain_share,
+        })
+        .to_string();
+        Self {
+            epsilon,
+            draws,
+            max_uncertain_share,
+            record: record.into(),
+        }
+    }
+
+    fn drawn_priority(arm: &Arm, z: f64) -> f64 {
+        let p = crate::learning::posterior::sigmoid(
+            crate::model::response::logit(arm.propensity) + arm.spread * z,
+        );
+        arm.priority + (p - arm.propensity) * arm.slope
+    }
+}
+
+impl Policy for Thompson {
+    fn choose(&self, arms: &[Arm], rng: &mut StdRng) -> Choice {
+        let mut p = Vec::with_capacity(arms.len());
+        self.probabilities(arms, &mut p);
+        let mut x: f64 = rng.random_range(0.0..1.0);
+        let mut index = p.len() - 1;
+        for (i, &pi) in p.iter().enumerate() {
+            if x < pi {
+                index = i;
+                break;
+            }
+            x -= pi;
+        }
+        let best = greedy(arms).unwrap_or(0);
+        Choice {
+            index,
+            probability: p[index],
+            greedy: index == best,
+        }
+    }
+
+    fn probabilities(&self, arms: &[Arm], out: &mut Vec<f64>) {
+        use rand::SeedableRng;
+        out.clear();
+        out.resize(arms.len(), 0.0);
+        let n = arms.len();
+        let Some(best) = greedy(arms) else {
+            return;
+        };
+        // Arms that cannot be the best even three standard deviations up are left out of
+        // the draws (they keep the floor).
+        let floor = arms
+            .iter()
+            .map(|a| Self::drawn_priority(a, -3.0))
+            .fold(f64::NEG_INFINITY, f64::max);
+        let contenders: Vec<usize> = (0..n)
+            .filter(|&i| i == best || Self::drawn_priority(&arms[i], 3.0) >= floor)
+            .collect();
+        if contenders.len() == 1 || contenders.iter().all(|&i| arms[i].spread == 0.0) {
+            out[best] = 1.0;
+        } else {
+            let mut seed = 0u64;
+            for a in arms {
+                seed = seed.rotate_left(7)
+                    ^ a.priority.to_bits()
+                    ^ a.spread.to_bits().rotate_left(13);
+            }
+            let mut rng = StdRng::seed_from_u64(seed);
+            let normal = rand_distr::StandardNormal;
+            let share = 1.0 / self.draws as f64;
+            for _ in 0..self.draws {
+                let mut top = (best, f64::NEG_INFINITY);
+                for &i in &contenders {
+                    let z: f64 = rand_distr::Distribution::sample(&normal, &mut rng);
+                    let v = Self::drawn_priority(&arms[i], z);
+                    if v > top.1 {
+                        top = (i, v);
+                    }
+                }
+                out[top.0] += share;
+            }
+        }
+        // The cap on what the learner knows little about; the rest goes to the best arm.
+        let uncertain: f64 = (0..n).filter(|&i| arms[i].uncertain).map(|i| out[i]).sum();
+        if uncertain > self.max_uncertain_share {
+            let scale = self.max_uncertain_share / uncertain;
+            let target = (0..n)
+                .filter(|&i| !arms[i].uncertain)
+                .max_by(|&a, &b| arms[a].priority.total_cmp(&arms[b].priority))
+                .unwrap_or(best);
+            if target != best || !arms[best].uncertain {
+                for i in 0..n {
+                    if arms[i].uncertain {
+                        out[i] *= scale;
+                    }
+                }
+                out[target] += uncertain - self.max_uncertain_share;
+            }
+        }
+        for v in out.iter_mut() {
+            *v = (1.0 - self.epsilon) * *v + self.epsilon / n as f64;
+        }
+    }
+
+    fn record(&self) -> Arc<str> {
+        self.record.clone()
+    }
+
+    fn explain(&self, choice: &Choice) -> serde_json::Value {
+        serde_json::json!({
+            "policy": Self::KIND,
+            "epsilon": self.epsilon,
+            "probability": choice.probability,
+            "greedy_choice": choice.greedy,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use rand::SeedableRng;
@@ -129,6 +280,9 @@ mod tests {
             .map(|&priority| Arm {
                 priority,
                 propensity: 0.1,
+                slope: priority / 0.1,
+                spread: 0.0,
+                uncertain: false,
             })
             .collect()
     }
@@ -172,5 +326,72 @@ mod tests {
             &*policy.record(),
             r#"{"kind":"epsilon_greedy","epsilon":0.0}"#
         );
+    }
+
+    fn uncertain_arms() -> Vec<Arm> {
+        // A known best, a close rival, an uncertain newcomer and a hopeless one.
+        [(0.05, 0.3, false), (0.045, 0.3, false), (0.03, 1.0, true), (0.001, 0.1, false)]
+            .iter()
+            .map(|&(p, spread, uncertain)| Arm {
+                priority: p * 10.0,
+                propensity: p,
+                slope: 10.0,
+                spread,
+                uncertain,
+            })
+            .collect()
+    }
+
+    /// The logged probability of each arm is how often Thompson chooses it, and the floor
+    /// and cap hold.
+    #[test]
+    fn thompson_chooses_as_often_as_it_says() {
+        let policy = Thompson::new(0.04, 64, 0.1);
+        let arms = uncertain_arms();
+        let mut said = Vec::new();
+        policy.probabilities(&arms, &mut said);
+        assert!((said.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        assert!(said.iter().all(|&p| p >= 0.01 - 1e-12), "{said:?}");
+        assert!(said[2] <= 0.96 * 0.1 + 0.01 + 1e-12, "capped: {said:?}");
+        assert!(said[1] > 0.05 && said[0] > said[1], "{said:?}");
+        let mut rng = StdRng::seed_from_u64(3);
+        let draws = 100_000;
+        let mut seen = [0usize; 4];
+        for _ in 0..draws {
+            let c = policy.choose(&arms, &mut rng);
+            assert_eq!(c.probability, said[c.index]);
+            seen[c.index] += 1;
+        }
+        for (i, &n) in seen.iter().enumerate() {
+            let p = said[i];
+            let sd = (draws as f64 * p * (1.0 - p)).sqrt();
+            assert!((n as f64 - draws as f64 * p).abs() < 5.0 * sd, "arm {i}: {n} vs {p}");
+        }
+    }
+
+    /// With enough draws the Monte-Carlo probabilities approach the exact Thompson
+    /// probability: for two arms with Gaussian priorities it has a closed form,
+    /// P(A > B) = Phi((mu_a - mu_b) / sqrt(s_a^2 + s_b^2)); here the draws are on the logit,
+    /// so the reference is a direct count over a million independent draws.
+    #[test]
+    fn thompson_probabilities_match_a_long_count() {
+        let arms = &uncertain_arms()[..2];
+        let policy = Thompson::new(0.0, 4096, 1.0);
+        let mut said = Vec::new();
+        policy.probabilities(arms, &mut said);
+        let mut rng = StdRng::seed_from_u64(11);
+        let normal = rand_distr::StandardNormal;
+        let n = 1_000_000;
+        let mut first = 0;
+        for _ in 0..n {
+            let za: f64 = rand_distr::Distribution::sample(&normal, &mut rng);
+            let zb: f64 = rand_distr::Distribution::sample(&normal, &mut rng);
+            if Thompson::drawn_priority(&arms[0], za) > Thompson::drawn_priority(&arms[1], zb) {
+                first += 1;
+            }
+        }
+        let want = first as f64 / n as f64;
+        // 4096 draws: a standard error of at most 0.008.
+        assert!((said[0] - want).abs() < 0.03, "{} vs {want}", said[0]);
     }
 }

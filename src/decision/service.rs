@@ -19,6 +19,7 @@ use super::engine::{DecisionEngine, DecisionInput};
 use super::log::{DecisionLog, LogError};
 use super::policy::Policy;
 use super::request::DecisionRequest;
+use crate::learning::Learner;
 use crate::live::{LiveCatalog, LiveModels};
 use crate::profile::planned::PlannedAction;
 use crate::profile::store::DecisionRead;
@@ -35,6 +36,7 @@ pub struct Decider {
     policy: Arc<dyn Policy>,
     log: DecisionLog,
     erased: Arc<RecentlyErased>,
+    learner: Option<Arc<Learner>>,
 }
 
 /// What an erasure found.
@@ -70,7 +72,22 @@ impl Decider {
             settings: Arc::new(settings),
             log,
             erased: Arc::default(),
+            learner: None,
         }
+    }
+
+    /// Decides with what the online learner knows (its local copy: no store round trip).
+    pub fn with_learner(mut self, learner: Arc<Learner>) -> Self {
+        self.learner = Some(learner);
+        self
+    }
+
+    pub fn learner(&self) -> Option<&Arc<Learner>> {
+        self.learner.as_ref()
+    }
+
+    pub fn profiles(&self) -> &Profiles {
+        &self.profiles
     }
 
     /// The same service over the calling thread's own store connection
@@ -117,11 +134,13 @@ impl Decider {
         };
         let models = self.models.current();
         let catalog = self.catalog.current();
+        let online = self.learner.as_ref().and_then(|l| l.snapshot());
         let engine = DecisionEngine {
             catalog: &catalog.value,
             models: &models.value,
             settings: &self.settings,
             policy: &*self.policy,
+            online: online.as_deref(),
         };
         let mut decision = engine.decide(&DecisionInput {
             request,

@@ -167,6 +167,11 @@ pub struct OfferScorer<'a> {
 }
 
 impl OfferScorer<'_> {
+    /// The feature vector of the offer scored last (empty before the first).
+    pub fn features(&self) -> &[f64] {
+        &self.features
+    }
+
     pub fn score(&mut self, offer: OfferFacts<'_>) -> Option<OfferScore> {
         let (schema, model) = self.set.propensity.as_ref()?;
         let input = FeatureInput {

@@ -12,12 +12,14 @@ use super::ids::OfferId;
 use super::state::{ContactRecord, Profile, ResponseRecord};
 
 const FORMAT_V1: u8 = 1;
+/// Format 1 followed by the profile's open exposures (a postcard list).
+const FORMAT_V2: u8 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
     #[error("stored profile is empty")]
     Empty,
-    #[error("stored profile has format {0}, this version reads format {FORMAT_V1}")]
+    #[error("stored profile has format {0}, this version reads formats {FORMAT_V1} and {FORMAT_V2}")]
     UnknownFormat(u8),
     #[error("stored profile does not decode: {0}")]
     Corrupt(#[from] postcard::Error),
@@ -31,9 +33,15 @@ pub fn encode(profile: &Profile) -> Vec<u8> {
 pub fn encode_with_prefix(profile: &Profile, prefix: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(1024);
     out.extend_from_slice(prefix);
-    out.push(FORMAT_V1);
     // Serialising plain owned data into a Vec cannot fail.
-    postcard::to_io(profile, &mut out).expect("profile encodes");
+    if profile.exposures.is_empty() {
+        out.push(FORMAT_V1);
+        postcard::to_io(profile, &mut out).expect("profile encodes");
+    } else {
+        out.push(FORMAT_V2);
+        postcard::to_io(profile, &mut out).expect("profile encodes");
+        postcard::to_io(&profile.exposures, &mut out).expect("exposures encode");
+    }
     out
 }
 
@@ -41,6 +49,11 @@ pub fn decode(bytes: &[u8]) -> Result<Profile, CodecError> {
     match bytes.split_first() {
         None => Err(CodecError::Empty),
         Some((&FORMAT_V1, rest)) => Ok(postcard::from_bytes(rest)?),
+        Some((&FORMAT_V2, rest)) => {
+            let (mut profile, rest): (Profile, _) = postcard::take_from_bytes(rest)?;
+            profile.exposures = postcard::from_bytes(rest)?;
+            Ok(profile)
+        }
         Some((&other, _)) => Err(CodecError::UnknownFormat(other)),
     }
 }
@@ -54,7 +67,10 @@ pub fn decode(bytes: &[u8]) -> Result<Profile, CodecError> {
 pub fn decode_for_decision(bytes: &[u8]) -> Result<Profile, CodecError> {
     match bytes.split_first() {
         None => Err(CodecError::Empty),
-        Some((&FORMAT_V1, rest)) => Ok(postcard::from_bytes::<DecisionPart>(rest)?.0),
+        // Format 2's exposures come after the part a decision reads.
+        Some((&FORMAT_V1 | &FORMAT_V2, rest)) => {
+            Ok(postcard::from_bytes::<DecisionPart>(rest)?.0)
+        }
         Some((&other, _)) => Err(CodecError::UnknownFormat(other)),
     }
 }
@@ -105,6 +121,7 @@ impl<'de> serde::Deserialize<'de> for DecisionPart {
                     offers: next!(),
                     recent: Default::default(),
                     seen: Default::default(),
+                    exposures: Vec::new(),
                 }))
             }
         }

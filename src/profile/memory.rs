@@ -1,8 +1,8 @@
 //! The embedded in-memory store, the default: `touchpoint serve` runs with no setup. It keeps
 //! nothing when the process stops.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use async_trait::async_trait;
 
@@ -13,6 +13,11 @@ use super::state::{Profile, ProfileLimits};
 use super::store::{
     ApplyOutcome, DecisionRead, ProfileStore, StoreError, apply_events, group_by_customer,
 };
+use crate::learning::join::{self, Exposures, Outcome};
+
+/// The outcome log keeps the newest this many (the state every replica learns is built from
+/// it; an older outcome is learned by a replica that was running when it came).
+const OUTCOME_LOG: usize = 1_000_000;
 
 const SHARDS: usize = 64;
 
@@ -25,6 +30,11 @@ pub struct MemoryStore {
     /// Erased customers' tombstones: when each was erased, kept for the retry window.
     erased: Vec<Mutex<HashMap<CustomerId, i64>>>,
     limits: ProfileLimits,
+    learner: OnceLock<Arc<dyn Exposures>>,
+    /// Joined outcomes: (sequence number of the first kept, the outcomes).
+    outcomes: Mutex<(u64, std::collections::VecDeque<Outcome>)>,
+    /// Customers with open exposures, by their earliest deadline.
+    due: Mutex<BTreeSet<(i64, CustomerId)>>,
 }
 
 impl MemoryStore {
@@ -34,7 +44,63 @@ impl MemoryStore {
             planned: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             erased: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             limits,
+            learner: OnceLock::new(),
+            outcomes: Mutex::default(),
+            due: Mutex::default(),
         }
+    }
+
+    /// Applies one customer's events (none: only closing overdue exposures).
+    fn apply_customer(
+        &self,
+        customer: &CustomerId,
+        group: &[&Event],
+        now: i64,
+    ) -> Result<ApplyOutcome, StoreError> {
+        let erased_at = self.erased_at(customer, now);
+        let learner = self.learner.get().map(|l| &**l);
+        let mut outcomes = Vec::new();
+        let mut shard = lock(self.shard(customer.as_str()));
+        // Copy-on-write: a reader holding the old Arc keeps a consistent snapshot, and
+        // sees all of this call's events for the customer or none.
+        // Taken out of the map, so that it is changed in place unless a reader holds it.
+        let existing = shard.remove(customer);
+        let existed = existing.is_some();
+        let mut profile = existing.unwrap_or_default();
+        let before = join::next_deadline(&profile);
+        let counts = apply_events(
+            Arc::make_mut(&mut profile),
+            customer,
+            group,
+            erased_at,
+            &self.limits,
+            now,
+            learner,
+            &mut outcomes,
+        );
+        let after = join::next_deadline(&profile);
+        if existed || counts.as_ref().is_ok_and(|c| c.accepted > 0) {
+            shard.insert(customer.clone(), profile);
+        }
+        drop(shard);
+        let counts = counts?;
+        if before != after {
+            let mut due = lock(&self.due);
+            if let Some(t) = before {
+                due.remove(&(t, customer.clone()));
+            }
+            if let Some(t) = after {
+                due.insert((t, customer.clone()));
+            }
+        }
+        if !outcomes.is_empty() {
+            let mut log = lock(&self.outcomes);
+            log.1.extend(outcomes);
+            let excess = log.1.len().saturating_sub(OUTCOME_LOG);
+            log.1.drain(..excess);
+            log.0 += excess as u64;
+        }
+        Ok(counts)
     }
 
     fn shard(&self, customer: &str) -> &Mutex<HashMap<CustomerId, Arc<Profile>>> {
@@ -81,26 +147,7 @@ impl ProfileStore for MemoryStore {
     async fn apply(&self, events: &[Event], now: i64) -> Result<ApplyOutcome, StoreError> {
         let mut outcome = ApplyOutcome::default();
         for (customer, group) in group_by_customer(events) {
-            let erased_at = self.erased_at(customer, now);
-            let mut shard = lock(self.shard(customer.as_str()));
-            // Copy-on-write: a reader holding the old Arc keeps a consistent snapshot, and
-            // sees all of this call's events for the customer or none.
-            // Taken out of the map, so that it is changed in place unless a reader holds it.
-            let existing = shard.remove(customer);
-            let existed = existing.is_some();
-            let mut profile = existing.unwrap_or_default();
-            let counts = apply_events(
-                Arc::make_mut(&mut profile),
-                customer,
-                &group,
-                erased_at,
-                &self.limits,
-                now,
-            );
-            if existed || counts.as_ref().is_ok_and(|c| c.accepted > 0) {
-                shard.insert(customer.clone(), profile);
-            }
-            outcome += counts?;
+            outcome += self.apply_customer(customer, &group, now)?;
         }
         Ok(outcome)
     }
@@ -164,5 +211,42 @@ impl ProfileStore for MemoryStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    fn learn_with(&self, learner: Arc<dyn Exposures>) {
+        let _ = self.learner.set(learner);
+    }
+
+    async fn outcomes_after(
+        &self,
+        cursor: &str,
+        max: usize,
+    ) -> Result<(Vec<Outcome>, String), StoreError> {
+        let log = lock(&self.outcomes);
+        let next: u64 = cursor.parse().unwrap_or(0).max(log.0);
+        let from = (next - log.0) as usize;
+        let read: Vec<Outcome> = log.1.iter().skip(from).take(max).cloned().collect();
+        Ok((read.clone(), (next + read.len() as u64).to_string()))
+    }
+
+    async fn close_overdue(&self, now: i64, max: usize) -> Result<usize, StoreError> {
+        let customers: Vec<CustomerId> = {
+            let mut due = lock(&self.due);
+            let taken: Vec<(i64, CustomerId)> = due
+                .iter()
+                .take_while(|(t, _)| *t <= now)
+                .take(max)
+                .cloned()
+                .collect();
+            for entry in &taken {
+                due.remove(entry);
+            }
+            taken.into_iter().map(|(_, c)| c).collect()
+        };
+        // Each is written again with its next deadline, if it still has one.
+        for c in &customers {
+            self.apply_customer(c, &[], now)?;
+        }
+        Ok(customers.len())
     }
 }

@@ -17,7 +17,7 @@
 //! waits for another thread to relay it; a decision reads the profile without the lists it
 //! does not use ([`codec::decode_for_decision`]).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -32,6 +32,10 @@ use super::state::{Profile, ProfileLimits};
 use super::store::{
     ApplyOutcome, DecisionRead, ProfileStore, StoreError, apply_events, group_by_customer,
 };
+use crate::learning::join::{self, Exposures, Outcome};
+
+/// The outcome log (a stream) keeps about this many of the newest outcomes.
+const OUTCOME_LOG: usize = 1_000_000;
 
 /// Replaces each profile only if its version prefix is what the writer read and its
 /// customer's tombstone is as the writer read it (an erasure in between must not be undone).
@@ -94,6 +98,8 @@ pub struct RedisStore {
     limits: ProfileLimits,
     prefix: String,
     script_sha: String,
+    /// Shared by every worker's copy of the store.
+    learner: Arc<OnceLock<Arc<dyn Exposures>>>,
 }
 
 /// A client for `url` with `TCP_NODELAY` set. The redis crate leaves Nagle's algorithm on,
@@ -209,6 +215,7 @@ impl RedisStore {
             limits,
             prefix: opts.key_prefix.clone(),
             script_sha: redis::Script::new(COMPARE_AND_SET).get_hash().to_owned(),
+            learner: Arc::default(),
         };
         store.check_version().await.map_err(at)?;
         store.load_script().await.map_err(at)?;
@@ -298,6 +305,16 @@ impl RedisStore {
     /// for the retry window.
     pub fn erased_key(&self, customer: &str) -> String {
         format!("{}:{{{customer}}}:erased", self.prefix)
+    }
+
+    /// The log of joined outcomes (a stream, [`crate::learning`]); not a customer's key.
+    pub fn outcomes_key(&self) -> String {
+        format!("{}:learning:outcomes", self.prefix)
+    }
+
+    /// Customers with open exposures, scored by their earliest deadline (a sorted set).
+    pub fn due_key(&self) -> String {
+        format!("{}:learning:due", self.prefix)
     }
 
     /// `LRANGE` of all the customer's planned actions.
@@ -398,6 +415,9 @@ struct Write {
     version: Vec<u8>,
     tombstone: Vec<u8>,
     value: Vec<u8>,
+    outcomes: Vec<Outcome>,
+    /// The earliest deadline of the customer's open exposures, before and after.
+    due: (Option<i64>, Option<i64>),
 }
 
 fn split_versioned(bytes: &[u8]) -> Result<(&[u8], &[u8]), codec::CodecError> {
@@ -412,17 +432,19 @@ fn next_version(read: &[u8]) -> [u8; 8] {
     v.wrapping_add(1).to_be_bytes()
 }
 
-#[async_trait]
-impl ProfileStore for RedisStore {
-    fn name(&self) -> &'static str {
-        "redis"
-    }
-
-    async fn apply(&self, events: &[Event], now: i64) -> Result<ApplyOutcome, StoreError> {
-        let groups = group_by_customer(events);
+impl RedisStore {
+    /// Applies each customer's events (none: only closing overdue exposures).
+    async fn apply_groups(
+        &self,
+        groups: &[(&CustomerId, Vec<&Event>)],
+        now: i64,
+    ) -> Result<ApplyOutcome, StoreError> {
         let mut pending: Vec<usize> = (0..groups.len()).collect();
         let mut outcome = ApplyOutcome::default();
         let mut conn = self.conn.clone();
+        let learner = self.learner.get().map(|l| &**l);
+        let mut joined: Vec<Outcome> = Vec::new();
+        let mut dues: Vec<(usize, Option<i64>)> = Vec::new();
         for attempt in 0..MAX_WRITE_ATTEMPTS {
             let customers: Vec<&CustomerId> = pending.iter().map(|&g| groups[g].0).collect();
             let profiles = self.read(&customers).await?;
@@ -430,6 +452,8 @@ impl ProfileStore for RedisStore {
             let mut writes = Vec::with_capacity(pending.len());
             for (&g, mut read) in pending.iter().zip(profiles) {
                 let (customer, events) = &groups[g];
+                let before = join::next_deadline(&read.profile);
+                let mut outcomes = Vec::new();
                 let counts = apply_events(
                     &mut read.profile,
                     customer,
@@ -437,8 +461,15 @@ impl ProfileStore for RedisStore {
                     read.erased_at,
                     &self.limits,
                     now,
+                    learner,
+                    &mut outcomes,
                 )?;
-                if counts.accepted == 0 {
+                let after = join::next_deadline(&read.profile);
+                let exposures_changed = !outcomes.is_empty() || before != after;
+                if counts.accepted == 0 && !(exposures_changed && !read.version.is_empty()) {
+                    if events.is_empty() {
+                        dues.push((g, after)); // a sweep: file what is left (or nothing)
+                    }
                     outcome += counts; // only duplicates or erased: nothing to write
                     continue;
                 }
@@ -449,10 +480,12 @@ impl ProfileStore for RedisStore {
                     version: read.version,
                     tombstone: read.tombstone,
                     value,
+                    outcomes,
+                    due: (before, after),
                 });
             }
             if writes.is_empty() {
-                return Ok(outcome);
+                return self.after_writes(groups, outcome, joined, dues).await;
             }
             let mut pipe = redis::pipe();
             pipe.ignore_errors();
@@ -482,6 +515,10 @@ impl ProfileStore for RedisStore {
                         for (w, flag) in chunk.iter().zip(flags) {
                             if flag == Value::Int(1) {
                                 outcome += w.counts;
+                                joined.extend(w.outcomes.iter().cloned());
+                                if w.due.0 != w.due.1 || events_empty(groups, w.group) {
+                                    dues.push((w.group, w.due.1));
+                                }
                             } else {
                                 retry.push(w.group);
                             }
@@ -508,7 +545,7 @@ impl ProfileStore for RedisStore {
                 self.load_script().await?;
             }
             if retry.is_empty() {
-                return Ok(outcome);
+                return self.after_writes(groups, outcome, joined, dues).await;
             }
             pending = retry;
             let cap = (1u64 << attempt.min(4)).min(MAX_BACKOFF_MS);
@@ -516,6 +553,61 @@ impl ProfileStore for RedisStore {
             tokio::time::sleep(Duration::from_millis(pause)).await;
         }
         Err(StoreError::Contended(groups[pending[0]].0.to_string()))
+    }
+
+    /// Logs the outcomes the written profiles joined and files the customers' next
+    /// deadlines, in one round trip (none when there is nothing to say). A failure here
+    /// loses outcomes, never events: the events are written.
+    async fn after_writes(
+        &self,
+        groups: &[(&CustomerId, Vec<&Event>)],
+        outcome: ApplyOutcome,
+        joined: Vec<Outcome>,
+        dues: Vec<(usize, Option<i64>)>,
+    ) -> Result<ApplyOutcome, StoreError> {
+        if joined.is_empty() && dues.is_empty() {
+            return Ok(outcome);
+        }
+        let mut pipe = redis::pipe();
+        for o in &joined {
+            pipe.cmd("XADD")
+                .arg(self.outcomes_key())
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(OUTCOME_LOG)
+                .arg("*")
+                .arg("o")
+                .arg(serde_json::to_vec(o).expect("an outcome serialises"))
+                .ignore();
+        }
+        for (g, due) in &dues {
+            let customer = groups[*g].0.as_str();
+            match due {
+                Some(t) => pipe.cmd("ZADD").arg(self.due_key()).arg(*t).arg(customer),
+                None => pipe.cmd("ZREM").arg(self.due_key()).arg(customer),
+            }
+            .ignore();
+        }
+        let mut conn = self.conn.clone();
+        if let Err(e) = pipe.query_async::<()>(&mut conn).await {
+            tracing::warn!(error = %e, outcomes = joined.len(), "joined outcomes not logged");
+        }
+        Ok(outcome)
+    }
+}
+
+fn events_empty(groups: &[(&CustomerId, Vec<&Event>)], g: usize) -> bool {
+    groups[g].1.is_empty()
+}
+
+#[async_trait]
+impl ProfileStore for RedisStore {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn apply(&self, events: &[Event], now: i64) -> Result<ApplyOutcome, StoreError> {
+        self.apply_groups(&group_by_customer(events), now).await
     }
 
     async fn load(&self, customer: &CustomerId) -> Result<Option<Arc<Profile>>, StoreError> {
@@ -629,6 +721,7 @@ impl ProfileStore for RedisStore {
                 limits: self.limits.clone(),
                 prefix: self.prefix.clone(),
                 script_sha: self.script_sha.clone(),
+                learner: self.learner.clone(),
             })),
             Err(e) => {
                 tracing::warn!(error = %e, "no connection of its own for this worker: sharing one");
@@ -644,6 +737,69 @@ impl ProfileStore for RedisStore {
             .await
             .map_err(unavailable)?;
         Ok(())
+    }
+
+    fn learn_with(&self, learner: Arc<dyn Exposures>) {
+        let _ = self.learner.set(learner);
+    }
+
+    async fn outcomes_after(
+        &self,
+        cursor: &str,
+        max: usize,
+    ) -> Result<(Vec<Outcome>, String), StoreError> {
+        let start = if cursor.is_empty() {
+            "-".to_owned()
+        } else {
+            format!("({cursor}")
+        };
+        let range = redis::cmd("XRANGE")
+            .arg(self.outcomes_key())
+            .arg(&start)
+            .arg("+")
+            .arg("COUNT")
+            .arg(max)
+            .clone();
+        let range = &range;
+        let entries: Vec<(String, Vec<(String, Vec<u8>)>)> = self
+            .read_retrying(|mut c| async move { range.query_async(&mut c).await })
+            .await?;
+        let mut next = cursor.to_owned();
+        let mut outcomes = Vec::with_capacity(entries.len());
+        for (id, fields) in entries {
+            for (_, bytes) in fields {
+                match serde_json::from_slice::<Outcome>(&bytes) {
+                    Ok(o) => outcomes.push(o),
+                    Err(e) => tracing::warn!(id, error = %e, "an outcome in the log does not read"),
+                }
+            }
+            next = id;
+        }
+        Ok((outcomes, next))
+    }
+
+    async fn close_overdue(&self, now: i64, max: usize) -> Result<usize, StoreError> {
+        let range = redis::cmd("ZRANGE")
+            .arg(self.due_key())
+            .arg("-inf")
+            .arg(now)
+            .arg("BYSCORE")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(max)
+            .clone();
+        let range = &range;
+        let due: Vec<String> = self
+            .read_retrying(|mut c| async move { range.query_async(&mut c).await })
+            .await?;
+        let customers: Vec<CustomerId> = due
+            .into_iter()
+            .filter_map(|c| CustomerId::parse(&c).ok())
+            .collect();
+        let groups: Vec<(&CustomerId, Vec<&Event>)> =
+            customers.iter().map(|c| (c, Vec::new())).collect();
+        self.apply_groups(&groups, now).await?;
+        Ok(customers.len())
     }
 }
 

@@ -139,6 +139,10 @@ pub struct Profile {
     pub recent: VecDeque<RecentEvent>,
     /// De-duplication memory, oldest first.
     pub seen: VecDeque<SeenEvent>,
+    /// Actions shown or sent that wait for their answer ([`crate::learning::join`]). Encoded
+    /// after the rest, only when there are any (the codec's format 2).
+    #[serde(skip)]
+    pub exposures: Vec<crate::learning::join::Exposure>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -347,6 +351,13 @@ impl Profile {
     /// Applies one event received at `now`, unless its id was applied within the retry
     /// window. Refused, with the profile unchanged, when remembering it would take more ids
     /// than [`ProfileLimits::dedup_ids`] within the window.
+    /// Whether the event's id is in the de-duplication memory (applying it would change
+    /// nothing).
+    pub fn has_seen(&self, event: &Event) -> bool {
+        let hash = event_id_hash(event.event_id.as_str());
+        self.seen.iter().any(|s| s.id_hash == hash)
+    }
+
     pub fn apply(
         &mut self,
         event: &Event,

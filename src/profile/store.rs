@@ -10,6 +10,7 @@ use super::event::Event;
 use super::ids::CustomerId;
 use super::planned::PlannedAction;
 use super::state::Profile;
+use crate::learning::join::{self, Exposures, Outcome};
 use crate::telemetry::metrics as m;
 
 /// What a batch of events did.
@@ -20,6 +21,8 @@ pub struct ApplyOutcome {
     /// Events of a customer erased within the retry window, dated before the erasure: not
     /// applied, so that a replay of old events does not bring the customer back.
     pub erased: usize,
+    /// Answers joined to the decisions they answer (and exposures closed unanswered).
+    pub outcomes: usize,
 }
 
 impl std::ops::AddAssign for ApplyOutcome {
@@ -27,12 +30,18 @@ impl std::ops::AddAssign for ApplyOutcome {
         self.accepted += o.accepted;
         self.duplicates += o.duplicates;
         self.erased += o.erased;
+        self.outcomes += o.outcomes;
     }
 }
 
 /// Applies one customer's events to their profile, in order: those dated before the
 /// customer's erasure (`erased_at`, while its tombstone lasts) are left out. Refused whole,
 /// the profile as it was, when the customer's de-duplication memory is full.
+///
+/// With a learner, the events also join the decisions they answer
+/// ([`crate::learning::join`]): the answers closed, and the exposures overdue at `now`, are
+/// added to `outcomes` (only to be kept once the profile is written).
+#[allow(clippy::too_many_arguments)]
 pub fn apply_events(
     profile: &mut Profile,
     customer: &CustomerId,
@@ -40,6 +49,8 @@ pub fn apply_events(
     erased_at: Option<i64>,
     limits: &super::ProfileLimits,
     now: i64,
+    learner: Option<&dyn Exposures>,
+    outcomes: &mut Vec<Outcome>,
 ) -> Result<ApplyOutcome, StoreError> {
     let too_many = |source| StoreError::TooManyEvents {
         customer: customer.to_string(),
@@ -50,16 +61,26 @@ pub fn apply_events(
         .make_room(events.len(), now, limits)
         .map_err(too_many)?;
     let mut counts = ApplyOutcome::default();
+    let before = outcomes.len();
     for event in events {
         if erased_at.is_some_and(|t| event.at.timestamp() < t) {
             counts.erased += 1;
             continue;
+        }
+        if let Some(learner) = learner
+            && !profile.has_seen(event)
+        {
+            join::observe(profile, event, learner, outcomes);
         }
         match profile.apply(event, limits, now).map_err(too_many)? {
             super::Applied::New => counts.accepted += 1,
             super::Applied::Duplicate => counts.duplicates += 1,
         }
     }
+    if learner.is_some() {
+        join::expire(profile, now, outcomes);
+    }
+    counts.outcomes = outcomes.len() - before;
     Ok(counts)
 }
 
@@ -159,6 +180,26 @@ pub trait ProfileStore: Send + Sync + 'static {
     /// Checks the backend answers.
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// Joins events to decisions from now on ([`crate::learning::join`]): the store opens
+    /// and closes exposures in the profiles it writes and keeps the outcomes in its log.
+    fn learn_with(&self, _learner: Arc<dyn Exposures>) {}
+
+    /// Up to `max` outcomes after `cursor` (empty: from the start of the log), in the order
+    /// they were logged, and the cursor after them.
+    async fn outcomes_after(
+        &self,
+        cursor: &str,
+        _max: usize,
+    ) -> Result<(Vec<Outcome>, String), StoreError> {
+        Ok((Vec::new(), cursor.to_owned()))
+    }
+
+    /// Closes the exposures overdue at `now` of up to `max` customers, as negatives (a
+    /// customer who goes quiet still answers "no"); how many customers were seen to.
+    async fn close_overdue(&self, _now: i64, _max: usize) -> Result<usize, StoreError> {
+        Ok(0)
+    }
+
     /// The same store with its own connection, driven by the calling thread's runtime, for
     /// a thread that serves many requests (an HTTP worker): a request then never waits for
     /// another thread to relay its call. `None` where there is nothing to gain (the memory
@@ -255,6 +296,27 @@ impl Profiles {
 
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.timed("ping", self.timeout, self.store.ping()).await
+    }
+
+    /// See [`ProfileStore::learn_with`].
+    pub fn learn_with(&self, learner: Arc<dyn Exposures>) {
+        self.store.learn_with(learner);
+    }
+
+    /// See [`ProfileStore::outcomes_after`].
+    pub async fn outcomes_after(
+        &self,
+        cursor: &str,
+        max: usize,
+    ) -> Result<(Vec<Outcome>, String), StoreError> {
+        self.timed("outcomes", self.timeout, self.store.outcomes_after(cursor, max))
+            .await
+    }
+
+    /// See [`ProfileStore::close_overdue`].
+    pub async fn close_overdue(&self, now: i64, max: usize) -> Result<usize, StoreError> {
+        self.timed("close_overdue", self.timeout, self.store.close_overdue(now, max))
+            .await
     }
 
     async fn timed<T>(

@@ -1,0 +1,426 @@
+//! The learning loop between batch trainings: every joined answer corrects the offer's
+//! propensity, for the kind of customer who gave it.
+//!
+//! - [`join`]: outcomes join the decisions that caused them, in the customer's profile (an
+//!   exposure opened by the contact or impression, closed by the answer or its deadline).
+//! - [`posterior`]: per offer, an online Bayesian logistic regression (diagonal Laplace)
+//!   learning a correction to the trained model's logit on the learning features: the
+//!   customer's attributes as the trained model encodes them, and the channel.
+//! - [`Learner`]: the online state every decision reads (a local copy, no store round trip)
+//!   and the task that keeps it current: it reads the store's outcome log (every replica
+//!   reads the same log in the same order, so they agree) at least every
+//!   `learning.refresh_ms`, and closes overdue exposures of customers who went quiet.
+//!
+//! The correction's uncertainty feeds exploration ([`crate::decision::policy::Thompson`]):
+//! an offer the learner knows little about (a new one, or one whose data is thin) is
+//! explored within a bounded share, and earns what its answers justify.
+
+pub mod join;
+pub mod posterior;
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use serde::{Deserialize, Serialize};
+
+use crate::live::{LiveCatalog, LiveModels};
+use crate::model::features::{FeatureInput, FeatureSchema, FeatureSpec, OfferFacts};
+use crate::model::response::{ModelScope, logit};
+use crate::profile::ids::OfferId;
+use crate::profile::{Channel, Profile};
+use join::{Features, Outcome};
+use posterior::Posterior;
+
+/// `[learning]` settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LearningSettings {
+    /// Learn from answers at all; off, decisions use the trained models alone.
+    pub enabled: bool,
+    /// Offers not learned (their propensity stays the trained model's).
+    pub disabled_offers: Vec<String>,
+    /// How long after a contact or impression an answer still counts; without one by
+    /// then, the action counts as not answered (a negative).
+    pub response_window_hours: u32,
+    /// Prior standard deviation of the correction's weights (logit units) for an offer with
+    /// a trained model of its own: how far its answers may move it before much evidence.
+    pub prior_sd: f64,
+    /// The same for an offer scored by its category's or the pooled model (a new offer).
+    pub new_offer_prior_sd: f64,
+    /// An offer with fewer answers than this counts as uncertain: its share of exploration
+    /// is bounded by `decision.exploration.max_uncertain_share`.
+    pub thin_answers: u64,
+    /// How often the local copy of the online state is brought up to date.
+    pub refresh_ms: u64,
+}
+
+impl Default for LearningSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            disabled_offers: Vec::new(),
+            response_window_hours: 72,
+            prior_sd: 0.5,
+            new_offer_prior_sd: 1.0,
+            thin_answers: 200,
+            refresh_ms: 500,
+        }
+    }
+}
+
+impl LearningSettings {
+    pub fn check(&self) -> Result<(), String> {
+        if self.response_window_hours == 0 || self.response_window_hours > 24 * 90 {
+            return Err("learning.response_window_hours must be in 1..=2160".into());
+        }
+        for (name, v) in [
+            ("prior_sd", self.prior_sd),
+            ("new_offer_prior_sd", self.new_offer_prior_sd),
+        ] {
+            if !(v > 0.0 && v <= 10.0) {
+                return Err(format!("learning.{name} must be in (0, 10]"));
+            }
+        }
+        if !(10..=60_000).contains(&self.refresh_ms) {
+            return Err("learning.refresh_ms must be in 10..=60000".into());
+        }
+        Ok(())
+    }
+}
+
+/// Where the learning features come from: the trained propensity schema's attribute
+/// columns, then one column per channel; index 0 is the intercept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Layout {
+    /// Columns of the propensity feature vector that describe the customer's attributes.
+    columns: Vec<usize>,
+    pub width: usize,
+    /// Names the layout (the model set it comes from and its columns): outcomes of another
+    /// layout are not learned from.
+    pub id: u64,
+}
+
+impl Layout {
+    pub fn new(schema: &FeatureSchema, model_version: &str) -> Self {
+        let mut columns = Vec::new();
+        let mut start = 0;
+        for spec in &schema.specs {
+            let w = spec.width();
+            if matches!(
+                spec,
+                FeatureSpec::AttributeCategory { .. } | FeatureSpec::AttributeNumber { .. }
+            ) {
+                columns.extend(start..start + w);
+            }
+            start += w;
+        }
+        let width = 1 + columns.len() + Channel::COUNT;
+        let mut key = model_version.as_bytes().to_vec();
+        for c in &columns {
+            key.extend_from_slice(&(*c as u32).to_le_bytes());
+        }
+        Self {
+            id: xxhash_rust::xxh3::xxh3_64(&key),
+            columns,
+            width,
+        }
+    }
+
+    /// The customer's part of the learning features (intercept and attributes), from a
+    /// propensity feature vector.
+    pub fn customer_part(&self, x: &[f64], out: &mut Vec<(usize, f64)>) {
+        out.clear();
+        out.push((0, 1.0));
+        for (k, &c) in self.columns.iter().enumerate() {
+            if let Some(&v) = x.get(c)
+                && v != 0.0
+            {
+                out.push((1 + k, v));
+            }
+        }
+    }
+
+    pub fn channel_column(&self, channel: Channel) -> usize {
+        1 + self.columns.len() + channel.index()
+    }
+}
+
+/// What the learner knows: a posterior per offer that has had answers.
+#[derive(Debug, Clone)]
+pub struct OnlineState {
+    pub layout: Layout,
+    pub offers: foldhash::HashMap<OfferId, Posterior>,
+    settings: LearningSettings,
+    /// Answers learned from, all offers.
+    pub answers: u64,
+    /// Outcomes read from the log but not learned (another layout, learning off for the
+    /// offer).
+    pub skipped: u64,
+}
+
+/// An offer's correction for one action.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Correction {
+    /// Added to the trained model's logit.
+    pub mean: f64,
+    /// Standard deviation of the correction (logit units).
+    pub sd: f64,
+    /// Few answers yet: exploration of it is bounded.
+    pub uncertain: bool,
+}
+
+impl OnlineState {
+    pub fn new(layout: Layout, settings: LearningSettings) -> Self {
+        Self {
+            layout,
+            offers: Default::default(),
+            settings,
+            answers: 0,
+            skipped: 0,
+        }
+    }
+
+    pub fn learns(&self, offer: &str) -> bool {
+        self.settings.enabled && !self.settings.disabled_offers.iter().any(|o| o == offer)
+    }
+
+    fn prior(&self, scope: ModelScope) -> Posterior {
+        let sd = match scope {
+            ModelScope::Offer => self.settings.prior_sd,
+            ModelScope::Category | ModelScope::Pooled => self.settings.new_offer_prior_sd,
+        };
+        Posterior::prior(&vec![sd; self.layout.width])
+    }
+
+    /// The correction for `offer` on `channel` for a customer whose part of the features is
+    /// `customer` ([`Layout::customer_part`]); `scope` is which trained model scores it.
+    pub fn correction(
+        &self,
+        offer: &str,
+        scope: ModelScope,
+        customer: &[(usize, f64)],
+        channel: Channel,
+    ) -> Option<Correction> {
+        if !self.learns(offer) {
+            return None;
+        }
+        let ch = [(self.layout.channel_column(channel), 1.0)];
+        let (mean, var, answers) = match self.offers.get(offer) {
+            Some(p) => {
+                let (m1, v1) = p.predict(customer);
+                let (m2, v2) = p.predict(&ch);
+                (m1 + m2, v1 + v2, p.answers)
+            }
+            None => {
+                let sd = match scope {
+                    ModelScope::Offer => self.settings.prior_sd,
+                    ModelScope::Category | ModelScope::Pooled => self.settings.new_offer_prior_sd,
+                };
+                (0.0, sd * sd * (customer.len() + 1) as f64, 0)
+            }
+        };
+        Some(Correction {
+            mean,
+            sd: var.sqrt(),
+            uncertain: answers < self.settings.thin_answers,
+        })
+    }
+
+    /// Learns one joined answer; `scope` is which trained model scores the offer.
+    pub fn learn(&mut self, outcome: &Outcome, scope: ModelScope) {
+        if outcome.features.layout != self.layout.id
+            || !self.learns(outcome.offer_id.as_str())
+            || outcome
+                .features
+                .z
+                .iter()
+                .any(|&(i, _)| usize::from(i) >= self.layout.width)
+        {
+            self.skipped += 1;
+            return;
+        }
+        let prior = self.prior(scope);
+        let posterior = self
+            .offers
+            .entry(outcome.offer_id.clone())
+            .or_insert(prior);
+        let z: Vec<(usize, f64)> = outcome
+            .features
+            .z
+            .iter()
+            .map(|&(i, v)| (usize::from(i), f64::from(v)))
+            .collect();
+        posterior.update(&z, f64::from(outcome.features.offset), outcome.positive);
+        self.answers += 1;
+    }
+}
+
+/// The online state as decisions read it, and what the store asks of the learner.
+pub struct Learner {
+    models: Arc<LiveModels>,
+    catalog: Arc<LiveCatalog>,
+    settings: LearningSettings,
+    state: ArcSwap<OnlineState>,
+    /// Where in the store's outcome log the state has read to.
+    cursor: std::sync::Mutex<String>,
+}
+
+impl Learner {
+    pub fn new(
+        models: Arc<LiveModels>,
+        catalog: Arc<LiveCatalog>,
+        settings: LearningSettings,
+    ) -> Self {
+        let layout = Self::layout_of(&models);
+        Self {
+            state: ArcSwap::from_pointee(OnlineState::new(layout, settings.clone())),
+            models,
+            catalog,
+            settings,
+            cursor: std::sync::Mutex::new(String::new()),
+        }
+    }
+
+    fn layout_of(models: &LiveModels) -> Layout {
+        let m = models.current();
+        match &m.value.propensity {
+            Some((schema, _)) => Layout::new(schema, m.value.version()),
+            None => Layout::new(&FeatureSchema::new(Vec::new()), m.value.version()),
+        }
+    }
+
+    pub fn settings(&self) -> &LearningSettings {
+        &self.settings
+    }
+
+    /// The state decisions use now; `None` with learning off.
+    pub fn snapshot(&self) -> Option<Arc<OnlineState>> {
+        self.settings.enabled.then(|| self.state.load_full())
+    }
+
+    /// Learns the outcomes read from the log after the cursor, and moves the cursor. A
+    /// model set of another layout (a retrained one) starts the state afresh: the trained
+    /// model has learned the history.
+    pub fn learn(&self, outcomes: &[Outcome], cursor: String) {
+        let layout = Self::layout_of(&self.models);
+        let current = self.state.load_full();
+        let mut state = if current.layout == layout {
+            (*current).clone()
+        } else {
+            OnlineState::new(layout, self.settings.clone())
+        };
+        let models = self.models.current();
+        let catalog = self.catalog.current();
+        for o in outcomes {
+            let scope = scope_of(&models.value, &catalog.value, o.offer_id.as_str());
+            state.learn(o, scope);
+        }
+        self.state.store(Arc::new(state));
+        *self.cursor.lock().unwrap_or_else(|p| p.into_inner()) = cursor;
+    }
+
+    /// Brings the state up to date with the store's outcome log, after closing (as
+    /// negatives) the exposures overdue at `now`; how many outcomes it learned.
+    pub async fn refresh(
+        &self,
+        profiles: &crate::profile::Profiles,
+        now: i64,
+    ) -> Result<usize, crate::profile::StoreError> {
+        const BATCH: usize = 10_000;
+        while profiles.close_overdue(now, 1_000).await? == 1_000 {}
+        let mut learned = 0;
+        loop {
+            let (outcomes, cursor) = profiles.outcomes_after(&self.cursor(), BATCH).await?;
+            if outcomes.is_empty() {
+                if cursor != self.cursor() {
+                    self.learn(&[], cursor);
+                }
+                return Ok(learned);
+            }
+            learned += outcomes.len();
+            self.learn(&outcomes, cursor);
+        }
+    }
+
+    /// Refreshes every `learning.refresh_ms` until the task is dropped.
+    pub async fn keep_current(self: Arc<Self>, profiles: crate::profile::Profiles) {
+        let mut tick =
+            tokio::time::interval(std::time::Duration::from_millis(self.settings.refresh_ms));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = self.refresh(&profiles, chrono::Utc::now().timestamp()).await {
+                tracing::warn!(error = %e, "online learning state not refreshed");
+            }
+        }
+    }
+
+    pub fn cursor(&self) -> String {
+        self.cursor.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+fn scope_of(
+    models: &crate::model::set::ModelSet,
+    catalog: &crate::decision::catalog::Catalog,
+    offer: &str,
+) -> ModelScope {
+    match (&models.propensity, catalog.offer(offer)) {
+        (Some((_, m)), Some(o)) => m.for_offer(offer, &o.category).1,
+        _ => ModelScope::Pooled,
+    }
+}
+
+impl join::Exposures for Learner {
+    fn features(
+        &self,
+        profile: &Profile,
+        offer: &OfferId,
+        channel: Channel,
+        at: i64,
+    ) -> Option<Features> {
+        if !self.settings.enabled || self.settings.disabled_offers.iter().any(|o| o == offer.as_str()) {
+            return None;
+        }
+        let models = self.models.current();
+        let models = &models.value;
+        let catalog = self.catalog.current();
+        let o = catalog.value.offer(offer.as_str())?;
+        let (schema, propensity) = models.propensity.as_ref()?;
+        let layout = Layout::new(schema, models.version());
+        let scores = models.score_customer(profile, at);
+        let input = FeatureInput {
+            profile,
+            at,
+            summary: scores.summary,
+            offer: Some(OfferFacts {
+                id: offer.as_str(),
+                category: &o.category,
+                value: o.value,
+                history: profile.offer(offer.as_str()),
+            }),
+            channel: None,
+        };
+        let x = schema.build(&input);
+        let (m, _) = propensity.for_offer(offer.as_str(), &o.category);
+        let mut scratch = Vec::new();
+        let lift = models
+            .channel_lift(profile, &scores, channel, &mut scratch)
+            .unwrap_or(1.0);
+        let how = crate::time::LocalClock::new(profile.timezone(), at, at).hour(at).1;
+        let time_lift = scores.time_lifts.as_ref().map_or(1.0, |l| l[how]);
+        let p = models.action_propensity(m.probability(&x), lift, time_lift);
+        let mut z = Vec::new();
+        layout.customer_part(&x, &mut z);
+        z.push((layout.channel_column(channel), 1.0));
+        Some(Features {
+            layout: layout.id,
+            offset: logit(p) as f32,
+            z: z.into_iter().map(|(i, v)| (i as u16, v as f32)).collect(),
+        })
+    }
+
+    fn window(&self) -> i64 {
+        i64::from(self.settings.response_window_hours) * 3600
+    }
+}
