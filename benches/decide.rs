@@ -118,6 +118,7 @@ fn bench(c: &mut Criterion) {
         models: &models,
         settings: &settings,
         policy: &*policy,
+        online: None,
     };
     assert_eq!(catalog.offers.len(), 20);
     let mut g = c.benchmark_group("decide");

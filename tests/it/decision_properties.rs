@@ -297,7 +297,7 @@ proptest! {
         let profile = build_profile(age, vip, dnc, zone, &events);
         let settings = DecisionSettings {
             contact_policy: policy.clone(),
-            exploration: Exploration { epsilon },
+            exploration: Exploration { epsilon, policy: touchpoint::decision::PolicyKind::EpsilonGreedy, ..Exploration::default() },
             ..DecisionSettings::default()
         };
         let mut body = serde_json::json!({"customer_id": "c", "limit": limit,
@@ -317,7 +317,7 @@ proptest! {
             }
         }).collect();
         let chooser = settings.exploration.policy();
-        let engine = DecisionEngine { catalog: &catalog, models: models(), settings: &settings, policy: &*chooser };
+        let engine = DecisionEngine { catalog: &catalog, models: models(), settings: &settings, policy: &*chooser, online: None };
         let decision = engine.decide(&DecisionInput {
             request: &request,
             profile: Some(&profile),
