@@ -11,8 +11,8 @@
 use serde::{Deserialize, Serialize};
 
 /// Newton steps per answer: the MAP of one more logistic term under a Gaussian prior is
-/// reached to 1e-10 in logit within three or four (a test checks).
-const NEWTON_STEPS: usize = 4;
+/// reached to 1e-9 in logit within eight (a test checks).
+const NEWTON_STEPS: usize = 8;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Posterior {
