@@ -15,9 +15,9 @@ use super::history::History;
 use super::policy::Arm;
 use super::timing::Slot;
 use super::{eligibility, explanation};
-use crate::model::features::OfferFacts;
 use crate::learning::Correction;
 use crate::learning::posterior::sigmoid;
+use crate::model::features::OfferFacts;
 use crate::model::response::{ModelScope, logit};
 use crate::model::set::ModelSet;
 
@@ -126,7 +126,9 @@ pub(super) fn gather(
             && scope.is_some()
             && customer.is_empty()
         {
-            online.layout.customer_part(scorer.features(), &mut customer);
+            online
+                .layout
+                .customer_part(scorer.features(), &mut customer);
         }
         let (context_weight, rules) = context_weight(scene, facts, offer);
         for (pi, plan) in plans.iter().enumerate() {

@@ -21,7 +21,6 @@ use std::cell::OnceCell;
 
 use chrono::{DateTime, Utc};
 
-use crate::learning::OnlineState;
 use super::DecisionSettings;
 use super::answer::{Decision, LogDetails, Suppressions};
 use super::catalog::Catalog;
@@ -31,6 +30,7 @@ use super::policy::Policy;
 use super::request::DecisionRequest;
 use super::timing::SlotTable;
 use super::{arbitration, candidates, channels};
+use crate::learning::OnlineState;
 use crate::model::scoring::CustomerScores;
 use crate::model::set::ModelSet;
 use crate::profile::planned::PlannedAction;

@@ -213,9 +213,8 @@ impl Policy for Thompson {
         } else {
             let mut seed = 0u64;
             for a in arms {
-                seed = seed.rotate_left(7)
-                    ^ a.priority.to_bits()
-                    ^ a.spread.to_bits().rotate_left(13);
+                seed =
+                    seed.rotate_left(7) ^ a.priority.to_bits() ^ a.spread.to_bits().rotate_left(13);
             }
             let mut rng = StdRng::seed_from_u64(seed);
             let normal = rand_distr::StandardNormal;
@@ -330,16 +329,21 @@ mod tests {
 
     fn uncertain_arms() -> Vec<Arm> {
         // A known best, a close rival, an uncertain newcomer and a hopeless one.
-        [(0.05, 0.3, false), (0.045, 0.3, false), (0.03, 1.0, true), (0.001, 0.1, false)]
-            .iter()
-            .map(|&(p, spread, uncertain)| Arm {
-                priority: p * 10.0,
-                propensity: p,
-                slope: 10.0,
-                spread,
-                uncertain,
-            })
-            .collect()
+        [
+            (0.05, 0.3, false),
+            (0.045, 0.3, false),
+            (0.03, 1.0, true),
+            (0.001, 0.1, false),
+        ]
+        .iter()
+        .map(|&(p, spread, uncertain)| Arm {
+            priority: p * 10.0,
+            propensity: p,
+            slope: 10.0,
+            spread,
+            uncertain,
+        })
+        .collect()
     }
 
     /// The logged probability of each arm is how often Thompson chooses it, and the floor
@@ -365,7 +369,10 @@ mod tests {
         for (i, &n) in seen.iter().enumerate() {
             let p = said[i];
             let sd = (draws as f64 * p * (1.0 - p)).sqrt();
-            assert!((n as f64 - draws as f64 * p).abs() < 5.0 * sd, "arm {i}: {n} vs {p}");
+            assert!(
+                (n as f64 - draws as f64 * p).abs() < 5.0 * sd,
+                "arm {i}: {n} vs {p}"
+            );
         }
     }
 

@@ -60,8 +60,13 @@ pub struct Outcome {
 pub trait Exposures: Send + Sync {
     /// The features of an action for the customer as their profile stands, or `None` when
     /// the action is not learned (learning off, the offer unknown or switched off).
-    fn features(&self, profile: &Profile, offer: &OfferId, channel: Channel, at: i64)
-    -> Option<Features>;
+    fn features(
+        &self,
+        profile: &Profile,
+        offer: &OfferId,
+        channel: Channel,
+        at: i64,
+    ) -> Option<Features>;
 
     /// The response window, seconds.
     fn window(&self) -> i64;
@@ -103,19 +108,26 @@ pub fn observe(
     outcomes: &mut Vec<Outcome>,
 ) {
     let at = event.at.timestamp();
-    let decision = event.decision_id.as_ref().map(|d| decision_hash(d.as_str()));
+    let decision = event
+        .decision_id
+        .as_ref()
+        .map(|d| decision_hash(d.as_str()));
     match &event.kind {
         EventKind::Contact => open(profile, event, decision, learner, outcomes),
         EventKind::Interaction { name } if name.as_deref() == Some("impression") => {
             open(profile, event, decision, learner, outcomes)
         }
         EventKind::Response { outcome } => {
-            let positive = matches!(outcome, Answer::Accepted | Answer::Clicked | Answer::Converted);
+            let positive = matches!(
+                outcome,
+                Answer::Accepted | Answer::Clicked | Answer::Converted
+            );
             let found = profile.exposures.iter().position(|e| {
                 e.at <= at
                     && match decision {
                         Some(d) => {
-                            e.decision == d && event.offer_id.as_ref().is_none_or(|o| *o == e.offer_id)
+                            e.decision == d
+                                && event.offer_id.as_ref().is_none_or(|o| *o == e.offer_id)
                         }
                         None => event.offer_id.as_ref() == Some(&e.offer_id),
                     }
@@ -135,7 +147,10 @@ pub fn observe(
         }
         EventKind::Purchase { .. } => {
             if let Some(d) = decision
-                && let Some(i) = profile.exposures.iter().position(|e| e.decision == d && e.at <= at)
+                && let Some(i) = profile
+                    .exposures
+                    .iter()
+                    .position(|e| e.decision == d && e.at <= at)
             {
                 let e = profile.exposures.remove(i);
                 close(e, true, outcomes);

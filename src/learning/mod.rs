@@ -240,10 +240,7 @@ impl OnlineState {
             return;
         }
         let prior = self.prior(scope);
-        let posterior = self
-            .offers
-            .entry(outcome.offer_id.clone())
-            .or_insert(prior);
+        let posterior = self.offers.entry(outcome.offer_id.clone()).or_insert(prior);
         let z: Vec<(usize, f64)> = outcome
             .features
             .z
@@ -349,14 +346,20 @@ impl Learner {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            if let Err(e) = self.refresh(&profiles, chrono::Utc::now().timestamp()).await {
+            if let Err(e) = self
+                .refresh(&profiles, chrono::Utc::now().timestamp())
+                .await
+            {
                 tracing::warn!(error = %e, "online learning state not refreshed");
             }
         }
     }
 
     pub fn cursor(&self) -> String {
-        self.cursor.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.cursor
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
@@ -379,7 +382,13 @@ impl join::Exposures for Learner {
         channel: Channel,
         at: i64,
     ) -> Option<Features> {
-        if !self.settings.enabled || self.settings.disabled_offers.iter().any(|o| o == offer.as_str()) {
+        if !self.settings.enabled
+            || self
+                .settings
+                .disabled_offers
+                .iter()
+                .any(|o| o == offer.as_str())
+        {
             return None;
         }
         let models = self.models.current();
@@ -407,7 +416,9 @@ impl join::Exposures for Learner {
         let lift = models
             .channel_lift(profile, &scores, channel, &mut scratch)
             .unwrap_or(1.0);
-        let how = crate::time::LocalClock::new(profile.timezone(), at, at).hour(at).1;
+        let how = crate::time::LocalClock::new(profile.timezone(), at, at)
+            .hour(at)
+            .1;
         let time_lift = scores.time_lifts.as_ref().map_or(1.0, |l| l[how]);
         let p = models.action_propensity(m.probability(&x), lift, time_lift);
         let mut z = Vec::new();

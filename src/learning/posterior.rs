@@ -135,7 +135,10 @@ mod tests {
                 let (m, v) = p.predict(&[(0, 1.0), (1 + g, 1.0)]);
                 let want = truth[0] + truth[1 + g];
                 // The group's logit within 0.15, and the posterior not overconfident by much.
-                assert!((m - want).abs() < 0.15, "seed {seed} group {g}: {m} vs {want}");
+                assert!(
+                    (m - want).abs() < 0.15,
+                    "seed {seed} group {g}: {m} vs {want}"
+                );
                 assert!(v.sqrt() < 0.15, "seed {seed}: sd {}", v.sqrt());
             }
         }

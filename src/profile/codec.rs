@@ -19,7 +19,9 @@ const FORMAT_V2: u8 = 2;
 pub enum CodecError {
     #[error("stored profile is empty")]
     Empty,
-    #[error("stored profile has format {0}, this version reads formats {FORMAT_V1} and {FORMAT_V2}")]
+    #[error(
+        "stored profile has format {0}, this version reads formats {FORMAT_V1} and {FORMAT_V2}"
+    )]
     UnknownFormat(u8),
     #[error("stored profile does not decode: {0}")]
     Corrupt(#[from] postcard::Error),
@@ -68,9 +70,7 @@ pub fn decode_for_decision(bytes: &[u8]) -> Result<Profile, CodecError> {
     match bytes.split_first() {
         None => Err(CodecError::Empty),
         // Format 2's exposures come after the part a decision reads.
-        Some((&FORMAT_V1 | &FORMAT_V2, rest)) => {
-            Ok(postcard::from_bytes::<DecisionPart>(rest)?.0)
-        }
+        Some((&FORMAT_V1 | &FORMAT_V2, rest)) => Ok(postcard::from_bytes::<DecisionPart>(rest)?.0),
         Some((&other, _)) => Err(CodecError::UnknownFormat(other)),
     }
 }

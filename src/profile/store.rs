@@ -309,14 +309,22 @@ impl Profiles {
         cursor: &str,
         max: usize,
     ) -> Result<(Vec<Outcome>, String), StoreError> {
-        self.timed("outcomes", self.timeout, self.store.outcomes_after(cursor, max))
-            .await
+        self.timed(
+            "outcomes",
+            self.timeout,
+            self.store.outcomes_after(cursor, max),
+        )
+        .await
     }
 
     /// See [`ProfileStore::close_overdue`].
     pub async fn close_overdue(&self, now: i64, max: usize) -> Result<usize, StoreError> {
-        self.timed("close_overdue", self.timeout, self.store.close_overdue(now, max))
-            .await
+        self.timed(
+            "close_overdue",
+            self.timeout,
+            self.store.close_overdue(now, max),
+        )
+        .await
     }
 
     async fn timed<T>(
