@@ -156,7 +156,9 @@ pub fn observe(
                 close(e, true, outcomes);
             }
         }
-        _ => {}
+        EventKind::Interaction { .. }
+        | EventKind::Consent { .. }
+        | EventKind::Attributes { .. } => {}
     }
 }
 

@@ -466,7 +466,7 @@ impl RedisStore {
                 )?;
                 let after = join::next_deadline(&read.profile);
                 let exposures_changed = !outcomes.is_empty() || before != after;
-                if counts.accepted == 0 && !(exposures_changed && !read.version.is_empty()) {
+                if counts.accepted == 0 && (!exposures_changed || read.version.is_empty()) {
                     if events.is_empty() {
                         dues.push((g, after)); // a sweep: file what is left (or nothing)
                     }
