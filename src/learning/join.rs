@@ -203,3 +203,107 @@ fn open(
 pub fn next_deadline(profile: &Profile) -> Option<i64> {
     profile.exposures.iter().map(|e| e.deadline).min()
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+    use crate::profile::ids::{CustomerId, DecisionId, EventId};
+    use crate::profile::store::apply_events;
+
+    /// Features that name the offer's position, so a test can tell outcomes apart.
+    struct Fixed;
+    impl Exposures for Fixed {
+        fn features(&self, _: &Profile, _: &OfferId, _: Channel, at: i64) -> Option<Features> {
+            Some(Features {
+                layout: 7,
+                offset: -2.0,
+                z: vec![(0, 1.0), (1, (at % 10) as f32)],
+            })
+        }
+        fn window(&self) -> i64 {
+            3600
+        }
+    }
+
+    fn event(id: &str, at: i64, decision: Option<&str>, kind: EventKind) -> Event {
+        Event {
+            event_id: EventId::parse(id).unwrap(),
+            customer_id: CustomerId::parse("c-1").unwrap(),
+            at: Utc.timestamp_opt(at, 0).unwrap(),
+            channel: Some(Channel::Email),
+            offer_id: Some(OfferId::parse("card").unwrap()),
+            decision_id: decision.map(|d| DecisionId::parse(d).unwrap()),
+            kind,
+        }
+    }
+
+    /// A contact opens an exposure; its decision's positive answer closes it as a positive
+    /// (once, even when re-sent); a contact left unanswered closes as a negative at its
+    /// deadline; an answer to another decision joins nothing.
+    #[test]
+    fn answers_join_their_decisions_and_silence_is_a_negative() {
+        let limits = crate::profile::ProfileLimits::default();
+        let customer = CustomerId::parse("c-1").unwrap();
+        let mut profile = Profile::default();
+        let mut outcomes = Vec::new();
+        let t0 = 1_700_000_000;
+        let answer = |id: &str, at, d| {
+            event(
+                id,
+                at,
+                d,
+                EventKind::Response {
+                    outcome: Answer::Clicked,
+                },
+            )
+        };
+        let batch = [
+            event("e1", t0, Some("d-1"), EventKind::Contact),
+            event("e2", t0 + 1, Some("d-2"), EventKind::Contact),
+            answer("e3", t0 + 60, Some("d-1")),
+            answer("e3", t0 + 60, Some("d-1")), // re-sent
+            answer("e4", t0 + 70, Some("d-9")), // no such decision
+        ];
+        let refs: Vec<&Event> = batch.iter().collect();
+        let now = t0 + 100;
+        apply_events(
+            &mut profile,
+            &customer,
+            &refs,
+            None,
+            &limits,
+            now,
+            Some(&Fixed),
+            &mut outcomes,
+        )
+        .unwrap();
+        assert_eq!(outcomes.len(), 1);
+        assert!(outcomes[0].positive);
+        assert_eq!(outcomes[0].at, t0);
+        assert_eq!(profile.exposures.len(), 1);
+        assert_eq!(next_deadline(&profile), Some(t0 + 1 + 3600));
+        // The encoding keeps the open exposure; a decision's decode reads past it.
+        let bytes = crate::profile::codec::encode(&profile);
+        assert_eq!(crate::profile::codec::decode(&bytes).unwrap(), profile);
+        let for_decision = crate::profile::codec::decode_for_decision(&bytes).unwrap();
+        assert!(for_decision.exposures.is_empty());
+        // Past the deadline, with no answer: a negative.
+        apply_events(
+            &mut profile,
+            &customer,
+            &[],
+            None,
+            &limits,
+            t0 + 3602,
+            Some(&Fixed),
+            &mut outcomes,
+        )
+        .unwrap();
+        assert_eq!(outcomes.len(), 2);
+        assert!(!outcomes[1].positive);
+        assert_eq!(outcomes[1].features.z[1], (1, ((t0 + 1) % 10) as f32));
+        assert!(profile.exposures.is_empty());
+    }
+}
