@@ -295,22 +295,35 @@ mod tests {
         policy.probabilities(&arms, &mut said);
         assert!((said.iter().sum::<f64>() - 1.0).abs() < 1e-12);
         assert!((said[1] - (0.7 + 0.3 / 4.0)).abs() < 1e-12);
-        let mut rng = StdRng::seed_from_u64(7);
-        let draws = 200_000;
-        let mut seen = [0usize; 4];
+        chooses_as_often_as_said(&policy, &arms, &said, 7, 200_000, Some(1));
+    }
+
+    /// Each choice reports the probability `said` gives it, and over `draws` choices each
+    /// arm is chosen within 5 standard errors of its binomial count.
+    fn chooses_as_often_as_said(
+        policy: &dyn Policy,
+        arms: &[Arm],
+        said: &[f64],
+        seed: u64,
+        draws: usize,
+        greedy: Option<usize>,
+    ) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut seen = vec![0usize; arms.len()];
         for _ in 0..draws {
-            let c = policy.choose(&arms, &mut rng);
+            let c = policy.choose(arms, &mut rng);
             assert_eq!(c.probability, said[c.index]);
-            assert_eq!(c.greedy, c.index == 1);
+            if let Some(g) = greedy {
+                assert_eq!(c.greedy, c.index == g);
+            }
             seen[c.index] += 1;
         }
         for (i, &n) in seen.iter().enumerate() {
             let p = said[i];
-            // Within 5 standard errors of the binomial count.
             let sd = (draws as f64 * p * (1.0 - p)).sqrt();
             assert!(
                 (n as f64 - draws as f64 * p).abs() < 5.0 * sd,
-                "arm {i}: {n}"
+                "arm {i}: {n} vs {p}"
             );
         }
     }
@@ -358,22 +371,7 @@ mod tests {
         assert!(said.iter().all(|&p| p >= 0.01 - 1e-12), "{said:?}");
         assert!(said[2] <= 0.96 * 0.1 + 0.01 + 1e-12, "capped: {said:?}");
         assert!(said[1] > 0.05 && said[0] > said[1], "{said:?}");
-        let mut rng = StdRng::seed_from_u64(3);
-        let draws = 100_000;
-        let mut seen = [0usize; 4];
-        for _ in 0..draws {
-            let c = policy.choose(&arms, &mut rng);
-            assert_eq!(c.probability, said[c.index]);
-            seen[c.index] += 1;
-        }
-        for (i, &n) in seen.iter().enumerate() {
-            let p = said[i];
-            let sd = (draws as f64 * p * (1.0 - p)).sqrt();
-            assert!(
-                (n as f64 - draws as f64 * p).abs() < 5.0 * sd,
-                "arm {i}: {n} vs {p}"
-            );
-        }
+        chooses_as_often_as_said(&policy, &arms, &said, 3, 100_000, Some(0));
     }
 
     /// With enough draws the Monte-Carlo probabilities approach the exact Thompson

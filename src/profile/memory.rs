@@ -226,7 +226,8 @@ impl ProfileStore for MemoryStore {
         let next: u64 = cursor.parse().unwrap_or(0).max(log.0);
         let from = (next - log.0) as usize;
         let read: Vec<Outcome> = log.1.iter().skip(from).take(max).cloned().collect();
-        Ok((read.clone(), (next + read.len() as u64).to_string()))
+        let cursor = (next + read.len() as u64).to_string();
+        Ok((read, cursor))
     }
 
     async fn close_overdue(&self, now: i64, max: usize) -> Result<usize, StoreError> {

@@ -516,7 +516,7 @@ impl RedisStore {
                             if flag == Value::Int(1) {
                                 outcome += w.counts;
                                 joined.extend(w.outcomes.iter().cloned());
-                                if w.due.0 != w.due.1 || events_empty(groups, w.group) {
+                                if w.due.0 != w.due.1 || groups[w.group].1.is_empty() {
                                     dues.push((w.group, w.due.1));
                                 }
                             } else {
@@ -594,10 +594,6 @@ impl RedisStore {
         }
         Ok(outcome)
     }
-}
-
-fn events_empty(groups: &[(&CustomerId, Vec<&Event>)], g: usize) -> bool {
-    groups[g].1.is_empty()
 }
 
 #[async_trait]
