@@ -53,19 +53,39 @@ pub enum Command {
         config: Option<PathBuf>,
     },
     /// Write a synthetic event history with known ground truth (events.jsonl,
-    /// decisions.jsonl, truth.json).
+    /// decisions.jsonl, truth.json); with --closed-loop, run the engine against simulated
+    /// customers instead and report how it learns (closed_loop.json, closed_loop.svg).
     Simulate {
         #[arg(long)]
         out: PathBuf,
         #[arg(long, default_value_t = 5_000)]
         customers: usize,
-        #[arg(long, default_value_t = 365)]
-        days: u32,
+        /// Days simulated: of history (default 365), or with --closed-loop of closed loop
+        /// (default 14).
+        #[arg(long)]
+        days: Option<u32>,
         #[arg(long, default_value_t = 42)]
         seed: u64,
-        /// Offer catalog whose offers the simulated company sends (default: the shipped one).
+        /// Offer catalog whose offers the simulated company sends (default: the shipped one,
+        /// or the one in the --config settings).
         #[arg(long)]
         catalog: Option<PathBuf>,
+        /// Train on a simulated history, then decide, send and learn day by day against the
+        /// simulated customers, next to mass marketing and the oracle.
+        #[arg(long)]
+        closed_loop: bool,
+        /// The closed loop's scenario.
+        #[arg(long, value_enum, default_value = "new-offers", requires = "closed_loop")]
+        scenario: crate::training::closed_loop::Scenario,
+        /// Days of history before the closed loop.
+        #[arg(long, default_value_t = 365, requires = "closed_loop")]
+        history_days: u32,
+        /// Outbound contact opportunities per customer and week in the closed loop.
+        #[arg(long, default_value_t = 2.0, requires = "closed_loop")]
+        contacts_per_week: f64,
+        /// Settings (TOML) the closed loop's engine runs with.
+        #[arg(long, requires = "closed_loop")]
+        config: Option<PathBuf>,
     },
     /// Bulk-load an event history (JSON lines) into the configured store.
     Import {
@@ -173,14 +193,35 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             days,
             seed,
             catalog,
+            closed_loop,
+            scenario,
+            history_days,
+            contacts_per_week,
+            config,
         } => {
+            if closed_loop {
+                let mut settings = load_settings(config.as_deref())?;
+                if let Some(c) = catalog {
+                    settings.catalog.path = c;
+                }
+                settings.fill_default_paths();
+                let opts = crate::training::closed_loop::ClosedLoopOptions {
+                    customers,
+                    days: days.unwrap_or(14),
+                    history_days,
+                    seed,
+                    scenario,
+                    contacts_per_week,
+                };
+                return simulate_closed_loop(&out, &settings, &opts).await;
+            }
             let catalog = catalog
                 .unwrap_or_else(|| crate::settings::shipped_data().join("config/catalog.toml"));
             let catalog = crate::decision::catalog::Catalog::load(&catalog)?;
             let bar = progress_bar("{spinner} simulating [{wide_bar}] {pos}/{len} customers");
             let opts = crate::training::simulate::SimulationOptions {
                 customers,
-                days,
+                days: days.unwrap_or(365),
                 seed,
             };
             let summary = crate::training::simulate::simulate(&out, &catalog, &opts, &bar)?;
@@ -208,6 +249,52 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             import(&settings, &events, rejects.as_deref()).await
         }
     }
+}
+
+async fn simulate_closed_loop(
+    out: &std::path::Path,
+    settings: &Settings,
+    opts: &crate::training::closed_loop::ClosedLoopOptions,
+) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let bar = progress_bar("{spinner} {msg} [{wide_bar}] {pos}/{len} decisions");
+    let report = crate::training::closed_loop::run(out, settings, opts, &bar).await;
+    bar.finish_and_clear();
+    let report = report?;
+    println!(
+        "closed loop ({:?}, {} customers, {} days, seed {}) in {:.1}s; new offers best for {:.0}% of customers",
+        report.scenario,
+        report.customers,
+        report.days,
+        report.seed,
+        started.elapsed().as_secs_f64(),
+        100.0 * report.new_offers_best_for
+    );
+    println!("  arm             contacts  response rate  value/contact  new offers  violations");
+    for (name, t) in &report.totals {
+        println!(
+            "  {name:<15} {:>8}  {:>12.2}%  {:>13.2}  {:>9.1}%  {:>10}",
+            t.contacts,
+            100.0 * t.response_rate,
+            t.value_per_contact,
+            100.0 * t.new_offer_share,
+            t.violations.total()
+        );
+    }
+    let days = report.days as usize;
+    let (first, last) = (
+        report.rate("engine", 0, 1),
+        report.rate("engine", days.saturating_sub(2), days),
+    );
+    println!(
+        "  engine: day 1 {:.2}%, last two days {:.2}% = {:.0}% of the oracle, {:.1}x mass marketing",
+        100.0 * first,
+        100.0 * last,
+        100.0 * last / report.rate("oracle", days.saturating_sub(2), days).max(1e-12),
+        last / report.rate("mass_marketing", days.saturating_sub(2), days).max(1e-12)
+    );
+    println!("  report: {}", out.join("closed_loop.json").display());
+    Ok(())
 }
 
 async fn import(

@@ -115,7 +115,6 @@ pub(super) fn gather(
         let facts_of_offer = OfferFacts {
             id: offer.id.as_str(),
             category: &offer.category,
-            value: offer.value,
             history: history.offers[oi],
         };
         let (offer_propensity, scope) = match (scene.degraded, scorer.score(facts_of_offer)) {

@@ -106,7 +106,6 @@ fn top_factors(scene: &Scene<'_>, c: &Candidate, offer: &Offer) -> Vec<Value> {
         offer: Some(OfferFacts {
             id: offer.id.as_str(),
             category: &offer.category,
-            value: offer.value,
             history: scene.profile.offer(offer.id.as_str()),
         }),
         channel: None,

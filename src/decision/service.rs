@@ -99,6 +99,16 @@ impl Decider {
         }
     }
 
+    /// The version of the model set in force.
+    pub fn model_version(&self) -> String {
+        self.models.current().value.version().to_owned()
+    }
+
+    /// The policy that chooses among the candidates.
+    pub fn policy(&self) -> &Arc<dyn Policy> {
+        &self.policy
+    }
+
     pub fn settings(&self) -> &DecisionSettings {
         &self.settings
     }

@@ -405,7 +405,6 @@ impl join::Exposures for Learner {
             offer: Some(OfferFacts {
                 id: offer.as_str(),
                 category: &o.category,
-                value: o.value,
                 history: profile.offer(offer.as_str()),
             }),
             channel: None,

@@ -14,7 +14,9 @@ use crate::profile::{AttrValue, Channel, Profile, PurchaseSummary};
 use crate::time::SECONDS_PER_DAY;
 
 /// Bumped whenever a feature kind changes meaning; older model sets must then be retrained.
-pub const FEATURE_SCHEMA_VERSION: u32 = 1;
+/// Version 2 dropped the offer's catalog value as a feature: what an offer is worth to the
+/// business weighs in arbitration only, so changing it never moves a propensity.
+pub const FEATURE_SCHEMA_VERSION: u32 = 2;
 
 /// Decline within this many days counts as recent (a strong negative signal).
 const RECENT_DECLINE_DAYS: i64 = 30;
@@ -50,8 +52,6 @@ pub enum FeatureSpec {
     OfferHistory,
     /// One column per category.
     OfferCategory { values: Vec<String> },
-    /// log1p(value) / 5.
-    OfferValue,
 }
 
 /// What features are computed from.
@@ -70,7 +70,6 @@ pub struct FeatureInput<'a> {
 pub struct OfferFacts<'a> {
     pub id: &'a str,
     pub category: &'a str,
-    pub value: f64,
     /// The customer's history with the offer (`Profile::offer`), looked up by the caller:
     /// a decision finds every offer's in one pass over the profile.
     pub history: Option<&'a OfferStats>,
@@ -128,7 +127,6 @@ impl FeatureSpec {
             FeatureSpec::ChannelHistory => 4,
             FeatureSpec::OfferHistory => 4,
             FeatureSpec::OfferCategory { values } => values.len(),
-            FeatureSpec::OfferValue => 1,
         }
     }
 
@@ -182,7 +180,6 @@ impl FeatureSpec {
             FeatureSpec::OfferCategory { values } => {
                 out.extend(values.iter().map(|v| format!("offer.category={v}")))
             }
-            FeatureSpec::OfferValue => out.push("log1p(offer value)".into()),
         }
     }
 
@@ -259,11 +256,6 @@ impl FeatureSpec {
                     out[i] = 1.0;
                 }
             }
-            FeatureSpec::OfferValue => {
-                if let Some(o) = input.offer {
-                    out[0] = ln1p(o.value) / 5.0;
-                }
-            }
         }
     }
 }
@@ -325,8 +317,7 @@ impl FeatureSchema {
                 | FeatureSpec::ResponseHistory
                 | FeatureSpec::ChannelHistory
                 | FeatureSpec::OfferHistory
-                | FeatureSpec::OfferCategory { .. }
-                | FeatureSpec::OfferValue => {}
+                | FeatureSpec::OfferCategory { .. } => {}
             }
         }
         Ok(())
@@ -336,17 +327,14 @@ impl FeatureSchema {
         self.specs.iter().map(FeatureSpec::width).sum()
     }
 
-    /// Columns that do not describe the offer itself (its category, value): within one
+    /// Columns that do not describe the offer itself (its category): within one
     /// offer's or one category's data those are (nearly) constant and add nothing.
     pub fn offer_independent_columns(&self) -> Vec<usize> {
         let mut out = Vec::new();
         let mut start = 0;
         for spec in &self.specs {
             let w = spec.width();
-            let about_offer = matches!(
-                spec,
-                FeatureSpec::OfferCategory { .. } | FeatureSpec::OfferValue
-            );
+            let about_offer = matches!(spec, FeatureSpec::OfferCategory { .. });
             if !about_offer {
                 out.extend(start..start + w);
             }
@@ -376,15 +364,13 @@ impl FeatureSchema {
     }
 
     /// Rewrites only the columns that depend on the offer (its history with the customer,
-    /// category, value) in a vector `build_into` filled for another offer of the same
+    /// category) in a vector `build_into` filled for another offer of the same
     /// customer: scoring every offer of a catalog then builds the customer's columns once.
     pub fn rebuild_offer_part(&self, input: &FeatureInput<'_>, out: &mut [f64]) {
         self.rebuild_where(input, out, |spec| {
             matches!(
                 spec,
-                FeatureSpec::OfferHistory
-                    | FeatureSpec::OfferCategory { .. }
-                    | FeatureSpec::OfferValue
+                FeatureSpec::OfferHistory | FeatureSpec::OfferCategory { .. }
             )
         });
     }
@@ -470,7 +456,6 @@ mod tests {
             .with_offer(OfferFacts {
                 id: "gold-card",
                 category: "card",
-                value: 120.0,
                 history: p.offer("gold-card"),
             })
             .with_channel(Channel::Email);

@@ -173,7 +173,6 @@ pub fn response_schema(vocab: &Vocabulary, categories: &[String]) -> FeatureSche
             values: categories.to_vec(),
         });
     }
-    specs.push(FeatureSpec::OfferValue);
     FeatureSchema::new(specs)
 }
 
@@ -362,9 +361,9 @@ pub fn replay(
         {
             let offer = offer_id.as_str();
             let n = offer_index.len() as u32;
-            let (category, value) = catalog
+            let category = catalog
                 .and_then(|cat| cat.offer(offer))
-                .map_or(("unknown", 0.0), |of| (of.category.as_str(), of.value));
+                .map_or("unknown", |of| of.category.as_str());
             let o = *offer_index.entry(offer.to_owned()).or_insert_with(|| {
                 out.offers.push(offer.to_owned());
                 out.offer_categories.push(category.to_owned());
@@ -374,7 +373,6 @@ pub fn replay(
                 .with_offer(OfferFacts {
                     id: offer,
                     category,
-                    value,
                     history: profile.offer(offer),
                 })
                 .with_channel(ch);

@@ -7,6 +7,7 @@
 //! too little data is left out and the report says why; a file of purchases alone still gives
 //! the customer-value model.
 
+pub mod closed_loop;
 pub mod dataset;
 pub mod metrics;
 pub mod plots;

@@ -1,6 +1,6 @@
 //! The SVG plots of the training report and the load tests.
 //!
-//! The plots ([`calibration_svg`], [`lift_svg`], [`bars_svg`]) are 640x480 SVG
+//! The plots ([`calibration_svg`], [`lift_svg`], [`bars_svg`], [`lines_svg`]) are 640x480 SVG
 //! documents rendered by plotters without a font backend: the SVG backend
 //! writes text as `<text>` elements for the viewer to lay out, so labels show
 //! up even though plotters only estimates their size.
@@ -270,6 +270,56 @@ pub fn lift_svg(title: &str, curves: &[(&str, &[LiftPoint])]) -> Result<String, 
             draw_named_line(&mut chart, i, name, line)?;
         }
 
+        draw_legend(&mut chart, SeriesLabelPosition::LowerRight)
+    })
+}
+
+/// Lines over a common x axis (e.g. a closed-loop run's rates by day), y from 0 to a
+/// little above the highest point. Curves with no finite points are left out; if none
+/// remain the plot says "no data".
+pub fn lines_svg(
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    curves: &[(&str, &[(f64, f64)])],
+) -> Result<String, PlotError> {
+    let curves: Vec<(&str, Vec<(f64, f64)>)> = curves
+        .iter()
+        .map(|&(name, points)| {
+            let line: Vec<(f64, f64)> = points
+                .iter()
+                .filter_map(|&(x, y)| finite_point(x, y))
+                .collect();
+            (name, line)
+        })
+        .filter(|(_, line)| !line.is_empty())
+        .collect();
+    let points = || curves.iter().flat_map(|(_, l)| l.iter().copied());
+    let (x_lo, x_hi) = points().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (x, _)| {
+        (lo.min(x), hi.max(x))
+    });
+    let y_hi = points().fold(0.0f64, |hi, (_, y)| hi.max(y));
+    let x_hi = if x_hi > x_lo { x_hi } else { x_lo + 1.0 };
+    let y_hi = if y_hi > 0.0 { y_hi * 1.15 } else { 1.0 };
+    render(|root| {
+        if curves.is_empty() {
+            return draw_no_data(root, title);
+        }
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, (FONT, 20))
+            .margin(14)
+            .x_label_area_size(48)
+            .y_label_area_size(58)
+            .build_cartesian_2d(x_lo..x_hi, 0f64..y_hi)?;
+        chart
+            .configure_mesh()
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .house_style()
+            .draw()?;
+        for (i, (name, line)) in curves.iter().enumerate() {
+            draw_named_line(&mut chart, i, name, line)?;
+        }
         draw_legend(&mut chart, SeriesLabelPosition::LowerRight)
     })
 }

@@ -36,6 +36,13 @@ use crate::time::{hour_of_week, rfc3339};
 
 pub const START: &str = "2026-01-01T00:00:00Z";
 
+/// [`START`] in Unix seconds.
+pub(super) fn start_time() -> i64 {
+    DateTime::parse_from_rfc3339(START)
+        .map(|t| t.timestamp())
+        .unwrap_or_default()
+}
+
 /// True population parameters (weekly time unit), written to `truth.json`.
 pub const TRUE_BG_NBD: (f64, f64, f64, f64) = (0.9, 4.0, 0.8, 3.0);
 pub const TRUE_GAMMA_GAMMA: (f64, f64, f64) = (6.0, 4.0, 20.0);
@@ -153,27 +160,43 @@ struct Truth<'a> {
     customers: &'a [CustomerTruth],
 }
 
-struct Offer {
-    id: String,
-    category: String,
-    channels: Vec<Channel>,
+pub(super) struct Offer {
+    pub(super) id: String,
+    pub(super) category: String,
+    pub(super) channels: Vec<Channel>,
     /// Fixed per-offer appeal on top of its category.
-    appeal: f64,
+    pub(super) appeal: f64,
 }
 
-struct Customer {
-    id: String,
+pub(super) struct Customer {
+    pub(super) id: String,
     age: usize,
     income: &'static str,
-    homeowner: bool,
+    pub(super) homeowner: bool,
     has_app: bool,
-    tz: chrono_tz::Tz,
+    pub(super) tz: chrono_tz::Tz,
     /// Activity weight by local hour of week.
     activity: [f64; 168],
     mean_activity: f64,
     channel_effect: [f64; Channel::COUNT],
     /// Personal taste per offer category.
-    taste: BTreeMap<String, f64>,
+    pub(super) taste: BTreeMap<String, f64>,
+}
+
+impl Customer {
+    /// The true response logit of `offer` sent on `channel` at unix time `at`, after
+    /// `recent` contacts in the week before.
+    pub(super) fn logit(&self, offer: &Offer, channel: Channel, at: i64, recent: usize) -> f64 {
+        let fatigue = -0.3 * recent as f64;
+        let how = local_how(self.tz, at);
+        category_base(&offer.category)
+            + offer.appeal
+            + attribute_effect(self, &offer.category)
+            + self.taste.get(&offer.category).copied().unwrap_or(0.0)
+            + self.channel_effect[channel.index()]
+            + TIME_EFFECT * (self.activity[how] / self.mean_activity).ln()
+            + fatigue
+    }
 }
 
 fn category_base(category: &str) -> f64 {
@@ -185,6 +208,9 @@ fn category_base(category: &str) -> f64 {
         "retention" => -2.4,
         "service" => -1.6,
         "content" => -2.0,
+        // Offers the closed-loop scenario adds after training (`closed_loop`).
+        "renting" => -2.2,
+        "lifestyle" => -4.2,
         _ => -2.7,
     }
 }
@@ -236,6 +262,15 @@ fn attribute_effect(c: &Customer, category: &str) -> f64 {
         "content" => {
             e += if c.has_app { -0.3 } else { 0.4 };
             e += if age == "18-24" { 0.4 } else { 0.0 };
+        }
+        // For young renters, not for older homeowners.
+        "renting" => {
+            e += if c.homeowner { -1.2 } else { 1.3 };
+            e += match age {
+                "18-24" | "25-34" => 0.7,
+                "55-64" | "65+" => -0.6,
+                _ => 0.0,
+            };
         }
         _ => {}
     }
@@ -308,12 +343,41 @@ fn active_time_on_day(rng: &mut StdRng, c: &Customer, t: i64) -> i64 {
 }
 
 /// Builds events as JSON lines tagged with their time, for sorting.
-struct Out {
-    events: Vec<(i64, String)>,
+pub(super) struct Out {
+    pub(super) events: Vec<(i64, String)>,
     decisions: Vec<(i64, String)>,
+    /// Every outbound contact and whether it was answered positively.
+    pub(super) outbound: Vec<LoggedContact>,
     next_event: u64,
     /// The catalog the logging policy chose from, as its records name it.
     catalog_version: String,
+}
+
+/// An outbound contact of the history, as a company sees it afterwards.
+pub(super) struct LoggedContact {
+    pub(super) offer: String,
+    pub(super) channel: Channel,
+    /// Local hour of day it was sent.
+    pub(super) local_hour: usize,
+    pub(super) positive: bool,
+}
+
+/// A simulated customer as the history leaves them.
+pub(super) struct SimCustomer {
+    pub(super) customer: Customer,
+    /// Outbound channels they consented to, with when the consent ends (if it does).
+    pub(super) consent: BTreeMap<Channel, Option<i64>>,
+}
+
+/// What [`generate`] made: the history, and the world it came from.
+pub(super) struct World {
+    pub(super) out: Out,
+    pub(super) truths: Vec<CustomerTruth>,
+    pub(super) customers: Vec<SimCustomer>,
+    pub(super) offers: Vec<Offer>,
+    pub(super) summary: SimulationSummary,
+    /// The end of the history (unix time).
+    pub(super) end: i64,
 }
 
 /// The model version of the logging policy's records.
@@ -334,6 +398,50 @@ pub fn simulate(
     opts: &SimulationOptions,
     progress: &indicatif::ProgressBar,
 ) -> Result<SimulationSummary, SimulateError> {
+    let mut world = generate(catalog, opts, progress)?;
+    write_history(out_dir, &mut world, opts)?;
+    Ok(world.summary)
+}
+
+/// Writes `events.jsonl`, `decisions.jsonl` and `truth.json` of a generated history.
+pub(super) fn write_history(
+    out_dir: &Path,
+    world: &mut World,
+    opts: &SimulationOptions,
+) -> Result<(), SimulateError> {
+    let out = &mut world.out;
+    out.events.sort_by_key(|(t, _)| *t);
+    out.decisions.sort_by_key(|(t, _)| *t);
+    std::fs::create_dir_all(out_dir).map_err(|source| SimulateError::Write {
+        path: out_dir.to_owned(),
+        source,
+    })?;
+    write_lines(&out_dir.join("events.jsonl"), &out.events)?;
+    write_lines(&out_dir.join("decisions.jsonl"), &out.decisions)?;
+    let (r, alpha, a, b) = TRUE_BG_NBD;
+    let (gg_p, gg_q, gg_gamma) = TRUE_GAMMA_GAMMA;
+    let truth = Truth {
+        seed: opts.seed,
+        days: opts.days,
+        start: START,
+        end: rfc3339(world.end),
+        time_unit: "week",
+        bg_nbd: BTreeMap::from([("r", r), ("alpha", alpha), ("a", a), ("b", b)]),
+        gamma_gamma: BTreeMap::from([("p", gg_p), ("q", gg_q), ("gamma", gg_gamma)]),
+        time_effect: TIME_EFFECT,
+        customers: &world.truths,
+    };
+    let path = out_dir.join("truth.json");
+    let text = serde_json::to_string(&truth).expect("truth serialises");
+    std::fs::write(&path, text).map_err(|source| SimulateError::Write { path, source })
+}
+
+/// Draws the world (offers' appeal, customers' traits) and its history.
+pub(super) fn generate(
+    catalog: &Catalog,
+    opts: &SimulationOptions,
+    progress: &indicatif::ProgressBar,
+) -> Result<World, SimulateError> {
     let mut rng = StdRng::seed_from_u64(opts.seed);
     let start = DateTime::parse_from_rfc3339(START)
         .map(|t| t.timestamp())
@@ -368,10 +476,12 @@ pub fn simulate(
     let mut out = Out {
         events: Vec::new(),
         decisions: Vec::new(),
+        outbound: Vec::new(),
         next_event: 0,
         catalog_version: catalog.version.clone(),
     };
     let mut truths = Vec::with_capacity(opts.customers);
+    let mut customers = Vec::with_capacity(opts.customers);
     let mut summary = SimulationSummary {
         customers: opts.customers,
         events: 0,
@@ -684,33 +794,19 @@ pub fn simulate(
             lapsed_at: lapsed_at.map(rfc3339),
             purchases,
         });
+        customers.push(SimCustomer { customer, consent });
     }
 
-    out.events.sort_by_key(|(t, _)| *t);
-    out.decisions.sort_by_key(|(t, _)| *t);
     summary.events = out.events.len();
     summary.decisions = out.decisions.len();
-    std::fs::create_dir_all(out_dir).map_err(|source| SimulateError::Write {
-        path: out_dir.to_owned(),
-        source,
-    })?;
-    write_lines(&out_dir.join("events.jsonl"), &out.events)?;
-    write_lines(&out_dir.join("decisions.jsonl"), &out.decisions)?;
-    let truth = Truth {
-        seed: opts.seed,
-        days: opts.days,
-        start: START,
-        end: rfc3339(end),
-        time_unit: "week",
-        bg_nbd: BTreeMap::from([("r", r), ("alpha", alpha), ("a", a), ("b", b)]),
-        gamma_gamma: BTreeMap::from([("p", gg_p), ("q", gg_q), ("gamma", gg_gamma)]),
-        time_effect: TIME_EFFECT,
-        customers: &truths,
-    };
-    let path = out_dir.join("truth.json");
-    let text = serde_json::to_string(&truth).expect("truth serialises");
-    std::fs::write(&path, text).map_err(|source| SimulateError::Write { path, source })?;
-    Ok(summary)
+    Ok(World {
+        out,
+        truths,
+        customers,
+        offers,
+        summary,
+        end,
+    })
 }
 
 /// One contact by the logging policy, and the customer's answer drawn from the truth. The
@@ -773,17 +869,17 @@ fn contact(
         serde_json::to_string(&record).expect("a record serialises"),
     ));
     recent.retain(|&t| at - t < 7 * 86_400);
-    let fatigue = -0.3 * recent.len() as f64;
+    let logit = c.logit(offer, channel, at, recent.len());
     recent.push(at);
-    let how = local_how(c.tz, at);
-    let logit = category_base(&offer.category)
-        + offer.appeal
-        + attribute_effect(c, &offer.category)
-        + c.taste.get(&offer.category).copied().unwrap_or(0.0)
-        + c.channel_effect[channel.index()]
-        + TIME_EFFECT * (c.activity[how] / c.mean_activity).ln()
-        + fatigue;
     let positive = rng.random_bool(sigmoid(logit).clamp(0.0, 1.0));
+    if outbound {
+        out.outbound.push(LoggedContact {
+            offer: offer.id.clone(),
+            channel,
+            local_hour: local_how(c.tz, at) % 24,
+            positive,
+        });
+    }
     let answered_at = if outbound {
         at + (Exp::new(1.0 / (6.0 * 3600.0))
             .map(|e| e.sample(rng))

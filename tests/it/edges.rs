@@ -18,7 +18,10 @@ fn rfc3339(t: chrono::DateTime<Utc>) -> String {
 async fn a_contact_dated_in_the_future_is_refused_and_the_contact_limit_holds() {
     let app = spawn_app(test_settings(None)).await;
     let now = Utc::now();
-    let last = now - Duration::hours(10);
+    // Whole seconds, as the event carries it.
+    let last = chrono::DateTime::parse_from_rfc3339(&rfc3339(now - Duration::hours(10)))
+        .unwrap()
+        .with_timezone(&Utc);
     let history = json!({"events": [
         {"event_id": "c1", "customer_id": "c-f", "type": "consent", "at": rfc3339(now - Duration::days(30)),
          "consent": {"channel": "email", "granted": true}},

@@ -340,7 +340,6 @@ fn the_models_recover_the_truth_the_data_was_built_from() {
                         OfferFacts {
                             id: o.id.as_str(),
                             category: &o.category,
-                            value: o.value,
                             history: profile.offer(o.id.as_str()),
                         },
                         &mut scratch,

@@ -1,0 +1,1004 @@
+//! `touchpoint simulate --closed-loop`: the engine against simulated customers whose truth is
+//! known, day after day, learning from their answers.
+//!
+//! A history is simulated ([`super::simulate`]) and a model set trained on it, as a company
+//! would before going live. Then offers are added to the catalog that the models never saw
+//! (`closed_loop_offers.toml`: one that suits young renters and not older homeowners, a
+//! slightly better savings account, a costly one that suits nobody), and for `days` days
+//! every customer has about `contacts_per_week` outbound contact opportunities. At each one
+//! the engine decides through the decision service, in-process with the memory store (the
+//! simulated clock is the request's `at`); the simulation sends the planned action at its
+//! `send_at`, draws the answer from the truth, and feeds the `contact` and the answer back
+//! as events when they happen. The `preference-shift` scenario also changes what customers
+//! like halfway (cards fall out of favour, insurance gains, the renters' offer fades).
+//!
+//! Five arms meet the same customers at the same opportunities:
+//! - `engine`: the catalog with the new offers, learning on (the settings in force);
+//! - `learning_off`: the same with `learning.enabled = false`;
+//! - `before`: the engine on the catalog without the new offers (what it did before);
+//! - `mass_marketing`: the single best offer and channel and the single best local hour for
+//!   everyone, by the value per contact observed in the history;
+//! - `oracle`: the truth's best (offer, channel, hour) for the customer, by the engine's own
+//!   objective (true probability x margin - contact cost), among the engine's candidates
+//!   (the same consent, eligibility and horizon) and outside quiet hours.
+//!
+//! Each arm keeps its own contact history (answers tire with contacts). Every contact the
+//! engine arms make is checked against the consent, the contact limits and the quiet hours
+//! of the contact policy in force, from the simulation's own record: violations are counted
+//! and reported. `closed_loop.json` holds a row per day per arm (response rate, value per
+//! contact, the share of contacts with a new offer) and `closed_loop.svg` plots the
+//! response rates; the learning engine's decision log (`decisions.jsonl`) and the answers
+//! (`events.jsonl`) are kept for `touchpoint evaluate`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, Exp, Normal};
+use serde::Serialize;
+
+use super::simulate::{self, Offer, SimCustomer, SimulationOptions, World};
+use crate::decision::catalog::Catalog;
+use crate::decision::contact_policy::ContactPolicy;
+use crate::decision::log::{DecisionLog, LogSink};
+use crate::decision::request::DecisionRequest;
+use crate::decision::service::Decider;
+use crate::learning::Learner;
+use crate::live::Live;
+use crate::model::set::ModelSet;
+use crate::profile::memory::MemoryStore;
+use crate::profile::{Channel, CustomerId, Event, Profiles};
+use crate::settings::Settings;
+use crate::time::rfc3339;
+
+/// The offers the scenario adds to the catalog after training.
+pub const NEW_OFFERS: &str = include_str!("closed_loop_offers.toml");
+/// Their true appeal (logit) on top of their category, by offer id.
+const NEW_APPEAL: [(&str, f64); 3] = [
+    ("renters-starter", 0.0),
+    ("green-saver", 0.4),
+    ("concierge-plus", 0.0),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scenario {
+    /// Offers added to the catalog after training.
+    NewOffers,
+    /// The same, and customers' preferences shift halfway.
+    PreferenceShift,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClosedLoopOptions {
+    pub customers: usize,
+    /// Days of closed loop.
+    pub days: u32,
+    /// Days of history before it (the models are trained on it).
+    pub history_days: u32,
+    pub seed: u64,
+    pub scenario: Scenario,
+    /// Outbound contact opportunities per customer and week.
+    pub contacts_per_week: f64,
+}
+
+impl Default for ClosedLoopOptions {
+    fn default() -> Self {
+        Self {
+            customers: 5_000,
+            days: 14,
+            history_days: 365,
+            seed: 42,
+            scenario: Scenario::NewOffers,
+            contacts_per_week: 2.0,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClosedLoopError {
+    #[error(transparent)]
+    Simulate(#[from] simulate::SimulateError),
+    #[error("training on the simulated history: {0}")]
+    Train(#[from] super::TrainError),
+    #[error("the scenario catalog: {0}")]
+    Catalog(#[from] crate::decision::catalog::CatalogError),
+    #[error("the trained model set: {0}")]
+    Models(#[from] crate::model::set::ModelError),
+    #[error("the decision log: {0}")]
+    Log(#[from] crate::decision::log::LogError),
+    #[error("the profile store: {0}")]
+    Store(#[from] crate::profile::StoreError),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("plotting: {0}")]
+    Plot(#[from] super::plots::PlotError),
+}
+
+/// One arm's figures over one day (or a whole run).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ArmDay {
+    pub opportunities: u64,
+    pub contacts: u64,
+    pub positives: u64,
+    /// Positive answers per contact.
+    pub response_rate: f64,
+    /// (Margin of the positive answers - contact costs) per contact.
+    pub value_per_contact: f64,
+    /// Share of the contacts that carried one of the new offers.
+    pub new_offer_share: f64,
+    /// Contacts that broke the consent, a contact limit or the quiet hours.
+    pub violations: Violations,
+    #[serde(skip)]
+    value: f64,
+    #[serde(skip)]
+    new_offer_contacts: u64,
+}
+
+impl ArmDay {
+    fn finish(&mut self) {
+        let n = self.contacts.max(1) as f64;
+        self.response_rate = self.positives as f64 / n;
+        self.value_per_contact = self.value / n;
+        self.new_offer_share = self.new_offer_contacts as f64 / n;
+    }
+
+    fn add(&mut self, other: &ArmDay) {
+        self.opportunities += other.opportunities;
+        self.contacts += other.contacts;
+        self.positives += other.positives;
+        self.value += other.value;
+        self.new_offer_contacts += other.new_offer_contacts;
+        self.violations.consent += other.violations.consent;
+        self.violations.contact_limit += other.violations.contact_limit;
+        self.violations.quiet_hours += other.violations.quiet_hours;
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Violations {
+    pub consent: u64,
+    pub contact_limit: u64,
+    pub quiet_hours: u64,
+}
+
+impl Violations {
+    pub fn total(&self) -> u64 {
+        self.consent + self.contact_limit + self.quiet_hours
+    }
+}
+
+/// `closed_loop.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClosedLoopReport {
+    pub scenario: Scenario,
+    pub seed: u64,
+    pub customers: usize,
+    pub days: u32,
+    pub contacts_per_week: f64,
+    pub model_version: String,
+    pub policy: serde_json::Value,
+    pub new_offers: Vec<String>,
+    /// Share of customers whose best action in truth (at their best channel and hour,
+    /// rested) carries a new offer.
+    pub new_offers_best_for: f64,
+    /// The mass-marketing choice: offer, channel, local hour.
+    pub mass_marketing: (String, Channel, usize),
+    /// Arm name -> one entry per day.
+    pub arms: BTreeMap<String, Vec<ArmDay>>,
+    /// Arm name -> the whole run.
+    pub totals: BTreeMap<String, ArmDay>,
+}
+
+impl ClosedLoopReport {
+    /// The arm's response rate over days `from..to` (0-based, end excluded).
+    pub fn rate(&self, arm: &str, from: usize, to: usize) -> f64 {
+        let mut sum = ArmDay::default();
+        if let Some(days) = self.arms.get(arm) {
+            for d in days.iter().take(to).skip(from) {
+                sum.add(d);
+            }
+        }
+        sum.finish();
+        sum.response_rate
+    }
+}
+
+/// What one arm knows of one customer.
+#[derive(Default, Clone)]
+struct Contacts {
+    /// (send time, channel, offer index): the history's contacts, then the arm's.
+    sent: Vec<(i64, Channel, usize)>,
+}
+
+impl Contacts {
+    /// Contacts in the week before `at` (answers tire with them).
+    fn recent(&self, at: i64) -> usize {
+        self.sent
+            .iter()
+            .filter(|&&(t, _, _)| t <= at && at - t < 7 * 86_400)
+            .count()
+    }
+}
+
+/// An arm the decision service decides for.
+struct EngineArm {
+    name: &'static str,
+    decider: Decider,
+    learner: Option<Arc<Learner>>,
+    /// Events not yet due: (at, JSON line).
+    pending: Vec<(i64, String)>,
+    contacts: Vec<Contacts>,
+    rng: StdRng,
+    days: Vec<ArmDay>,
+    next_event: u64,
+    /// The decision log's writer, for the arm that logs.
+    writer: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// An arm the simulation decides for itself (mass marketing, the oracle).
+struct ReferenceArm {
+    contacts: Vec<Contacts>,
+    rng: StdRng,
+    days: Vec<ArmDay>,
+}
+
+/// The world the arms share.
+struct Truth {
+    customers: Vec<SimCustomer>,
+    /// Each customer's contacts in the history.
+    history: Vec<Contacts>,
+    offers: Vec<Offer>,
+    /// Offer index by id.
+    index: HashMap<String, usize>,
+    /// Margin, contact cost by channel, service flag, new: by offer index.
+    facts: Vec<OfferFacts>,
+}
+
+struct OfferFacts {
+    value: f64,
+    cost: [f64; Channel::COUNT],
+    service: bool,
+    new: bool,
+}
+
+impl Truth {
+    fn probability(&self, customer: usize, offer: usize, channel: Channel, at: i64, recent: usize) -> f64 {
+        let x = self.customers[customer]
+            .customer
+            .logit(&self.offers[offer], channel, at, recent);
+        1.0 / (1.0 + (-x).exp())
+    }
+}
+
+/// Runs the closed loop; writes everything under `out_dir` and returns the report.
+pub async fn run(
+    out_dir: &Path,
+    settings: &Settings,
+    opts: &ClosedLoopOptions,
+    progress: &indicatif::ProgressBar,
+) -> Result<ClosedLoopReport, ClosedLoopError> {
+    let write_err = |path: &Path| {
+        let path = path.to_owned();
+        move |source| ClosedLoopError::Write { path, source }
+    };
+    std::fs::create_dir_all(out_dir).map_err(write_err(out_dir))?;
+    let base_catalog = Catalog::load(&settings.catalog.path)?;
+
+    // The history, and a model set trained on it (with the catalog of then).
+    progress.set_message("simulating the history");
+    let sim = SimulationOptions {
+        customers: opts.customers,
+        days: opts.history_days,
+        seed: opts.seed,
+    };
+    let mut world = simulate::generate(&base_catalog, &sim, &indicatif::ProgressBar::hidden())?;
+    let history_dir = out_dir.join("history");
+    simulate::write_history(&history_dir, &mut world, &sim)?;
+    progress.set_message("training on the history");
+    let models_dir = out_dir.join("models");
+    super::train(
+        &history_dir.join("events.jsonl"),
+        &models_dir,
+        None,
+        settings,
+        &super::Quiet,
+    )?;
+
+    // The catalog with the new offers, and their truth.
+    let base_text = std::fs::read_to_string(&settings.catalog.path).map_err(|source| {
+        crate::decision::catalog::CatalogError::Read {
+            path: settings.catalog.path.clone(),
+            source,
+        }
+    })?;
+    let catalog_path = out_dir.join("catalog.toml");
+    std::fs::write(&catalog_path, format!("{base_text}\n{NEW_OFFERS}"))
+        .map_err(write_err(&catalog_path))?;
+    let catalog = Catalog::load(&catalog_path)?;
+    let World {
+        out,
+        end,
+        customers,
+        offers,
+        ..
+    } = world;
+    // The history as the engine's store holds it (write_history sorted it by time).
+    progress.set_message("loading the history into the stores");
+    let history: Vec<Event> = out
+        .events
+        .iter()
+        .filter_map(|(_, l)| crate::profile::event::parse_line(l.as_bytes()).ok())
+        .collect();
+    let truth = truth_of(customers, offers, &catalog, &history, opts.seed);
+    let mass = mass_marketing(&out.outbound, &truth);
+
+    let start = (end + 3599) / 3600 * 3600;
+    let mut arms = Vec::new();
+    for (name, learning, path) in [
+        ("engine", true, &catalog_path),
+        ("learning_off", false, &catalog_path),
+        ("before", true, &settings.catalog.path),
+    ] {
+        let mut s = settings.clone();
+        s.learning.enabled = learning && settings.learning.enabled;
+        s.models.dir = models_dir.clone();
+        s.catalog.path = path.clone();
+        if name == "engine" {
+            s.decision.log.sink = LogSink::File;
+            s.decision.log.path = out_dir.join("decisions.jsonl");
+            s.decision.log.queue = s.decision.log.queue.max(1 << 20);
+        } else {
+            s.decision.log.sink = LogSink::Off;
+        }
+        arms.push(engine_arm(name, &s, &history, end, &truth, opts.seed).await?);
+    }
+    drop(history);
+    let mut oracle = reference_arm(&truth, opts.seed ^ 0x0a);
+    let mut mass_arm = reference_arm(&truth, opts.seed ^ 0x0b);
+
+    // Contact opportunities, the same for every arm.
+    let mut rng = StdRng::seed_from_u64(opts.seed ^ 0xc105ed);
+    let mut opportunities: Vec<(i64, usize)> = Vec::new();
+    let p_day = (opts.contacts_per_week / 7.0).clamp(0.0, 1.0);
+    for day in 0..opts.days as i64 {
+        for c in 0..truth.customers.len() {
+            if rng.random_bool(p_day) {
+                opportunities.push((start + day * 86_400 + rng.random_range(0..86_400), c));
+            }
+        }
+    }
+    opportunities.sort_unstable();
+
+    let policy = &settings.decision.contact_policy;
+    let days = opts.days as usize;
+    for arm in &mut arms {
+        arm.days = vec![ArmDay::default(); days];
+    }
+    oracle.days = vec![ArmDay::default(); days];
+    mass_arm.days = vec![ArmDay::default(); days];
+    let shift_hour = (opts.scenario == Scenario::PreferenceShift).then_some(days * 24 / 2);
+    let mut truth = truth;
+    progress.set_length(opportunities.len() as u64);
+    progress.set_position(0);
+    progress.set_message("closed loop");
+    let mut next = 0;
+    for hour in 0..days * 24 {
+        let h0 = start + hour as i64 * 3600;
+        if Some(hour) == shift_hour {
+            shift_preferences(&mut truth, opts.seed);
+        }
+        for arm in &mut arms {
+            arm.feed(h0).await?;
+        }
+        while next < opportunities.len() && opportunities[next].0 < h0 + 3600 {
+            let (t, c) = opportunities[next];
+            next += 1;
+            progress.inc(1);
+            let day = ((t - start) / 86_400) as usize;
+            let customer_id =
+                CustomerId::parse(truth.customers[c].customer.id.clone()).expect("a simulated id");
+            let mut candidates = Vec::new();
+            for (k, arm) in arms.iter_mut().enumerate() {
+                let cands = arm.decide(&customer_id, c, t, day, &truth, policy).await;
+                if k == 0 {
+                    candidates = cands;
+                }
+            }
+            oracle.days[day].opportunities += 1;
+            mass_arm.days[day].opportunities += 1;
+            if let Some((o, ch, at)) = oracle_choice(&truth, &oracle, c, t, &candidates, policy) {
+                oracle.send(&truth, c, o, ch, at, day);
+            }
+            if let Some((o, ch, at)) = mass_choice(&truth, &mass, &mass_arm, c, t, &candidates, policy) {
+                mass_arm.send(&truth, c, o, ch, at, day);
+            }
+        }
+        tokio::task::yield_now().await;
+    }
+
+    // Contact limits, checked over every window now that all sends are known.
+    for arm in &mut arms {
+        for (c, contacts) in arm.contacts.iter().enumerate() {
+            let first_new = truth.history[c].sent.len();
+            for (day, n) in limit_violations(contacts, first_new, &truth, policy, start) {
+                if let Some(d) = arm.days.get_mut(day) {
+                    d.violations.contact_limit += n;
+                }
+            }
+        }
+    }
+
+    let model_version = arms[0].decider.model_version();
+    let policy_record = arms[0].decider.policy().record();
+    let mut writers = Vec::new();
+    for arm in &mut arms {
+        writers.extend(arm.writer.take());
+    }
+    let mut report = ClosedLoopReport {
+        scenario: opts.scenario,
+        seed: opts.seed,
+        customers: opts.customers,
+        days: opts.days,
+        contacts_per_week: opts.contacts_per_week,
+        model_version,
+        policy: serde_json::from_str(&policy_record).unwrap_or_default(),
+        new_offers: NEW_APPEAL.iter().map(|(id, _)| (*id).to_owned()).collect(),
+        new_offers_best_for: best_is_new(&truth),
+        mass_marketing: (truth.offers[mass.ranking[0].0].id.clone(), mass.ranking[0].1, mass.hour),
+        arms: BTreeMap::new(),
+        totals: BTreeMap::new(),
+    };
+    let mut all: Vec<(&str, Vec<ArmDay>)> = Vec::new();
+    for arm in arms {
+        all.push((arm.name, arm.days));
+    }
+    // Every decider is gone: the log writer drains its queue and ends.
+    for w in writers {
+        let _ = w.await;
+    }
+    all.push(("mass_marketing", mass_arm.days));
+    all.push(("oracle", oracle.days));
+    for (name, mut days) in all {
+        let mut total = ArmDay::default();
+        for d in &mut days {
+            total.add(d);
+            d.finish();
+        }
+        total.finish();
+        report.arms.insert(name.to_owned(), days);
+        report.totals.insert(name.to_owned(), total);
+    }
+
+    let path = out_dir.join("closed_loop.json");
+    let text = serde_json::to_string_pretty(&report).expect("the report serialises");
+    std::fs::write(&path, text).map_err(write_err(&path))?;
+    let path = out_dir.join("closed_loop.svg");
+    std::fs::write(&path, plot(&report)?).map_err(write_err(&path))?;
+    Ok(report)
+}
+
+/// The truth of the world with the new offers: their appeal, and every customer's taste
+/// for their categories (drawn from a stream of their own, so the history is the same with
+/// or without them).
+fn truth_of(
+    mut customers: Vec<SimCustomer>,
+    mut offers: Vec<Offer>,
+    catalog: &Catalog,
+    history: &[Event],
+    seed: u64,
+) -> Truth {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x7a57e);
+    let taste = Normal::new(0.0, 0.6).expect("a valid normal");
+    for (id, appeal) in NEW_APPEAL {
+        if let Some(o) = catalog.offer(id) {
+            offers.push(Offer {
+                id: id.to_owned(),
+                category: o.category.clone(),
+                channels: o.channels.clone(),
+                appeal,
+            });
+        }
+    }
+    for c in &mut customers {
+        for o in &offers {
+            if !c.customer.taste.contains_key(&o.category) {
+                c.customer
+                    .taste
+                    .insert(o.category.clone(), taste.sample(&mut rng));
+            }
+        }
+    }
+    let index: HashMap<String, usize> = offers
+        .iter()
+        .enumerate()
+        .map(|(i, o)| (o.id.clone(), i))
+        .collect();
+    let facts = offers
+        .iter()
+        .map(|o| {
+            let c = catalog.offer(&o.id);
+            let mut cost = [0.0; Channel::COUNT];
+            for ch in Channel::ALL {
+                cost[ch.index()] = c.map_or(0.0, |c| c.cost(ch));
+            }
+            OfferFacts {
+                value: c.map_or(0.0, |c| c.value),
+                cost,
+                service: c.is_some_and(|c| c.service),
+                new: NEW_APPEAL.iter().any(|(id, _)| *id == o.id),
+            }
+        })
+        .collect();
+    let by_id: HashMap<&str, usize> = customers
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.customer.id.as_str(), i))
+        .collect();
+    let mut sent = vec![Contacts::default(); customers.len()];
+    for e in history {
+        if let (crate::profile::EventKind::Contact, Some(ch), Some(o)) =
+            (&e.kind, e.channel, e.offer_id.as_ref())
+            && let (Some(&c), Some(&o)) = (by_id.get(e.customer_id.as_str()), index.get(o.as_str()))
+        {
+            sent[c].sent.push((e.at.timestamp(), ch, o));
+        }
+    }
+    Truth {
+        customers,
+        history: sent,
+        offers,
+        index,
+        facts,
+    }
+}
+
+async fn engine_arm(
+    name: &'static str,
+    settings: &Settings,
+    history: &[Event],
+    end: i64,
+    truth: &Truth,
+    seed: u64,
+) -> Result<EngineArm, ClosedLoopError> {
+    let store = MemoryStore::new(settings.profile.clone());
+    let profiles = Profiles::new(Arc::new(store), settings.store.operation_timeout());
+    for chunk in history.chunks(5_000) {
+        profiles.apply(chunk, end).await?;
+    }
+    let dir = settings.models.dir.clone();
+    let models = Arc::new(Live::load("model set", "closed_loop_reloads", move || {
+        ModelSet::load(&dir)
+    })?);
+    let path = settings.catalog.path.clone();
+    let catalog = Arc::new(Live::load("catalog", "closed_loop_reloads", move || {
+        Catalog::load(&path)
+    })?);
+    let (log, writer) = DecisionLog::start(&settings.decision.log, None)?;
+    let learner = Arc::new(Learner::new(
+        models.clone(),
+        catalog.clone(),
+        settings.learning.clone(),
+    ));
+    // Learning starts now: the trained models have learned the history.
+    if settings.learning.enabled {
+        profiles.learn_with(learner.clone());
+    }
+    let decider = Decider::new(profiles, models, catalog, settings.decision.clone(), log)
+        .with_learner(learner.clone());
+    Ok(EngineArm {
+        name,
+        decider,
+        learner: settings.learning.enabled.then_some(learner),
+        pending: Vec::new(),
+        contacts: truth.history.clone(),
+        rng: StdRng::seed_from_u64(seed ^ 0xa5),
+        days: Vec::new(),
+        next_event: 0,
+        writer,
+    })
+}
+
+fn reference_arm(truth: &Truth, seed: u64) -> ReferenceArm {
+    ReferenceArm {
+        contacts: truth.history.clone(),
+        rng: StdRng::seed_from_u64(seed),
+        days: Vec::new(),
+    }
+}
+
+/// Draws a customer's answer to a contact: positive, and when the answer comes (none for
+/// silence) with its outcome.
+fn answer(
+    rng: &mut StdRng,
+    truth: &Truth,
+    (c, o, ch, at): (usize, usize, Channel, i64),
+    recent: usize,
+) -> (bool, Option<(i64, &'static str)>) {
+    let p = truth.probability(c, o, ch, at, recent);
+    let positive = rng.random_bool(p.clamp(0.0, 1.0));
+    let delay = Exp::new(1.0 / (6.0 * 3600.0))
+        .map(|e| e.sample(rng))
+        .unwrap_or(3600.0) as i64
+        + 60;
+    let outcome = if positive {
+        Some(match rng.random_range(0..10) {
+            0..6 => "clicked",
+            6..9 => "accepted",
+            _ => "converted",
+        })
+    } else if rng.random_bool(0.15) {
+        Some("declined")
+    } else {
+        None
+    };
+    (positive, outcome.map(|o| (at + delay, o)))
+}
+
+fn tally(day: &mut ArmDay, truth: &Truth, o: usize, ch: Channel, positive: bool) {
+    let f = &truth.facts[o];
+    day.contacts += 1;
+    day.value -= f.cost[ch.index()];
+    if positive {
+        day.positives += 1;
+        day.value += f.value;
+    }
+    if f.new {
+        day.new_offer_contacts += 1;
+    }
+}
+
+impl EngineArm {
+    /// Applies the events due before `now`, then brings the learner up to date.
+    async fn feed(&mut self, now: i64) -> Result<(), ClosedLoopError> {
+        self.pending.sort_unstable_by_key(|(t, _)| std::cmp::Reverse(*t));
+        let mut due = Vec::new();
+        while self.pending.last().is_some_and(|(t, _)| *t < now) {
+            let (_, line) = self.pending.pop().expect("checked");
+            if let Ok(e) = crate::profile::event::parse_line(line.as_bytes()) {
+                due.push(e);
+            }
+        }
+        due.sort_by_key(|e| e.at);
+        if !due.is_empty() {
+            self.decider.profiles().apply(&due, now).await?;
+        }
+        if let Some(l) = &self.learner {
+            l.refresh(self.decider.profiles(), now).await?;
+        }
+        Ok(())
+    }
+
+    fn event(&mut self, at: i64, mut e: serde_json::Value) {
+        self.next_event += 1;
+        e["event_id"] = format!("cl-{}", self.next_event).into();
+        e["at"] = rfc3339(at).into();
+        self.pending.push((at, e.to_string()));
+    }
+
+    /// Decides at `t` for customer `c`, sends the first action and schedules the answer;
+    /// returns the decision's candidates (offer index, channel).
+    async fn decide(
+        &mut self,
+        id: &CustomerId,
+        c: usize,
+        t: i64,
+        day: usize,
+        truth: &Truth,
+        policy: &ContactPolicy,
+    ) -> Vec<(usize, Channel)> {
+        self.days[day].opportunities += 1;
+        let request = DecisionRequest {
+            customer_id: id.clone(),
+            touchpoint: None,
+            channels: None,
+            placement: None,
+            limit: 1,
+            at: chrono::DateTime::from_timestamp(t, 0),
+            context: BTreeMap::new(),
+            explain: false,
+        };
+        let d = self.decider.decide(&request).await;
+        let mut candidates: Vec<(usize, Channel)> = d
+            .log
+            .candidates
+            .iter()
+            .filter_map(|k| Some((*truth.index.get(k.offer_id.as_str())?, k.channel)))
+            .collect();
+        candidates.sort_unstable_by_key(|&(o, ch)| (o, ch.index()));
+        candidates.dedup();
+        let Some(a) = d.actions.first() else {
+            return candidates;
+        };
+        let Some(&o) = truth.index.get(a.offer_id.as_str()) else {
+            return candidates;
+        };
+        let (ch, at) = (a.channel, a.send_at_unix);
+        let sim = &truth.customers[c];
+        let v = &mut self.days[day].violations;
+        if ch.is_outbound() && !sim.consent.get(&ch).is_some_and(|u| u.is_none_or(|u| at < u)) {
+            v.consent += 1;
+        }
+        if ch.is_outbound() && policy.is_quiet(local_hour(sim, at)) {
+            v.quiet_hours += 1;
+        }
+        let recent = self.contacts[c].recent(at);
+        let (positive, reply) = answer(&mut self.rng, truth, (c, o, ch, at), recent);
+        self.contacts[c].sent.push((at, ch, o));
+        tally(&mut self.days[day], truth, o, ch, positive);
+        let offer = truth.offers[o].id.clone();
+        self.event(
+            at,
+            serde_json::json!({"customer_id": id.as_str(), "type": "contact", "channel": ch,
+                "offer_id": offer, "decision_id": d.decision_id.as_str()}),
+        );
+        if let Some((when, outcome)) = reply {
+            // Most answers carry the decision; some only the offer.
+            let mut e = serde_json::json!({"customer_id": id.as_str(), "type": "response",
+                "channel": ch, "offer_id": offer, "outcome": outcome});
+            if self.rng.random_bool(0.7) {
+                e["decision_id"] = d.decision_id.as_str().into();
+            }
+            self.event(when, e);
+        }
+        candidates
+    }
+}
+
+impl ReferenceArm {
+    fn send(&mut self, truth: &Truth, c: usize, o: usize, ch: Channel, at: i64, day: usize) {
+        let recent = self.contacts[c].recent(at);
+        let (positive, _) = answer(&mut self.rng, truth, (c, o, ch, at), recent);
+        self.contacts[c].sent.push((at, ch, o));
+        tally(&mut self.days[day], truth, o, ch, positive);
+    }
+
+    /// The outbound marketing contacts so far, as the contact limits count them.
+    fn ledger(&self, truth: &Truth, c: usize) -> crate::decision::contact_policy::ContactLedger {
+        let mut ledger = crate::decision::contact_policy::ContactLedger::default();
+        for &(t, ch, o) in &self.contacts[c].sent {
+            if ch.is_outbound() && !truth.facts[o].service {
+                ledger.plan(ch, t);
+            }
+        }
+        ledger
+    }
+}
+
+fn local_hour(c: &SimCustomer, at: i64) -> u32 {
+    use chrono::{TimeZone, Timelike};
+    c.customer
+        .tz
+        .timestamp_opt(at, 0)
+        .single()
+        .map_or(0, |t| t.hour())
+}
+
+/// The hours an outbound contact may be sent at from `t` within the horizon: `t` itself
+/// (when allowed), then every full hour, outside quiet hours.
+fn send_times(truth: &Truth, c: usize, t: i64, policy: &ContactPolicy) -> Vec<i64> {
+    let first = (t + 3599) / 3600 * 3600;
+    std::iter::once(t)
+        .chain((0..policy.horizon_hours as i64).map(|k| first + k * 3600))
+        .filter(|&at| !policy.is_quiet(local_hour(&truth.customers[c], at)))
+        .collect()
+}
+
+/// The truth's best action among the candidates: true probability x margin - cost, over
+/// every allowed send time.
+fn oracle_choice(
+    truth: &Truth,
+    arm: &ReferenceArm,
+    c: usize,
+    t: i64,
+    candidates: &[(usize, Channel)],
+    policy: &ContactPolicy,
+) -> Option<(usize, Channel, i64)> {
+    if candidates.is_empty() {
+        return None;
+    }
+    let times = send_times(truth, c, t, policy);
+    let ledger = arm.ledger(truth, c);
+    let recent = arm.contacts[c].recent(t);
+    let mut best: Option<(f64, usize, Channel, i64)> = None;
+    for &(o, ch) in candidates {
+        let f = &truth.facts[o];
+        for &at in &times {
+            if ch.is_outbound() && !f.service && ledger.allows(policy, ch, at).is_err() {
+                continue;
+            }
+            let v = truth.probability(c, o, ch, at, recent) * f.value - f.cost[ch.index()];
+            if best.is_none_or(|b| v > b.0) {
+                best = Some((v, o, ch, at));
+            }
+        }
+    }
+    best.map(|(_, o, ch, at)| (o, ch, at))
+}
+
+/// Mass marketing's choice: one ranking of (offer, channel) and one local hour for
+/// everyone, learned from the history.
+struct Mass {
+    ranking: Vec<(usize, Channel)>,
+    hour: usize,
+}
+
+fn mass_marketing(history: &[simulate::LoggedContact], truth: &Truth) -> Mass {
+    let mut pairs: HashMap<(usize, Channel), (u64, u64)> = HashMap::new();
+    let mut hours = [(0u64, 0u64); 24];
+    for h in history {
+        let Some(&o) = truth.index.get(&h.offer) else {
+            continue;
+        };
+        let e = pairs.entry((o, h.channel)).or_default();
+        e.0 += 1;
+        e.1 += u64::from(h.positive);
+        let e = &mut hours[h.local_hour];
+        e.0 += 1;
+        e.1 += u64::from(h.positive);
+    }
+    let value = |&(o, ch): &(usize, Channel), (n, k): (u64, u64)| {
+        let f = &truth.facts[o];
+        k as f64 / n.max(1) as f64 * f.value - f.cost[ch.index()]
+    };
+    let mut ranking: Vec<((usize, Channel), f64)> = pairs
+        .iter()
+        .filter(|(_, (n, _))| *n >= 30)
+        .map(|(pair, &counts)| (*pair, value(pair, counts)))
+        .collect();
+    ranking.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.0.cmp(&b.0.0)));
+    let hour = (0..24)
+        .filter(|&h| hours[h].0 >= 30)
+        .max_by(|&a, &b| {
+            let r = |h: usize| hours[h].1 as f64 / hours[h].0 as f64;
+            r(a).total_cmp(&r(b))
+        })
+        .unwrap_or(12);
+    Mass {
+        ranking: ranking.into_iter().map(|(p, _)| p).collect(),
+        hour,
+    }
+}
+
+fn mass_choice(
+    truth: &Truth,
+    mass: &Mass,
+    arm: &ReferenceArm,
+    c: usize,
+    t: i64,
+    candidates: &[(usize, Channel)],
+    policy: &ContactPolicy,
+) -> Option<(usize, Channel, i64)> {
+    let first = (t + 3599) / 3600 * 3600;
+    let at = (0..24)
+        .map(|k| first + k * 3600)
+        .find(|&at| local_hour(&truth.customers[c], at) as usize == mass.hour)?;
+    let ledger = arm.ledger(truth, c);
+    mass.ranking
+        .iter()
+        .find(|&&(o, ch)| {
+            candidates.contains(&(o, ch))
+                && (truth.facts[o].service || ledger.allows(policy, ch, at).is_ok())
+        })
+        .map(|&(o, ch)| (o, ch, at))
+}
+
+/// Contacts from index `first_new` on that broke a contact limit, by day of the run: a
+/// window of the limit's length ending at the contact holds more than the limit.
+fn limit_violations(
+    contacts: &Contacts,
+    first_new: usize,
+    truth: &Truth,
+    policy: &ContactPolicy,
+    start: i64,
+) -> Vec<(usize, u64)> {
+    let marketing = |&&(_, ch, o): &&(i64, Channel, usize)| ch.is_outbound() && !truth.facts[o].service;
+    let mut all: Vec<(i64, Channel, bool)> = contacts
+        .sent
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| marketing(s))
+        .map(|(i, &(t, ch, _))| (t, ch, i >= first_new))
+        .collect();
+    all.sort_unstable_by_key(|&(t, _, _)| t);
+    let mut out = Vec::new();
+    for (j, &(t, ch, new)) in all.iter().enumerate() {
+        if !new {
+            continue;
+        }
+        let within = |days: u32, same_channel: bool| {
+            all[..=j]
+                .iter()
+                .filter(|&&(s, c, _)| s > t - days as i64 * 86_400 && (!same_channel || c == ch))
+                .count()
+        };
+        let broke = policy
+            .limit_of(ch)
+            .is_some_and(|l| within(l.days, true) > l.max as usize)
+            || within(policy.outbound_days, false) > policy.outbound_max as usize;
+        if broke {
+            out.push((((t - start).max(0) / 86_400) as usize, 1));
+        }
+    }
+    out
+}
+
+/// Halfway through `preference-shift`: cards fall out of favour, insurance gains, the
+/// renters' offer fades, and every taste moves a little.
+fn shift_preferences(truth: &mut Truth, seed: u64) {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x5_41f7);
+    let noise = Normal::new(0.0, 0.3).expect("a valid normal");
+    for c in &mut truth.customers {
+        for (category, taste) in c.customer.taste.iter_mut() {
+            *taste += noise.sample(&mut rng)
+                + match category.as_str() {
+                    "card" => -1.0,
+                    "insurance" => 0.8,
+                    "renting" => -0.8,
+                    _ => 0.0,
+                };
+        }
+    }
+}
+
+/// Share of customers whose best action in truth carries a new offer: the best by the
+/// engine's objective over offers and consented channels, at the customer's best hour,
+/// rested.
+fn best_is_new(truth: &Truth) -> f64 {
+    let mut n = 0usize;
+    for (c, sim) in truth.customers.iter().enumerate() {
+        let best_at = (0..168)
+            .map(|h| simulate::start_time() + h * 3600)
+            .max_by(|&a, &b| {
+                truth
+                    .probability(c, 0, Channel::Email, a, 0)
+                    .total_cmp(&truth.probability(c, 0, Channel::Email, b, 0))
+            })
+            .unwrap_or(0);
+        let mut best = (f64::NEG_INFINITY, false);
+        for (o, offer) in truth.offers.iter().enumerate() {
+            let f = &truth.facts[o];
+            for &ch in &offer.channels {
+                if !ch.is_outbound() || !sim.consent.get(&ch).is_some_and(|u| u.is_none()) {
+                    continue;
+                }
+                let v = truth.probability(c, o, ch, best_at, 0) * f.value - f.cost[ch.index()];
+                if v > best.0 {
+                    best = (v, f.new);
+                }
+            }
+        }
+        n += usize::from(best.1);
+    }
+    n as f64 / truth.customers.len().max(1) as f64
+}
+
+fn plot(report: &ClosedLoopReport) -> Result<String, super::plots::PlotError> {
+    let curves: Vec<(String, Vec<(f64, f64)>)> = report
+        .arms
+        .iter()
+        .map(|(name, days)| {
+            let line = days
+                .iter()
+                .enumerate()
+                .map(|(d, r)| ((d + 1) as f64, r.response_rate))
+                .collect();
+            (name.replace('_', " "), line)
+        })
+        .collect();
+    let refs: Vec<(&str, &[(f64, f64)])> = curves
+        .iter()
+        .map(|(n, l)| (n.as_str(), l.as_slice()))
+        .collect();
+    super::plots::lines_svg(
+        &format!("Closed loop ({:?}), response rate by day", report.scenario),
+        "day",
+        "positive answers per contact",
+        &refs,
+    )
+}
