@@ -75,14 +75,13 @@ impl Default for DecisionSettings {
     }
 }
 
-/// Exploration. `thompson` ([`policy::Thompson`], opt-in until its priors are tuned on the
-/// closed-loop simulation): each action with the
+/// Exploration. `thompson` (the default, [`policy::Thompson`]): each action with the
 /// probability that it is the best when the propensities the online learner is unsure of
 /// are drawn from its posteriors (Monte-Carlo, `draws` draws), every one at least
 /// `epsilon / n`, and the actions of offers with thin data together at most
 /// `max_uncertain_share`. Without online learning (or before its first answer for known
 /// offers) that is the best action with probability 1 - epsilon + epsilon / n.
-/// `epsilon_greedy` (the default, [`policy::EpsilonGreedy`]): the best remaining action with probability
+/// `epsilon_greedy` ([`policy::EpsilonGreedy`]): the best remaining action with probability
 /// 1 - epsilon, otherwise one of the remaining drawn uniformly (the best included). Every
 /// action records the probability with which it was chosen, for off-policy evaluation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -104,7 +103,7 @@ pub enum PolicyKind {
 impl Default for Exploration {
     fn default() -> Self {
         Self {
-            policy: PolicyKind::EpsilonGreedy,
+            policy: PolicyKind::Thompson,
             epsilon: 0.05,
             draws: 32,
             max_uncertain_share: 0.2,

@@ -42,13 +42,15 @@ pub struct LearningSettings {
     /// How long after a contact or impression an answer still counts; without one by
     /// then, the action counts as not answered (a negative).
     pub response_window_hours: u32,
-    /// Prior standard deviation of the correction's weights (logit units) for an offer with
-    /// a trained model of its own: how far its answers may move it before much evidence.
+    /// Prior standard deviation of the correction to the logit (shared out over the
+    /// learning features) for an offer with a trained model of its own: how far its answers
+    /// may move it before much evidence.
     pub prior_sd: f64,
     /// The same for an offer scored by its category's or the pooled model (a new offer).
     pub new_offer_prior_sd: f64,
-    /// An offer with fewer answers than this counts as uncertain: its share of exploration
-    /// is bounded by `decision.exploration.max_uncertain_share`.
+    /// An offer without a trained model of its own and with fewer answers than this counts
+    /// as uncertain: its share of exploration is bounded by
+    /// `decision.exploration.max_uncertain_share`.
     pub thin_answers: u64,
     /// How often the local copy of the online state is brought up to date.
     pub refresh_ms: u64,
@@ -95,6 +97,9 @@ pub struct Layout {
     /// Columns of the propensity feature vector that describe the customer's attributes.
     columns: Vec<usize>,
     pub width: usize,
+    /// How many learning features an action has at most (the intercept, one per
+    /// attribute, the channel): the prior spreads the correction's variance over them.
+    pub active: usize,
     /// Names the layout (the model set it comes from and its columns): outcomes of another
     /// layout are not learned from.
     pub id: u64,
@@ -104,6 +109,7 @@ impl Layout {
     pub fn new(schema: &FeatureSchema, model_version: &str) -> Self {
         let mut columns = Vec::new();
         let mut start = 0;
+        let mut attributes = 0;
         for spec in &schema.specs {
             let w = spec.width();
             if matches!(
@@ -111,6 +117,7 @@ impl Layout {
                 FeatureSpec::AttributeCategory { .. } | FeatureSpec::AttributeNumber { .. }
             ) {
                 columns.extend(start..start + w);
+                attributes += 1;
             }
             start += w;
         }
@@ -123,6 +130,7 @@ impl Layout {
             id: xxhash_rust::xxh3::xxh3_64(&key),
             columns,
             width,
+            active: attributes + 2,
         }
     }
 
@@ -184,12 +192,18 @@ impl OnlineState {
         self.settings.enabled && !self.settings.disabled_offers.iter().any(|o| o == offer)
     }
 
-    fn prior(&self, scope: ModelScope) -> Posterior {
+    /// The prior standard deviation of each weight: the configured spread of the whole
+    /// correction, shared out over the features an action has.
+    fn weight_sd(&self, scope: ModelScope) -> f64 {
         let sd = match scope {
             ModelScope::Offer => self.settings.prior_sd,
             ModelScope::Category | ModelScope::Pooled => self.settings.new_offer_prior_sd,
         };
-        Posterior::prior(&vec![sd; self.layout.width])
+        sd / (self.layout.active as f64).sqrt()
+    }
+
+    fn prior(&self, scope: ModelScope) -> Posterior {
+        Posterior::prior(&vec![self.weight_sd(scope); self.layout.width])
     }
 
     /// The correction for `offer` on `channel` for a customer whose part of the features is
@@ -212,17 +226,15 @@ impl OnlineState {
                 (m1 + m2, v1 + v2, p.answers)
             }
             None => {
-                let sd = match scope {
-                    ModelScope::Offer => self.settings.prior_sd,
-                    ModelScope::Category | ModelScope::Pooled => self.settings.new_offer_prior_sd,
-                };
+                let sd = self.weight_sd(scope);
                 (0.0, sd * sd * (customer.len() + 1) as f64, 0)
             }
         };
         Some(Correction {
             mean,
             sd: var.sqrt(),
-            uncertain: answers < self.settings.thin_answers,
+            // An offer with a trained model of its own is known from its history.
+            uncertain: scope != ModelScope::Offer && answers < self.settings.thin_answers,
         })
     }
 

@@ -327,7 +327,7 @@ async fn every_decision_is_logged_with_its_candidates_and_answers_join_by_decisi
         .expect("logged");
     assert_eq!(r["customer_id"], "c-log");
     assert!(r["model_version"].as_str().unwrap().len() > 5);
-    assert_eq!(r["policy"]["kind"], "epsilon_greedy");
+    assert_eq!(r["policy"]["kind"], "thompson");
     let candidates = r["candidates"].as_array().unwrap();
     assert!(candidates.len() >= 2);
     let total: f64 = candidates.iter().map(|c| c[6].as_f64().unwrap()).sum();
