@@ -262,13 +262,13 @@ async fn simulate_closed_loop(
     bar.finish_and_clear();
     let report = report?;
     println!(
-        "closed loop ({:?}, {} customers, {} days, seed {}) in {:.1}s; new offers best for {:.0}% of customers",
+        "closed loop ({:?}, {} customers, {} days, seed {}) in {:.1}s; the oracle sends new offers in {:.0}% of its contacts",
         report.scenario,
         report.customers,
         report.days,
         report.seed,
         started.elapsed().as_secs_f64(),
-        100.0 * report.new_offers_best_for
+        100.0 * report.totals.get("oracle").map_or(0.0, |t| t.new_offer_share)
     );
     println!("  arm             contacts  response rate  value/contact  new offers  violations");
     for (name, t) in &report.totals {

@@ -37,6 +37,8 @@ pub struct Decider {
     log: DecisionLog,
     erased: Arc<RecentlyErased>,
     learner: Option<Arc<Learner>>,
+    /// Decision ids from a sequence instead of UUIDs (a reproducible simulation).
+    ids: Option<Arc<(String, std::sync::atomic::AtomicU64)>>,
 }
 
 /// What an erasure found.
@@ -73,6 +75,25 @@ impl Decider {
             log,
             erased: Arc::default(),
             learner: None,
+            ids: None,
+        }
+    }
+
+    /// Names decisions `{prefix}-1`, `{prefix}-2`, ... instead of by fresh UUIDs: the
+    /// arbitration's draws are seeded by the decision id, so a simulation run twice decides
+    /// the same way.
+    pub fn with_decision_ids(mut self, prefix: &str) -> Self {
+        self.ids = Some(Arc::new((prefix.to_owned(), 0.into())));
+        self
+    }
+
+    fn next_id(&self) -> DecisionId {
+        match &self.ids {
+            Some(ids) => {
+                let n = ids.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                DecisionId::parse(format!("{}-{n}", ids.0)).unwrap_or_else(|_| DecisionId::generate())
+            }
+            None => DecisionId::generate(),
         }
     }
 
@@ -158,7 +179,7 @@ impl Decider {
             planned: &read.planned,
             degraded,
             now: chrono::Utc::now(),
-            decision_id: DecisionId::generate(),
+            decision_id: self.next_id(),
         });
         // A customer erased while this decision was made gets nothing recorded.
         let erased = self.erased.contains(request.customer_id.as_str());

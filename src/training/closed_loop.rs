@@ -184,9 +184,6 @@ pub struct ClosedLoopReport {
     pub model_version: String,
     pub policy: serde_json::Value,
     pub new_offers: Vec<String>,
-    /// Share of customers whose best action in truth (at their best channel and hour,
-    /// rested) carries a new offer.
-    pub new_offers_best_for: f64,
     /// The mass-marketing choice: offer, channel, local hour.
     pub mass_marketing: (String, Channel, usize),
     /// Arm name -> one entry per day.
@@ -449,7 +446,6 @@ pub async fn run(
         model_version,
         policy: serde_json::from_str(&policy_record).unwrap_or_default(),
         new_offers: NEW_APPEAL.iter().map(|(id, _)| (*id).to_owned()).collect(),
-        new_offers_best_for: best_is_new(&truth),
         mass_marketing: (truth.offers[mass.ranking[0].0].id.clone(), mass.ranking[0].1, mass.hour),
         arms: BTreeMap::new(),
         totals: BTreeMap::new(),
@@ -590,7 +586,8 @@ async fn engine_arm(
         profiles.learn_with(learner.clone());
     }
     let decider = Decider::new(profiles, models, catalog, settings.decision.clone(), log)
-        .with_learner(learner.clone());
+        .with_learner(learner.clone())
+        .with_decision_ids(&format!("cl-{seed}-{name}"));
     Ok(EngineArm {
         name,
         decider,
@@ -944,38 +941,6 @@ fn shift_preferences(truth: &mut Truth, seed: u64) {
                 };
         }
     }
-}
-
-/// Share of customers whose best action in truth carries a new offer: the best by the
-/// engine's objective over offers and consented channels, at the customer's best hour,
-/// rested.
-fn best_is_new(truth: &Truth) -> f64 {
-    let mut n = 0usize;
-    for (c, sim) in truth.customers.iter().enumerate() {
-        let best_at = (0..168)
-            .map(|h| simulate::start_time() + h * 3600)
-            .max_by(|&a, &b| {
-                truth
-                    .probability(c, 0, Channel::Email, a, 0)
-                    .total_cmp(&truth.probability(c, 0, Channel::Email, b, 0))
-            })
-            .unwrap_or(0);
-        let mut best = (f64::NEG_INFINITY, false);
-        for (o, offer) in truth.offers.iter().enumerate() {
-            let f = &truth.facts[o];
-            for &ch in &offer.channels {
-                if !ch.is_outbound() || !sim.consent.get(&ch).is_some_and(|u| u.is_none()) {
-                    continue;
-                }
-                let v = truth.probability(c, o, ch, best_at, 0) * f.value - f.cost[ch.index()];
-                if v > best.0 {
-                    best = (v, f.new);
-                }
-            }
-        }
-        n += usize::from(best.1);
-    }
-    n as f64 / truth.customers.len().max(1) as f64
 }
 
 fn plot(report: &ClosedLoopReport) -> Result<String, super::plots::PlotError> {

@@ -36,13 +36,6 @@ use crate::time::{hour_of_week, rfc3339};
 
 pub const START: &str = "2026-01-01T00:00:00Z";
 
-/// [`START`] in Unix seconds.
-pub(super) fn start_time() -> i64 {
-    DateTime::parse_from_rfc3339(START)
-        .map(|t| t.timestamp())
-        .unwrap_or_default()
-}
-
 /// True population parameters (weekly time unit), written to `truth.json`.
 pub const TRUE_BG_NBD: (f64, f64, f64, f64) = (0.9, 4.0, 0.8, 3.0);
 pub const TRUE_GAMMA_GAMMA: (f64, f64, f64) = (6.0, 4.0, 20.0);

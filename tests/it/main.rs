@@ -5,6 +5,7 @@ mod api_reference;
 mod cdnow;
 mod cdnow_fit;
 mod cli;
+mod closed_loop;
 mod decision_properties;
 mod decisions_api;
 mod edges;
