@@ -87,6 +87,27 @@ pub enum Command {
         #[arg(long, requires = "closed_loop")]
         config: Option<PathBuf>,
     },
+    /// Estimate how a target policy would have done on logged decisions (IPS,
+    /// self-normalised IPS, doubly robust), next to the logging policy's observed value.
+    Evaluate {
+        /// The decision log (JSON lines, the service's record format).
+        #[arg(long)]
+        log: PathBuf,
+        /// The events that answer the decisions (JSON lines; responses carrying a
+        /// `decision_id` are joined to it).
+        #[arg(long)]
+        events: PathBuf,
+        /// Another policy's probabilities per decision: JSON lines
+        /// `{"decision_id": "...", "probabilities": [["offer", "channel", p], ...]}`.
+        #[arg(long)]
+        target_policy: PathBuf,
+        /// Settings (TOML) whose `learning.response_window_hours` bounds an answer.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Also write the figures as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Bulk-load an event history (JSON lines) into the configured store.
     Import {
         /// JSON-lines file, one API event per line.
@@ -237,6 +258,54 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 summary.contacts,
                 summary.positive_responses
             );
+            Ok(())
+        }
+        Command::Evaluate {
+            log,
+            events,
+            target_policy,
+            config,
+            json,
+        } => {
+            let settings = load_settings(config.as_deref())?;
+            let started = std::time::Instant::now();
+            let bar = progress_bar("{spinner} {msg} [{wide_bar}] {bytes}/{total_bytes} ({eta})");
+            let e = crate::training::evaluate::evaluate_files(
+                &log,
+                &events,
+                &target_policy,
+                settings.learning.response_window_hours,
+                &bar,
+            );
+            bar.finish_and_clear();
+            let e = e?;
+            println!(
+                "{} decisions evaluated in {:.1}s ({} skipped: no action or a logging probability of 0)",
+                e.decisions,
+                started.elapsed().as_secs_f64(),
+                e.skipped
+            );
+            println!("  logging policy (observed)  {:.5}", e.logging_policy.value);
+            for (name, x) in [
+                ("IPS", e.estimates.ips),
+                ("self-normalised IPS", e.estimates.snips),
+                ("doubly robust", e.estimates.dr),
+            ] {
+                println!(
+                    "  {name:<26} {:.5}  95% interval [{:.5}, {:.5}]",
+                    x.value, x.ci_low, x.ci_high
+                );
+            }
+            println!(
+                "  effective sample size {:.1}, agreement with the log {:.1}%",
+                e.effective_sample_size,
+                100.0 * e.agreement
+            );
+            if let Some(path) = json {
+                let text = serde_json::to_string_pretty(&e)?;
+                std::fs::write(&path, text)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
             Ok(())
         }
         Command::Import {

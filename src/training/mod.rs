@@ -9,6 +9,7 @@
 
 pub mod closed_loop;
 pub mod dataset;
+pub mod evaluate;
 pub mod metrics;
 pub mod plots;
 pub mod report;
