@@ -9,6 +9,7 @@ mod closed_loop;
 mod decision_properties;
 mod decisions_api;
 mod edges;
+mod evaluate;
 mod events_api;
 mod faults;
 mod helpers;
