@@ -75,7 +75,12 @@ pub enum Command {
         #[arg(long)]
         closed_loop: bool,
         /// The closed loop's scenario.
-        #[arg(long, value_enum, default_value = "new-offers", requires = "closed_loop")]
+        #[arg(
+            long,
+            value_enum,
+            default_value = "new-offers",
+            requires = "closed_loop"
+        )]
         scenario: crate::training::closed_loop::Scenario,
         /// Days of history before the closed loop.
         #[arg(long, default_value_t = 365, requires = "closed_loop")]
@@ -337,7 +342,11 @@ async fn simulate_closed_loop(
         report.days,
         report.seed,
         started.elapsed().as_secs_f64(),
-        100.0 * report.totals.get("oracle").map_or(0.0, |t| t.new_offer_share)
+        100.0
+            * report
+                .totals
+                .get("oracle")
+                .map_or(0.0, |t| t.new_offer_share)
     );
     println!("  arm             contacts  response rate  value/contact  new offers  violations");
     for (name, t) in &report.totals {
@@ -359,8 +368,13 @@ async fn simulate_closed_loop(
         "  engine: day 1 {:.2}%, last two days {:.2}% = {:.0}% of the oracle, {:.1}x mass marketing",
         100.0 * first,
         100.0 * last,
-        100.0 * last / report.rate("oracle", days.saturating_sub(2), days).max(1e-12),
-        last / report.rate("mass_marketing", days.saturating_sub(2), days).max(1e-12)
+        100.0 * last
+            / report
+                .rate("oracle", days.saturating_sub(2), days)
+                .max(1e-12),
+        last / report
+            .rate("mass_marketing", days.saturating_sub(2), days)
+            .max(1e-12)
     );
     println!("  report: {}", out.join("closed_loop.json").display());
     Ok(())

@@ -37,6 +37,8 @@ pub struct ModelsView {
     pub notes: Vec<String>,
     /// Segments, when there is a segment model.
     pub segments: Vec<SegmentSummary>,
+    /// What the online learner has learned since this set went into service.
+    pub online: Option<crate::learning::OnlineView>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -48,7 +50,7 @@ pub struct SegmentSummary {
 }
 
 impl ModelsView {
-    pub fn new(loaded: &Loaded<ModelSet>) -> Self {
+    pub fn new(loaded: &Loaded<ModelSet>, learner: Option<&crate::learning::Learner>) -> Self {
         let set = &loaded.value;
         let m = &set.manifest;
         Self {
@@ -76,6 +78,7 @@ impl ModelsView {
                     size: s.size,
                 })
                 .collect(),
+            online: learner.map(|l| l.view()),
         }
     }
 }
@@ -84,7 +87,10 @@ impl ModelsView {
 #[utoipa::path(get, path = "/v1/models", tag = "models",
     responses((status = 200, body = ModelsView)))]
 pub async fn get_models(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(ModelsView::new(&state.models.current()))
+    HttpResponse::Ok().json(ModelsView::new(
+        &state.models.current(),
+        state.decider.learner().map(|l| &**l),
+    ))
 }
 
 /// Loads the model directory again and takes the new set into service without a restart;
@@ -101,5 +107,8 @@ pub async fn reload_models(state: web::Data<AppState>) -> Result<HttpResponse, A
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .map_err(|e| ApiError::InvalidModelSet(e.to_string()))?;
-    Ok(HttpResponse::Ok().json(ModelsView::new(&loaded)))
+    Ok(HttpResponse::Ok().json(ModelsView::new(
+        &loaded,
+        state.decider.learner().map(|l| &**l),
+    )))
 }

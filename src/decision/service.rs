@@ -91,7 +91,8 @@ impl Decider {
         match &self.ids {
             Some(ids) => {
                 let n = ids.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                DecisionId::parse(format!("{}-{n}", ids.0)).unwrap_or_else(|_| DecisionId::generate())
+                DecisionId::parse(format!("{}-{n}", ids.0))
+                    .unwrap_or_else(|_| DecisionId::generate())
             }
             None => DecisionId::generate(),
         }

@@ -264,6 +264,27 @@ impl OnlineState {
     }
 }
 
+/// The online state as `GET /v1/models` shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct OnlineView {
+    pub enabled: bool,
+    /// Answers learned from since the model set went into service, all offers.
+    pub answers: u64,
+    /// Outcomes read but not learned (learning off for the offer, another model set).
+    pub skipped: u64,
+    pub offers: Vec<OnlineOffer>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct OnlineOffer {
+    pub offer_id: String,
+    pub answers: u64,
+    pub positives: u64,
+    /// Posterior mean of the correction's intercept: how far, in logit units, the answers
+    /// moved the offer from the trained model for everyone.
+    pub mean_correction: f64,
+}
+
 /// The online state as decisions read it, and what the store asks of the learner.
 pub struct Learner {
     models: Arc<LiveModels>,
@@ -324,6 +345,18 @@ impl Learner {
             let scope = scope_of(&models.value, &catalog.value, o.offer_id.as_str());
             state.learn(o, scope);
         }
+        // Gauges for the catalog's offers only: labels from a fixed set.
+        use crate::telemetry::metrics as m;
+        for offer in &catalog.value.offers {
+            let (answers, mean) = state.offers.get(offer.id.as_str()).map_or((0, 0.0), |p| {
+                (p.answers, p.mean.first().copied().unwrap_or(0.0))
+            });
+            let label = offer.id.as_str().to_owned();
+            metrics::gauge!(m::LEARNING_ANSWERS, "offer" => label.clone()).set(answers as f64);
+            metrics::gauge!(m::LEARNING_CORRECTION, "offer" => label).set(mean);
+        }
+        metrics::gauge!(m::LEARNING_OUTCOMES, "result" => "learned").set(state.answers as f64);
+        metrics::gauge!(m::LEARNING_OUTCOMES, "result" => "skipped").set(state.skipped as f64);
         self.state.store(Arc::new(state));
         *self.cursor.lock().unwrap_or_else(|p| p.into_inner()) = cursor;
     }
@@ -356,6 +389,8 @@ impl Learner {
         let mut tick =
             tokio::time::interval(std::time::Duration::from_millis(self.settings.refresh_ms));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The gauges exist from the start, at zero.
+        self.learn(&[], self.cursor());
         loop {
             tick.tick().await;
             if let Err(e) = self
@@ -364,6 +399,33 @@ impl Learner {
             {
                 tracing::warn!(error = %e, "online learning state not refreshed");
             }
+        }
+    }
+
+    /// What the learner knows now, for `GET /v1/models`: per offer of the catalog that it
+    /// learns, the answers and the posterior mean of the correction's intercept.
+    pub fn view(&self) -> OnlineView {
+        let state = self.state.load_full();
+        let catalog = self.catalog.current();
+        OnlineView {
+            enabled: self.settings.enabled,
+            answers: state.answers,
+            skipped: state.skipped,
+            offers: catalog
+                .value
+                .offers
+                .iter()
+                .filter(|o| state.learns(o.id.as_str()))
+                .map(|o| {
+                    let p = state.offers.get(o.id.as_str());
+                    OnlineOffer {
+                        offer_id: o.id.as_str().to_owned(),
+                        answers: p.map_or(0, |p| p.answers),
+                        positives: p.map_or(0, |p| p.positives),
+                        mean_correction: p.and_then(|p| p.mean.first().copied()).unwrap_or(0.0),
+                    }
+                })
+                .collect(),
         }
     }
 

@@ -792,6 +792,9 @@ impl ProfileStore for RedisStore {
             .into_iter()
             .filter_map(|c| CustomerId::parse(&c).ok())
             .collect();
+        if customers.is_empty() {
+            return Ok(0);
+        }
         let groups: Vec<(&CustomerId, Vec<&Event>)> =
             customers.iter().map(|c| (c, Vec::new())).collect();
         self.apply_groups(&groups, now).await?;

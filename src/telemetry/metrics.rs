@@ -16,6 +16,10 @@ pub const STORE_ERRORS: &str = "touchpoint_store_errors_total";
 pub const MODEL_RELOADS: &str = "touchpoint_model_reloads_total";
 pub const CATALOG_RELOADS: &str = "touchpoint_catalog_reloads_total";
 pub const DECISION_LOG_DROPPED: &str = "touchpoint_decision_log_dropped_total";
+/// Online learning, per catalog offer (labels: the catalog's offer ids, a fixed set).
+pub const LEARNING_ANSWERS: &str = "touchpoint_learning_answers";
+pub const LEARNING_CORRECTION: &str = "touchpoint_learning_mean_correction";
+pub const LEARNING_OUTCOMES: &str = "touchpoint_learning_outcomes";
 
 /// Latency buckets in seconds: fine below a millisecond, where decisions live, and coarse up
 /// to the slowest store timeouts.
@@ -72,6 +76,18 @@ fn describe() {
     describe_counter!(STORE_ERRORS, "Profile store operation errors, by kind");
     describe_counter!(MODEL_RELOADS, "Model set reloads, by result");
     describe_counter!(CATALOG_RELOADS, "Catalog reloads, by result");
+    metrics::describe_gauge!(
+        LEARNING_ANSWERS,
+        "Joined answers the online learner has learned from since the model set went into service, by offer"
+    );
+    metrics::describe_gauge!(
+        LEARNING_CORRECTION,
+        "Posterior mean of the online correction's intercept (logit units), by offer"
+    );
+    metrics::describe_gauge!(
+        LEARNING_OUTCOMES,
+        "Outcomes read from the store's outcome log, by result: learned or skipped"
+    );
     describe_counter!(
         DECISION_LOG_DROPPED,
         "Decision log records dropped because the writer fell behind"

@@ -265,7 +265,14 @@ struct OfferFacts {
 }
 
 impl Truth {
-    fn probability(&self, customer: usize, offer: usize, channel: Channel, at: i64, recent: usize) -> f64 {
+    fn probability(
+        &self,
+        customer: usize,
+        offer: usize,
+        channel: Channel,
+        at: i64,
+        recent: usize,
+    ) -> f64 {
         let x = self.customers[customer]
             .customer
             .logit(&self.offers[offer], channel, at, recent);
@@ -412,7 +419,9 @@ pub async fn run(
             if let Some((o, ch, at)) = oracle_choice(&truth, &oracle, c, t, &candidates, policy) {
                 oracle.send(&truth, c, o, ch, at, day);
             }
-            if let Some((o, ch, at)) = mass_choice(&truth, &mass, &mass_arm, c, t, &candidates, policy) {
+            if let Some((o, ch, at)) =
+                mass_choice(&truth, &mass, &mass_arm, c, t, &candidates, policy)
+            {
                 mass_arm.send(&truth, c, o, ch, at, day);
             }
         }
@@ -446,7 +455,11 @@ pub async fn run(
         model_version,
         policy: serde_json::from_str(&policy_record).unwrap_or_default(),
         new_offers: NEW_APPEAL.iter().map(|(id, _)| (*id).to_owned()).collect(),
-        mass_marketing: (truth.offers[mass.ranking[0].0].id.clone(), mass.ranking[0].1, mass.hour),
+        mass_marketing: (
+            truth.offers[mass.ranking[0].0].id.clone(),
+            mass.ranking[0].1,
+            mass.hour,
+        ),
         arms: BTreeMap::new(),
         totals: BTreeMap::new(),
     };
@@ -653,7 +666,8 @@ fn tally(day: &mut ArmDay, truth: &Truth, o: usize, ch: Channel, positive: bool)
 impl EngineArm {
     /// Applies the events due before `now`, then brings the learner up to date.
     async fn feed(&mut self, now: i64) -> Result<(), ClosedLoopError> {
-        self.pending.sort_unstable_by_key(|(t, _)| std::cmp::Reverse(*t));
+        self.pending
+            .sort_unstable_by_key(|(t, _)| std::cmp::Reverse(*t));
         let mut due = Vec::new();
         while self.pending.last().is_some_and(|(t, _)| *t < now) {
             let (_, line) = self.pending.pop().expect("checked");
@@ -718,7 +732,12 @@ impl EngineArm {
         let (ch, at) = (a.channel, a.send_at_unix);
         let sim = &truth.customers[c];
         let v = &mut self.days[day].violations;
-        if ch.is_outbound() && !sim.consent.get(&ch).is_some_and(|u| u.is_none_or(|u| at < u)) {
+        if ch.is_outbound()
+            && !sim
+                .consent
+                .get(&ch)
+                .is_some_and(|u| u.is_none_or(|u| at < u))
+        {
             v.consent += 1;
         }
         if ch.is_outbound() && policy.is_quiet(local_hour(sim, at)) {
@@ -894,7 +913,8 @@ fn limit_violations(
     policy: &ContactPolicy,
     start: i64,
 ) -> Vec<(usize, u64)> {
-    let marketing = |&&(_, ch, o): &&(i64, Channel, usize)| ch.is_outbound() && !truth.facts[o].service;
+    let marketing =
+        |&&(_, ch, o): &&(i64, Channel, usize)| ch.is_outbound() && !truth.facts[o].service;
     let mut all: Vec<(i64, Channel, bool)> = contacts
         .sent
         .iter()

@@ -169,7 +169,9 @@ struct TargetLine {
     probabilities: Vec<(String, String, f64)>,
 }
 
-fn lines(path: &Path) -> Result<impl Iterator<Item = (usize, std::io::Result<String>)>, EvaluateError> {
+fn lines(
+    path: &Path,
+) -> Result<impl Iterator<Item = (usize, std::io::Result<String>)>, EvaluateError> {
     let file = std::fs::File::open(path).map_err(|source| EvaluateError::Read {
         path: path.to_owned(),
         source,
@@ -181,7 +183,9 @@ fn lines(path: &Path) -> Result<impl Iterator<Item = (usize, std::io::Result<Str
 }
 
 /// Positive answers by decision id: (time, offer) of each.
-fn positive_answers(events: &Path) -> Result<HashMap<String, Vec<(i64, Option<String>)>>, EvaluateError> {
+fn positive_answers(
+    events: &Path,
+) -> Result<HashMap<String, Vec<(i64, Option<String>)>>, EvaluateError> {
     let mut out: HashMap<String, Vec<(i64, Option<String>)>> = HashMap::new();
     for (line, text) in lines(events)? {
         let text = text.map_err(|source| EvaluateError::Read {
@@ -227,7 +231,10 @@ fn read_target(path: &Path) -> Result<HashMap<String, Vec<(String, String, f64)>
             return Err(EvaluateError::Line {
                 path: path.to_owned(),
                 line,
-                message: format!("probability {} of {} on {} is not in [0, 1]", bad.2, bad.0, bad.1),
+                message: format!(
+                    "probability {} of {} on {} is not in [0, 1]",
+                    bad.2, bad.0, bad.1
+                ),
             });
         }
         out.insert(t.decision_id, t.probabilities);
@@ -266,10 +273,12 @@ pub fn evaluate_files(
     let mut skipped = 0;
     let mut pair_of = |o: &str, c: &str, pair_rewards: &mut Vec<(f64, f64)>| -> u32 {
         let next = pairs.len() as u32;
-        *pairs.entry((o.to_owned(), c.to_owned())).or_insert_with(|| {
-            pair_rewards.push((0.0, 0.0));
-            next
-        })
+        *pairs
+            .entry((o.to_owned(), c.to_owned()))
+            .or_insert_with(|| {
+                pair_rewards.push((0.0, 0.0));
+                next
+            })
     };
     for (line, text) in lines(log)? {
         let text = text.map_err(|source| EvaluateError::Read {
@@ -299,9 +308,7 @@ pub fn evaluate_files(
         let sent = at + a.send_after_s;
         let reward = answers.get(&r.decision_id).is_some_and(|list| {
             list.iter().any(|(t, offer)| {
-                *t >= at
-                    && *t <= sent + window
-                    && offer.as_deref().is_none_or(|o| o == a.offer_id)
+                *t >= at && *t <= sent + window && offer.as_deref().is_none_or(|o| o == a.offer_id)
             })
         });
         let reward = f64::from(u8::from(reward));

@@ -28,9 +28,14 @@ async fn the_engine_learns_new_offers_in_a_closed_loop() {
             scenario: Scenario::NewOffers,
             ..ClosedLoopOptions::default()
         };
-        let r = run(dir.path(), &settings, &opts, &indicatif::ProgressBar::hidden())
-            .await
-            .unwrap();
+        let r = run(
+            dir.path(),
+            &settings,
+            &opts,
+            &indicatif::ProgressBar::hidden(),
+        )
+        .await
+        .unwrap();
         let days = r.days as usize;
         let last = |arm| rate(&r, arm, days - 2, days);
         let engine = last("engine");
@@ -46,7 +51,10 @@ async fn the_engine_learns_new_offers_in_a_closed_loop() {
         // The scenario is what it says: the oracle sends new offers in about a third of
         // its contacts.
         let oracle_new = r.totals["oracle"].new_offer_share;
-        assert!(oracle_new > 0.3, "{summary}: oracle's new share {oracle_new}");
+        assert!(
+            oracle_new > 0.3,
+            "{summary}: oracle's new share {oracle_new}"
+        );
         // Day 1: the new offers take at most their bounded share (and the floor).
         let day1 = &r.arms["engine"][0];
         assert!(day1.new_offer_share <= share + 0.05, "{summary}: {day1:?}");
@@ -62,10 +70,18 @@ async fn the_engine_learns_new_offers_in_a_closed_loop() {
         assert!(last("learning_off") < 0.6 * last("oracle"), "{summary}");
         assert!(engine > 1.3 * last("learning_off"), "{summary}");
         for (arm, t) in &r.totals {
-            assert_eq!(t.violations.total(), 0, "{summary}: {arm} {:?}", t.violations);
+            assert_eq!(
+                t.violations.total(),
+                0,
+                "{summary}: {arm} {:?}",
+                t.violations
+            );
         }
         assert!(r.totals["engine"].contacts > 15_000, "{summary}");
     }
     let mean = mass_ratios.iter().sum::<f64>() / mass_ratios.len() as f64;
-    assert!(mean >= 2.3, "mean ratio to mass marketing {mean}: {mass_ratios:?}");
+    assert!(
+        mean >= 2.3,
+        "mean ratio to mass marketing {mean}: {mass_ratios:?}"
+    );
 }

@@ -73,8 +73,12 @@ fn write_log(dir: &std::path::Path, seed: u64, n: usize) {
         let probabilities: Vec<_> = (0..4)
             .map(|k| serde_json::json!([OFFERS[k], "email", t[k]]))
             .collect();
-        writeln!(tgt, "{}", serde_json::json!({"decision_id": id, "probabilities": probabilities}))
-            .unwrap();
+        writeln!(
+            tgt,
+            "{}",
+            serde_json::json!({"decision_id": id, "probabilities": probabilities})
+        )
+        .unwrap();
     }
 }
 
@@ -117,6 +121,10 @@ fn intervals_cover_the_true_value_at_their_nominal_rate() {
             mean[k]
         );
         // Unbiased: the mean of 200 estimates is within a few of their standard errors.
-        assert!((mean[k] - truth).abs() < 0.005, "{name}: mean {} vs {truth}", mean[k]);
+        assert!(
+            (mean[k] - truth).abs() < 0.005,
+            "{name}: mean {} vs {truth}",
+            mean[k]
+        );
     }
 }

@@ -13,6 +13,7 @@ mod evaluate;
 mod events_api;
 mod faults;
 mod helpers;
+mod learning;
 mod models;
 mod operations;
 mod readme;
