@@ -183,10 +183,12 @@ fn lines(
 }
 
 /// Positive answers by decision id: (time, offer) of each.
-fn positive_answers(
-    events: &Path,
-) -> Result<HashMap<String, Vec<(i64, Option<String>)>>, EvaluateError> {
-    let mut out: HashMap<String, Vec<(i64, Option<String>)>> = HashMap::new();
+type Answers = HashMap<String, Vec<(i64, Option<String>)>>;
+/// A target policy's (offer, channel, probability) by decision id.
+type TargetPolicy = HashMap<String, Vec<(String, String, f64)>>;
+
+fn positive_answers(events: &Path) -> Result<Answers, EvaluateError> {
+    let mut out = Answers::new();
     for (line, text) in lines(events)? {
         let text = text.map_err(|source| EvaluateError::Read {
             path: events.to_owned(),
@@ -212,7 +214,7 @@ fn positive_answers(
     Ok(out)
 }
 
-fn read_target(path: &Path) -> Result<HashMap<String, Vec<(String, String, f64)>>, EvaluateError> {
+fn read_target(path: &Path) -> Result<TargetPolicy, EvaluateError> {
     let mut out = HashMap::new();
     for (line, text) in lines(path)? {
         let text = text.map_err(|source| EvaluateError::Read {
