@@ -1,6 +1,7 @@
 //! `decide()` on the in-memory store: the shipped catalog (20 offers) and model set, a
 //! customer with a realistic history, 5 channels (one inbound touchpoint and four outbound).
-//! Target: at most 20 µs. Measured next to a reference in the same run: loading the same
+//! Target: at most 20 µs. `.../learning` is the same decision with online learning (Thompson
+//! sampling over a learned state). Measured next to a reference in the same run: loading the same
 //! profile and writing it as JSON, the least any service does per request.
 //!
 //! `service_path/load_test_mix` is everything a decision costs the service in-process, on the
@@ -95,6 +96,48 @@ fn history() -> Vec<Event> {
     .unwrap()
 }
 
+/// An online state that has learned 300 answers per offer and channel for `profile`, one
+/// in ten positive.
+fn learned_state(root: &Path, profile: &Profile) -> touchpoint::learning::OnlineState {
+    use touchpoint::learning::join::Exposures;
+    let models_dir = root.join("models");
+    let catalog_path = root.join("config/catalog.toml");
+    let models = Arc::new(
+        Live::load("model set", "bench_reloads", move || {
+            ModelSet::load(&models_dir)
+        })
+        .unwrap(),
+    );
+    let catalog = Arc::new(
+        Live::load("catalog", "bench_reloads", move || {
+            Catalog::load(&catalog_path)
+        })
+        .unwrap(),
+    );
+    let learner = touchpoint::learning::Learner::new(
+        models,
+        catalog.clone(),
+        touchpoint::learning::LearningSettings::default(),
+    );
+    let mut outcomes = Vec::new();
+    for offer in &catalog.current().value.offers {
+        for &channel in &offer.channels {
+            let features = learner.features(profile, &offer.id, channel, 0).unwrap();
+            for k in 0..300 {
+                outcomes.push(touchpoint::learning::join::Outcome {
+                    offer_id: offer.id.clone(),
+                    channel,
+                    positive: k % 10 == 0,
+                    at: 0,
+                    features: features.clone(),
+                });
+            }
+        }
+    }
+    learner.learn(&outcomes, "0-1".into());
+    (*learner.snapshot().unwrap()).clone()
+}
+
 fn bench(c: &mut Criterion) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let catalog = Catalog::load(&root.join("config/catalog.toml")).unwrap();
@@ -139,6 +182,27 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let profile = rt.block_on(store.load(black_box(&customer))).unwrap();
             serde_json::to_vec(profile.as_deref().unwrap()).unwrap()
+        })
+    });
+    // The same decision with online learning: Thompson sampling over a learned state in which
+    // every offer has had 300 answers on every channel (so every candidate has a spread and
+    // draws are made), the path a decision takes between trainings.
+    let online = learned_state(root, &rt.block_on(store.load(&customer)).unwrap().unwrap());
+    let learning = DecisionEngine {
+        online: Some(&online),
+        ..engine
+    };
+    g.bench_function("memory_store/20_offers_x_5_channels/learning", |b| {
+        b.iter(|| {
+            let profile = rt.block_on(store.load(black_box(&customer))).unwrap();
+            learning.decide(&DecisionInput {
+                request: black_box(&request),
+                profile: profile.as_deref(),
+                planned: &[],
+                degraded: false,
+                now: chrono::Utc::now(),
+                decision_id: DecisionId::parse("0193c0de-0000-7000-8000-000000000000").unwrap(),
+            })
         })
     });
     let mut explained = request.clone();

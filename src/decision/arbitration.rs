@@ -32,7 +32,7 @@ pub(super) fn choose(
     ledger: &mut ContactLedger,
     suppressed: &mut Suppressions,
 ) -> Slate {
-    let logged = logged(scene, &candidates, plans);
+    let (logged, first) = logged(scene, &candidates, plans);
     // Seeded by the decision: the same decision draws the same way.
     let mut rng = StdRng::seed_from_u64(xxhash_rust::xxh3::xxh3_64(
         scene.decision_id.as_str().as_bytes(),
@@ -49,7 +49,12 @@ pub(super) fn choose(
             break;
         }
         let arms: Vec<Arm> = remaining.iter().map(|&i| candidates[i].arm()).collect();
-        let choice = scene.policy.choose(&arms, &mut rng);
+        // At the first rank every candidate is open: the logged probabilities are its own.
+        let choice = if actions.is_empty() && remaining.len() == candidates.len() {
+            scene.policy.choose_given(&arms, &first, &mut rng)
+        } else {
+            scene.policy.choose(&arms, &mut rng)
+        };
         let pick = remaining[choice.index];
         let c = candidates[pick];
         let plan = &plans[c.plan];
@@ -102,13 +107,13 @@ fn logged(
     scene: &Scene<'_>,
     candidates: &[Candidate],
     plans: &[ChannelPlan],
-) -> Vec<LoggedCandidate> {
+) -> (Vec<LoggedCandidate>, Vec<f64>) {
     let arms: Vec<Arm> = candidates.iter().map(Candidate::arm).collect();
     let mut probabilities = Vec::with_capacity(arms.len());
     scene.policy.probabilities(&arms, &mut probabilities);
-    candidates
+    let logged = candidates
         .iter()
-        .zip(probabilities)
+        .zip(probabilities.iter().copied())
         .map(|(c, probability)| LoggedCandidate {
             offer_id: scene.catalog.offers[c.offer].id.clone(),
             channel: plans[c.plan].channel,
@@ -118,7 +123,8 @@ fn logged(
             priority: c.priority,
             probability,
         })
-        .collect()
+        .collect();
+    (logged, probabilities)
 }
 
 fn action(

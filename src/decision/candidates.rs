@@ -16,9 +16,8 @@ use super::policy::Arm;
 use super::timing::Slot;
 use super::{eligibility, explanation};
 use crate::learning::Correction;
-use crate::learning::posterior::sigmoid;
 use crate::model::features::OfferFacts;
-use crate::model::response::{ModelScope, logit};
+use crate::model::response::ModelScope;
 use crate::model::set::ModelSet;
 
 #[derive(Debug, Clone, Copy)]
@@ -55,7 +54,9 @@ impl Candidate {
         }
         .clamp(1e-6, 1.0);
         if let Some(c) = self.correction {
-            self.propensity = sigmoid(logit(self.propensity) + c.mean).clamp(1e-6, 1.0);
+            // sigmoid(logit(p) + m), without the logarithm.
+            let (p, e) = (self.propensity, c.mean.exp());
+            self.propensity = (p * e / (1.0 - p + p * e)).clamp(1e-6, 1.0);
         }
         self.value = offer.value * self.clv_factor - offer.cost(plan.channel) / self.propensity;
         self.priority = self.propensity * self.value * self.context_weight * offer.lever;
@@ -130,6 +131,9 @@ pub(super) fn gather(
                 .customer_part(scorer.features(), &mut customer);
         }
         let (context_weight, rules) = context_weight(scene, facts, offer);
+        let online = scope
+            .zip(scene.online)
+            .and_then(|(scope, online)| online.for_offer(offer.id.as_str(), scope, &customer));
         for (pi, plan) in plans.iter().enumerate() {
             let channel = plan.channel;
             if !offer.allows(channel) {
@@ -167,9 +171,7 @@ pub(super) fn gather(
                 context_weight,
                 rules,
                 priority: 0.0,
-                correction: scope.zip(scene.online).and_then(|(scope, online)| {
-                    online.correction(offer.id.as_str(), scope, &customer, channel)
-                }),
+                correction: online.map(|o| o.on(channel)),
                 slope: 0.0,
             };
             c.score(scene.models, offer, plan);

@@ -9,7 +9,8 @@
 //!
 //! [`Thompson`]: Thompson sampling over the online learner's uncertainty
 //! ([`crate::learning`]): each arm's probability is the chance that it is the best when
-//! every propensity is drawn from its posterior, estimated by Monte-Carlo draws (seeded by
+//! every propensity is drawn from its posterior (the logit's Gaussian, linearised around its
+//! mean so that a draw is one multiply-add), estimated by Monte-Carlo draws (seeded by
 //! the arms, so the same arms always get the same probabilities), with a floor of
 //! `epsilon / n` for every arm and a cap on the share of arms the learner knows little
 //! about. The action is then drawn from exactly those probabilities, so the logged
@@ -54,6 +55,13 @@ pub trait Policy: Send + Sync + std::fmt::Debug {
     /// The probability with which each arm would be chosen (`out[i]` for `arms[i]`); they
     /// sum to 1 over a non-empty list.
     fn probabilities(&self, arms: &[Arm], out: &mut Vec<f64>);
+
+    /// [`Policy::choose`] when `probabilities` of these arms are already known (the
+    /// slate's first rank, whose probabilities the log records): a policy that draws from
+    /// its probabilities need not compute them again.
+    fn choose_given(&self, arms: &[Arm], _probabilities: &[f64], rng: &mut StdRng) -> Choice {
+        self.choose(arms, rng)
+    }
 
     /// The policy as the decision log records it: a JSON object with its `kind` and its
     /// parameters, made once (every decision's record shares it).
@@ -162,11 +170,17 @@ impl Thompson {
         }
     }
 
+    #[cfg(test)]
+    /// The arm's priority when its propensity's logit is drawn `z` standard deviations
+    /// from its mean, linearised around the mean (the delta method: the propensity moves by
+    /// `p (1 - p) spread z`), so that a draw is one multiply-add.
     fn drawn_priority(arm: &Arm, z: f64) -> f64 {
-        let p = crate::learning::posterior::sigmoid(
-            crate::model::response::logit(arm.propensity) + arm.spread * z,
-        );
-        arm.priority + (p - arm.propensity) * arm.slope
+        arm.priority + Self::priority_sd(arm) * z
+    }
+
+    /// How much one standard deviation of the drawn logit moves the arm's priority.
+    fn priority_sd(arm: &Arm) -> f64 {
+        arm.propensity * (1.0 - arm.propensity) * arm.spread * arm.slope
     }
 }
 
@@ -174,6 +188,10 @@ impl Policy for Thompson {
     fn choose(&self, arms: &[Arm], rng: &mut StdRng) -> Choice {
         let mut p = Vec::with_capacity(arms.len());
         self.probabilities(arms, &mut p);
+        self.choose_given(arms, &p, rng)
+    }
+
+    fn choose_given(&self, arms: &[Arm], p: &[f64], rng: &mut StdRng) -> Choice {
         let mut x: f64 = rng.random_range(0.0..1.0);
         let mut index = p.len() - 1;
         for (i, &pi) in p.iter().enumerate() {
@@ -199,14 +217,16 @@ impl Policy for Thompson {
         let Some(best) = greedy(arms) else {
             return;
         };
+        let sd: Vec<f64> = arms.iter().map(Self::priority_sd).collect();
         // Arms that cannot be the best even three standard deviations up are left out of
         // the draws (they keep the floor).
         let floor = arms
             .iter()
-            .map(|a| Self::drawn_priority(a, -3.0))
+            .zip(&sd)
+            .map(|(a, s)| a.priority - 3.0 * s)
             .fold(f64::NEG_INFINITY, f64::max);
         let contenders: Vec<usize> = (0..n)
-            .filter(|&i| i == best || Self::drawn_priority(&arms[i], 3.0) >= floor)
+            .filter(|&i| i == best || arms[i].priority + 3.0 * sd[i] >= floor)
             .collect();
         if contenders.len() == 1 || contenders.iter().all(|&i| arms[i].spread == 0.0) {
             out[best] = 1.0;
@@ -216,14 +236,15 @@ impl Policy for Thompson {
                 seed =
                     seed.rotate_left(7) ^ a.priority.to_bits() ^ a.spread.to_bits().rotate_left(13);
             }
-            let mut rng = StdRng::seed_from_u64(seed);
+            // A small fast generator (xoshiro): the draws need speed, not secrecy.
+            let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
             let normal = rand_distr::StandardNormal;
             let share = 1.0 / self.draws as f64;
             for _ in 0..self.draws {
                 let mut top = (best, f64::NEG_INFINITY);
                 for &i in &contenders {
                     let z: f64 = rand_distr::Distribution::sample(&normal, &mut rng);
-                    let v = Self::drawn_priority(&arms[i], z);
+                    let v = arms[i].priority + sd[i] * z;
                     if v > top.1 {
                         top = (i, v);
                     }

@@ -166,6 +166,33 @@ pub struct OnlineState {
     pub skipped: u64,
 }
 
+/// An offer's correction for one customer, before the channel.
+#[derive(Debug, Clone, Copy)]
+pub struct OfferCorrection<'a> {
+    state: &'a OnlineState,
+    posterior: Option<&'a Posterior>,
+    /// The prior variance of a channel's weight (no posterior yet).
+    channel_var: f64,
+    mean: f64,
+    var: f64,
+    uncertain: bool,
+}
+
+impl OfferCorrection<'_> {
+    /// The correction on `channel`.
+    pub fn on(&self, channel: Channel) -> Correction {
+        let ch = [(self.state.layout.channel_column(channel), 1.0)];
+        let (m, v) = self
+            .posterior
+            .map_or((0.0, self.channel_var), |p| p.predict(&ch));
+        Correction {
+            mean: self.mean + m,
+            sd: (self.var + v).sqrt(),
+            uncertain: self.uncertain,
+        }
+    }
+}
+
 /// An offer's correction for one action.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Correction {
@@ -215,24 +242,36 @@ impl OnlineState {
         customer: &[(usize, f64)],
         channel: Channel,
     ) -> Option<Correction> {
+        Some(self.for_offer(offer, scope, customer)?.on(channel))
+    }
+
+    /// The customer's part of `offer`'s correction, once for all its channels.
+    pub fn for_offer<'a>(
+        &'a self,
+        offer: &str,
+        scope: ModelScope,
+        customer: &[(usize, f64)],
+    ) -> Option<OfferCorrection<'a>> {
         if !self.learns(offer) {
             return None;
         }
-        let ch = [(self.layout.channel_column(channel), 1.0)];
-        let (mean, var, answers) = match self.offers.get(offer) {
+        let posterior = self.offers.get(offer);
+        let (mean, var, answers) = match posterior {
             Some(p) => {
-                let (m1, v1) = p.predict(customer);
-                let (m2, v2) = p.predict(&ch);
-                (m1 + m2, v1 + v2, p.answers)
+                let (m, v) = p.predict(customer);
+                (m, v, p.answers)
             }
             None => {
                 let sd = self.weight_sd(scope);
-                (0.0, sd * sd * (customer.len() + 1) as f64, 0)
+                (0.0, sd * sd * customer.len() as f64, 0)
             }
         };
-        Some(Correction {
+        Some(OfferCorrection {
+            state: self,
+            posterior,
+            channel_var: self.weight_sd(scope).powi(2),
             mean,
-            sd: var.sqrt(),
+            var,
             // An offer with a trained model of its own is known from its history.
             uncertain: scope != ModelScope::Offer && answers < self.settings.thin_answers,
         })
