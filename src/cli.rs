@@ -301,6 +301,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     x.value, x.ci_low, x.ci_high
                 );
             }
+            for (arm, a) in &e.arms {
+                println!(
+                    "  arm {arm:<22} {:.5}  observed over {} decisions",
+                    a.value, a.decisions
+                );
+            }
             println!(
                 "  effective sample size {:.1}, agreement with the log {:.1}%",
                 e.effective_sample_size,

@@ -149,6 +149,11 @@ pub struct ModelSettings {
     pub dir: PathBuf,
     /// Reload the model set when its directory changes.
     pub watch: bool,
+    /// A second model set that decides for `challenger_share` of the customers (by a hash
+    /// of the customer id, so a customer stays on one arm); empty means none.
+    pub challenger_dir: PathBuf,
+    /// Share of customers in 0..=1 the challenger decides for.
+    pub challenger_share: f64,
 }
 
 impl Default for ModelSettings {
@@ -156,6 +161,8 @@ impl Default for ModelSettings {
         Self {
             dir: PathBuf::new(),
             watch: true,
+            challenger_dir: PathBuf::new(),
+            challenger_share: 0.0,
         }
     }
 }
@@ -371,8 +378,13 @@ impl Settings {
             let var = format!("TOUCHPOINT__{}__{}", section.join("__"), key).to_uppercase();
             t.contains_key(key) && !vars.contains_key(&var)
         };
-        let paths: [(&[&str], &str, &mut PathBuf); 4] = [
+        let paths: [(&[&str], &str, &mut PathBuf); 5] = [
             (&["models"], "dir", &mut self.models.dir),
+            (
+                &["models"],
+                "challenger_dir",
+                &mut self.models.challenger_dir,
+            ),
             (&["catalog"], "path", &mut self.catalog.path),
             (&["decision", "log"], "path", &mut self.decision.log.path),
             (&["store"], "tls_ca_file", &mut self.store.tls_ca_file),
@@ -402,6 +414,17 @@ impl Settings {
     pub fn check(&self) -> Result<(), SettingsError> {
         self.profile.check().map_err(SettingsError::Invalid)?;
         self.learning.check().map_err(SettingsError::Invalid)?;
+        let m = &self.models;
+        if !(0.0..=1.0).contains(&m.challenger_share) {
+            return Err(SettingsError::Invalid(
+                "models.challenger_share must be in [0, 1]".into(),
+            ));
+        }
+        if m.challenger_share > 0.0 && m.challenger_dir.as_os_str().is_empty() {
+            return Err(SettingsError::Invalid(
+                "models.challenger_share needs models.challenger_dir".into(),
+            ));
+        }
         self.decision
             .check(&self.profile)
             .map_err(SettingsError::Invalid)?;

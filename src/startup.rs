@@ -117,7 +117,7 @@ impl Application {
         if settings.learning.enabled {
             profiles.learn_with(learner.clone());
         }
-        let decider = Decider::new(
+        let mut decider = Decider::new(
             profiles.clone(),
             models.clone(),
             catalog.clone(),
@@ -125,6 +125,20 @@ impl Application {
             decision_log,
         )
         .with_learner(learner.clone());
+        if !settings.models.challenger_dir.as_os_str().is_empty() {
+            let dir = settings.models.challenger_dir.clone();
+            let challenger = Arc::new(Live::load(
+                "challenger model set",
+                MODEL_RELOADS,
+                move || ModelSet::load(&dir),
+            )?);
+            tracing::info!(
+                version = challenger.current().value.version(),
+                share = settings.models.challenger_share,
+                "challenger model set loaded"
+            );
+            decider = decider.with_challenger(challenger, settings.models.challenger_share);
+        }
         let state = web::Data::new(AppState {
             profiles,
             models: models.clone(),

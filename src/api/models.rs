@@ -39,6 +39,25 @@ pub struct ModelsView {
     pub segments: Vec<SegmentSummary>,
     /// What the online learner has learned since this set went into service.
     pub online: Option<crate::learning::OnlineView>,
+    /// Decisions by arm since start, when a challenger is configured.
+    pub arms: Option<ArmsView>,
+}
+
+/// Champion and challenger (`models.challenger_dir`, `models.challenger_share`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ArmsView {
+    /// Share of customers the challenger decides for.
+    pub challenger_share: f64,
+    pub champion: ArmView,
+    pub challenger: ArmView,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ArmView {
+    pub version: String,
+    pub dir: String,
+    /// Decisions this arm made since the service started.
+    pub decisions: u64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -79,7 +98,30 @@ impl ModelsView {
                 })
                 .collect(),
             online: learner.map(|l| l.view()),
+            arms: None,
         }
+    }
+
+    /// The view with the arms of `decider` (when it has a challenger).
+    fn with_arms(mut self, decider: &crate::decision::Decider) -> Self {
+        if let Some((challenger, share)) = decider.challenger() {
+            let [champion_n, challenger_n] = decider.arm_decisions();
+            let c = challenger.current();
+            self.arms = Some(ArmsView {
+                challenger_share: share,
+                champion: ArmView {
+                    version: self.version.clone(),
+                    dir: self.dir.clone(),
+                    decisions: champion_n,
+                },
+                challenger: ArmView {
+                    version: c.value.version().to_owned(),
+                    dir: c.value.dir.display().to_string(),
+                    decisions: challenger_n,
+                },
+            });
+        }
+        self
     }
 }
 
@@ -87,10 +129,13 @@ impl ModelsView {
 #[utoipa::path(get, path = "/v1/models", tag = "models",
     responses((status = 200, body = ModelsView)))]
 pub async fn get_models(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(ModelsView::new(
-        &state.models.current(),
-        state.decider.learner().map(|l| &**l),
-    ))
+    HttpResponse::Ok().json(
+        ModelsView::new(
+            &state.models.current(),
+            state.decider.learner().map(|l| &**l),
+        )
+        .with_arms(&state.decider),
+    )
 }
 
 /// Loads the model directory again and takes the new set into service without a restart;
@@ -107,8 +152,7 @@ pub async fn reload_models(state: web::Data<AppState>) -> Result<HttpResponse, A
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .map_err(|e| ApiError::InvalidModelSet(e.to_string()))?;
-    Ok(HttpResponse::Ok().json(ModelsView::new(
-        &loaded,
-        state.decider.learner().map(|l| &**l),
-    )))
+    Ok(HttpResponse::Ok().json(
+        ModelsView::new(&loaded, state.decider.learner().map(|l| &**l)).with_arms(&state.decider),
+    ))
 }

@@ -7,6 +7,29 @@ use utoipa::ToSchema;
 use super::contact_policy::Block;
 use crate::profile::{Channel, CustomerId, DecisionId, OfferId};
 
+/// Which model set decided: the champion (`models.dir`) or, for a stable share of customers,
+/// the challenger (`models.challenger_dir`).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, serde::Deserialize, ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelArm {
+    #[default]
+    Champion,
+    Challenger,
+}
+
+impl ModelArm {
+    pub const ALL: [ModelArm; 2] = [ModelArm::Champion, ModelArm::Challenger];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelArm::Champion => "champion",
+            ModelArm::Challenger => "challenger",
+        }
+    }
+}
+
 /// The answer of `POST /v1/decisions`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Decision {
@@ -18,6 +41,8 @@ pub struct Decision {
     /// The time the decision was made as of.
     pub at: String,
     pub model_version: String,
+    /// Which model set decided.
+    pub arm: ModelArm,
     /// True when the profile store could not be read and a fallback ranking decided, or when
     /// the planned outbound actions could not be recorded and were left out.
     pub degraded: bool,

@@ -140,6 +140,7 @@ impl DecisionEngine<'_> {
             customer_id: input.request.customer_id.clone(),
             at: rfc3339(scene.t),
             model_version: self.models.version().to_owned(),
+            arm: super::answer::ModelArm::Champion,
             degraded: input.degraded,
             actions: slate.actions,
             suppressed: suppressed.list,

@@ -99,6 +99,8 @@ impl Json<'_> {
         self.plain(&d.at);
         self.raw(b",\"model_version\":");
         self.str(&d.model_version);
+        self.raw(b",\"arm\":");
+        self.plain(d.arm.as_str());
     }
 
     /// `"degraded":` and the flag (after a comma).

@@ -38,6 +38,9 @@ pub struct DecisionRecord {
     pub customer_id: String,
     pub at: String,
     pub model_version: String,
+    /// Which model set decided (`champion` in records written before there were arms).
+    #[serde(default)]
+    pub arm: super::answer::ModelArm,
     pub catalog_version: String,
     pub degraded: bool,
     pub policy: PolicyRecord,
@@ -375,6 +378,7 @@ mod tests {
             customer_id: CustomerId::parse("c-1").unwrap(),
             at: rfc3339(1_790_000_000),
             model_version: "m-1".into(),
+            arm: crate::decision::answer::ModelArm::Challenger,
             degraded: false,
             actions: vec![action(1, &candidates[0]), action(2, &candidates[2])],
             suppressed: None,
@@ -411,6 +415,7 @@ mod tests {
             customer_id: "c-1".into(),
             at: rfc3339(1_790_000_000),
             model_version: "m-1".into(),
+            arm: crate::decision::answer::ModelArm::Challenger,
             catalog_version: "cat-1".into(),
             degraded: false,
             policy: PolicyRecord {

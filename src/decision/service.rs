@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::DecisionSettings;
-use super::answer::Decision;
+use super::answer::{Decision, ModelArm};
 use super::engine::{DecisionEngine, DecisionInput};
 use super::log::{DecisionLog, LogError};
 use super::policy::Policy;
@@ -39,6 +39,10 @@ pub struct Decider {
     learner: Option<Arc<Learner>>,
     /// Decision ids from a sequence instead of UUIDs (a reproducible simulation).
     ids: Option<Arc<(String, std::sync::atomic::AtomicU64)>>,
+    /// The challenger model set and the share of customers (in millionths) it decides for.
+    challenger: Option<(Arc<LiveModels>, u64)>,
+    /// Decisions made by each arm (champion, challenger) since start.
+    arm_decisions: Arc<[std::sync::atomic::AtomicU64; 2]>,
 }
 
 /// What an erasure found.
@@ -76,6 +80,40 @@ impl Decider {
             erased: Arc::default(),
             learner: None,
             ids: None,
+            challenger: None,
+            arm_decisions: Arc::default(),
+        }
+    }
+
+    /// Lets `challenger` decide for `share` (0..=1) of the customers, chosen by a hash of
+    /// the customer id, so that a customer always meets the same arm.
+    pub fn with_challenger(mut self, challenger: Arc<LiveModels>, share: f64) -> Self {
+        self.challenger = Some((challenger, (share.clamp(0.0, 1.0) * 1e6).round() as u64));
+        self
+    }
+
+    /// The challenger model set in service and its share, if there is one.
+    pub fn challenger(&self) -> Option<(&Arc<LiveModels>, f64)> {
+        self.challenger
+            .as_ref()
+            .map(|(m, share)| (m, *share as f64 / 1e6))
+    }
+
+    /// Decisions made by the champion and by the challenger since start.
+    pub fn arm_decisions(&self) -> [u64; 2] {
+        [0, 1].map(|i| self.arm_decisions[i].load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// The arm that decides for `customer`.
+    pub fn arm_of(&self, customer: &CustomerId) -> ModelArm {
+        match &self.challenger {
+            Some((_, share))
+                if xxhash_rust::xxh3::xxh3_64(customer.as_str().as_bytes()) % 1_000_000
+                    < *share =>
+            {
+                ModelArm::Challenger
+            }
+            _ => ModelArm::Champion,
         }
     }
 
@@ -164,9 +202,17 @@ impl Decider {
                 (DecisionRead::default(), true)
             }
         };
-        let models = self.models.current();
+        let arm = self.arm_of(&request.customer_id);
+        let models = match (&self.challenger, arm) {
+            (Some((challenger, _)), ModelArm::Challenger) => challenger.current(),
+            _ => self.models.current(),
+        };
         let catalog = self.catalog.current();
-        let online = self.learner.as_ref().and_then(|l| l.snapshot());
+        // The online state corrects the champion's models: the challenger decides alone.
+        let online = match arm {
+            ModelArm::Champion => self.learner.as_ref().and_then(|l| l.snapshot()),
+            ModelArm::Challenger => None,
+        };
         let engine = DecisionEngine {
             catalog: &catalog.value,
             models: &models.value,
@@ -182,6 +228,12 @@ impl Decider {
             now: chrono::Utc::now(),
             decision_id: self.next_id(),
         });
+        decision.arm = arm;
+        if self.challenger.is_some() {
+            let i = usize::from(arm == ModelArm::Challenger);
+            self.arm_decisions[i].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            metrics::counter!(m::ARM_DECISIONS, "arm" => arm.as_str()).increment(1);
+        }
         // A customer erased while this decision was made gets nothing recorded.
         let erased = self.erased.contains(request.customer_id.as_str());
         if grace > 0 && !erased {
@@ -408,6 +460,7 @@ mod tests {
             customer_id: CustomerId::parse("c-1").unwrap(),
             at: "2026-12-01T10:00:00Z".into(),
             model_version: "m".into(),
+            arm: super::answer::ModelArm::Champion,
             degraded: false,
             actions: vec![
                 action(1, "gold-card", Channel::Email, true),

@@ -20,6 +20,8 @@ pub const DECISION_LOG_DROPPED: &str = "touchpoint_decision_log_dropped_total";
 pub const LEARNING_ANSWERS: &str = "touchpoint_learning_answers";
 pub const LEARNING_CORRECTION: &str = "touchpoint_learning_mean_correction";
 pub const LEARNING_OUTCOMES: &str = "touchpoint_learning_outcomes";
+/// Decisions by model arm (champion, challenger).
+pub const ARM_DECISIONS: &str = "touchpoint_arm_decisions_total";
 
 /// Latency buckets in seconds: fine below a millisecond, where decisions live, and coarse up
 /// to the slowest store timeouts.
@@ -87,6 +89,10 @@ fn describe() {
     metrics::describe_gauge!(
         LEARNING_OUTCOMES,
         "Outcomes read from the store's outcome log, by result: learned or skipped"
+    );
+    describe_counter!(
+        ARM_DECISIONS,
+        "Decisions by model arm: champion or challenger"
     );
     describe_counter!(
         DECISION_LOG_DROPPED,

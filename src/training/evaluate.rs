@@ -21,6 +21,9 @@
 //! sample size is `(sum w)^2 / sum w^2`; agreement is the share of decisions where the
 //! target's most probable action is the logged one.
 //!
+//! Next to them, the observed value of each model arm that decided in the log (champion
+//! and challenger, `models.challenger_dir`), on the same log.
+//!
 //! The target is another system's probabilities per decision (`--target-policy`, one JSON
 //! line per decision: `{"decision_id": "...", "probabilities": [["offer", "channel", p], ...]}`;
 //! an action it does not list has probability 0).
@@ -98,6 +101,14 @@ pub struct Evaluation {
     pub agreement: f64,
     /// Logged decisions left out: no action, or a logging probability of 0.
     pub skipped: usize,
+    /// The observed value of each model arm that decided in the log (champion, challenger).
+    pub arms: std::collections::BTreeMap<&'static str, ArmObserved>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ArmObserved {
+    pub decisions: usize,
+    pub value: f64,
 }
 
 /// One logged decision as the estimators see it.
@@ -159,6 +170,7 @@ pub fn estimate(samples: &[Sample], skipped: usize) -> Result<Evaluation, Evalua
         },
         agreement: mean(&|s: &Sample| f64::from(u8::from(s.agrees))),
         skipped,
+        arms: Default::default(),
     })
 }
 
@@ -273,6 +285,7 @@ pub fn evaluate_files(
     let mut pair_rewards: Vec<(f64, f64)> = Vec::new();
     let mut pending: Vec<Pending> = Vec::new();
     let mut skipped = 0;
+    let mut arms: std::collections::BTreeMap<&'static str, ArmObserved> = Default::default();
     let mut pair_of = |o: &str, c: &str, pair_rewards: &mut Vec<(f64, f64)>| -> u32 {
         let next = pairs.len() as u32;
         *pairs
@@ -314,6 +327,12 @@ pub fn evaluate_files(
             })
         });
         let reward = f64::from(u8::from(reward));
+        let arm = arms.entry(r.arm.as_str()).or_insert(ArmObserved {
+            decisions: 0,
+            value: 0.0,
+        });
+        arm.decisions += 1;
+        arm.value += reward;
         let logged = pair_of(&a.offer_id, &a.channel, &mut pair_rewards);
         let e = &mut pair_rewards[logged as usize];
         e.0 += reward;
@@ -377,7 +396,12 @@ pub fn evaluate_files(
             s
         })
         .collect();
-    estimate(&samples, skipped)
+    let mut e = estimate(&samples, skipped)?;
+    for a in arms.values_mut() {
+        a.value /= a.decisions.max(1) as f64;
+    }
+    e.arms = arms;
+    Ok(e)
 }
 
 #[cfg(test)]

@@ -840,6 +840,7 @@ fn contact(
         customer_id: c.id.clone(),
         at: rfc3339(at),
         model_version: LOGGING_POLICY.into(),
+        arm: crate::decision::answer::ModelArm::Champion,
         catalog_version: out.catalog_version.clone(),
         degraded: false,
         policy: PolicyRecord {

@@ -88,3 +88,109 @@ async fn an_answer_is_learned_on_redis() {
     an_answer_is_learned(&app).await;
     app.stop().await;
 }
+
+/// A challenger model set decides for a stable share of the customers: each answer and log
+/// record names its arm, the arm's model set decided it, a customer asked again meets the
+/// same arm, and `GET /v1/models`, `/metrics` and `touchpoint evaluate` report the arms.
+#[actix_web::test]
+async fn a_challenger_decides_for_a_stable_share_of_customers() {
+    let dir = tempfile::tempdir().unwrap();
+    // The challenger: the shipped set under another version, so its decisions show.
+    let challenger = dir.path().join("challenger");
+    std::fs::create_dir(&challenger).unwrap();
+    for entry in std::fs::read_dir(crate::helpers::repo_path("models")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), challenger.join(entry.file_name())).unwrap();
+    }
+    let manifest = challenger.join("manifest.json");
+    let mut m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+    m["version"] = "challenger-set".into();
+    std::fs::write(&manifest, m.to_string()).unwrap();
+
+    let log = dir.path().join("decisions.jsonl");
+    let mut settings = test_settings(None);
+    settings.decision.log.sink = touchpoint::decision::log::LogSink::File;
+    settings.decision.log.path = log.clone();
+    settings.models.challenger_dir = challenger;
+    settings.models.challenger_share = 0.3;
+    let app = spawn_app(settings).await;
+    let mut arms = std::collections::HashMap::new();
+    for round in 0..2 {
+        for i in 0..200 {
+            let customer = format!("c-arm-{i}");
+            let (status, d) = app
+                .post_json(
+                    "/v1/decisions",
+                    &json!({"customer_id": customer, "touchpoint": "web"}),
+                )
+                .await;
+            assert_eq!(status, 200, "{d}");
+            let arm = d["arm"].as_str().unwrap().to_owned();
+            assert_eq!(
+                d["model_version"] == "challenger-set",
+                arm == "challenger",
+                "{d}"
+            );
+            if round == 0 {
+                arms.insert(customer, arm);
+            } else {
+                assert_eq!(arms[&customer], arm, "{customer} changed arm");
+            }
+        }
+    }
+    let challengers = arms.values().filter(|a| *a == "challenger").count();
+    // 200 customers at 30%: a binomial standard deviation of 6.5.
+    assert!((35..=85).contains(&challengers), "{challengers} of 200");
+    let (_, models) = app.get("/v1/models").await;
+    let a = &models["arms"];
+    assert_eq!(a["challenger_share"], 0.3);
+    assert_eq!(a["challenger"]["version"], "challenger-set");
+    assert_eq!(a["challenger"]["decisions"], 2 * challengers);
+    assert_eq!(a["champion"]["decisions"], 2 * (200 - challengers));
+    let (_, text) = app.get("/metrics").await;
+    assert!(
+        text.as_str()
+            .unwrap()
+            .contains("touchpoint_arm_decisions_total{arm=\"challenger\"}")
+    );
+    app.stop().await;
+
+    // The log names each decision's arm, and evaluate reports each arm's observed value.
+    // The log writer drains its queue after the server stops.
+    let mut records: Vec<serde_json::Value> = Vec::new();
+    for _ in 0..50 {
+        records = std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        if records.len() == 400 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(records.len(), 400);
+    for r in &records {
+        assert_eq!(r["arm"], arms[r["customer_id"].as_str().unwrap()].as_str());
+    }
+    let target = dir.path().join("target.jsonl");
+    let events = dir.path().join("events.jsonl");
+    std::fs::write(&events, "").unwrap();
+    let lines: Vec<String> = records
+        .iter()
+        .map(|r| json!({"decision_id": r["decision_id"], "probabilities": []}).to_string())
+        .collect();
+    std::fs::write(&target, lines.join("\n")).unwrap();
+    let e = touchpoint::training::evaluate::evaluate_files(
+        &log,
+        &events,
+        &target,
+        72,
+        &indicatif::ProgressBar::hidden(),
+    )
+    .unwrap();
+    let counted: usize = e.arms.values().map(|a| a.decisions).sum();
+    assert_eq!(counted, e.decisions);
+    assert!(e.arms["challenger"].decisions > 0 && e.arms["champion"].decisions > 0);
+}
