@@ -294,6 +294,7 @@ mod tests {
             customer_id: CustomerId::parse("c-42").unwrap(),
             at: "2026-11-22T10:15:00Z".into(),
             model_version: "2026-11-22T09:00:00Z \"3f2a\"".into(),
+            arm: ModelArm::Challenger,
             degraded: false,
             actions: vec![
                 action(1, "gold-card", Channel::Email, 0.031),

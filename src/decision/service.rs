@@ -460,7 +460,7 @@ mod tests {
             customer_id: CustomerId::parse("c-1").unwrap(),
             at: "2026-12-01T10:00:00Z".into(),
             model_version: "m".into(),
-            arm: super::answer::ModelArm::Champion,
+            arm: ModelArm::Champion,
             degraded: false,
             actions: vec![
                 action(1, "gold-card", Channel::Email, true),

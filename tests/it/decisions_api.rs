@@ -37,7 +37,9 @@ fn at() -> &'static str {
 async fn a_website_gets_offers_for_its_placement_now() {
     // No exploration, so the ranking is the arbitration's alone.
     let mut settings = test_settings(None);
+    // Without exploration: the best, always.
     settings.decision.exploration.epsilon = 0.0;
+    settings.decision.exploration.policy = touchpoint::decision::PolicyKind::EpsilonGreedy;
     let app = spawn_app(settings).await;
     known_customer(&app, "c-web").await;
     let (status, d) = app

@@ -137,7 +137,10 @@ async fn every_readme_decision_example_is_what_the_service_answers() {
     // again on a fresh service (its plans would otherwise change the next answers).
     let mut last = String::new();
     for _ in 0..12 {
-        let app = spawn_app(test_settings(None)).await;
+        // The README shows epsilon-greedy's answers (Thompson's vary between close ones).
+        let mut settings = test_settings(None);
+        settings.decision.exploration.policy = touchpoint::decision::PolicyKind::EpsilonGreedy;
+        let app = spawn_app(settings).await;
         let result = run(&app, &examples).await;
         app.stop().await;
         match result {
