@@ -104,9 +104,14 @@ pub enum Command {
         events: PathBuf,
         /// Another policy's probabilities per decision: JSON lines
         /// `{"decision_id": "...", "probabilities": [["offer", "channel", p], ...]}`.
+        #[arg(long, required_unless_present = "models", conflicts_with = "models")]
+        target_policy: Option<PathBuf>,
+        /// A model set to evaluate instead: the engine's own scoring, with the catalog and
+        /// settings in force, on the events replayed to each decision's time.
         #[arg(long)]
-        target_policy: PathBuf,
-        /// Settings (TOML) whose `learning.response_window_hours` bounds an answer.
+        models: Option<PathBuf>,
+        /// Settings (TOML): `learning.response_window_hours` bounds an answer; with --models,
+        /// the catalog and decision settings the model set decides with.
         #[arg(long)]
         config: Option<PathBuf>,
         /// Also write the figures as JSON here.
@@ -269,19 +274,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             log,
             events,
             target_policy,
+            models,
             config,
             json,
         } => {
-            let settings = load_settings(config.as_deref())?;
+            let mut settings = load_settings(config.as_deref())?;
+            settings.fill_default_paths();
+            let target = match (&target_policy, &models) {
+                (Some(path), _) => crate::training::evaluate::Target::Policy(path),
+                (None, Some(dir)) => crate::training::evaluate::Target::Models {
+                    dir,
+                    settings: &settings,
+                },
+                (None, None) => anyhow::bail!("--target-policy or --models is needed"),
+            };
             let started = std::time::Instant::now();
             let bar = progress_bar("{spinner} {msg} [{wide_bar}] {bytes}/{total_bytes} ({eta})");
             let e = crate::training::evaluate::evaluate_files(
                 &log,
                 &events,
-                &target_policy,
+                target,
                 settings.learning.response_window_hours,
                 &bar,
-            );
+            )
+            .await;
             bar.finish_and_clear();
             let e = e?;
             println!(

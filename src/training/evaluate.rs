@@ -26,7 +26,13 @@
 //!
 //! The target is another system's probabilities per decision (`--target-policy`, one JSON
 //! line per decision: `{"decision_id": "...", "probabilities": [["offer", "channel", p], ...]}`;
-//! an action it does not list has probability 0).
+//! an action it does not list has probability 0), or a model set (`--models`): the engine's
+//! own scoring with the catalog and settings in force. For a model set the events are
+//! replayed, in time order, into an in-memory store, and at each logged decision's time
+//! the decision service decides the logged request again with those models (no online
+//! learning, no plans recorded: the log's own contacts are in the events); the target's
+//! probabilities are that decision's rank-1 probabilities. The log is read in its order,
+//! which is time order for the service's log.
 
 use std::collections::HashMap;
 use std::io::BufRead;
@@ -256,18 +262,195 @@ fn read_target(path: &Path) -> Result<TargetPolicy, EvaluateError> {
     Ok(out)
 }
 
-/// Evaluates the target policy in `target` on the decisions of `log` answered by `events`.
-pub fn evaluate_files(
+/// What the target policy is.
+pub enum Target<'a> {
+    /// Another system's probabilities per decision (JSON lines).
+    Policy(&'a Path),
+    /// A model set, with the catalog and decision settings of `settings`.
+    Models {
+        dir: &'a Path,
+        settings: &'a crate::settings::Settings,
+    },
+}
+
+/// The target's probabilities of a logged decision's candidates.
+enum Source {
+    Table(TargetPolicy),
+    Replay(Box<Replay>),
+}
+
+/// The decision service deciding the log's requests again as of their time, on the events
+/// replayed into a memory store up to then.
+struct Replay {
+    decider: crate::decision::Decider,
+    events: Vec<crate::profile::Event>,
+    next: usize,
+}
+
+impl Replay {
+    fn new(
+        dir: &Path,
+        settings: &crate::settings::Settings,
+        events: &Path,
+    ) -> Result<Self, EvaluateError> {
+        use std::sync::Arc;
+        let setup = |message: String| EvaluateError::Line {
+            path: dir.to_owned(),
+            line: 0,
+            message,
+        };
+        let mut list = Vec::new();
+        for (line, text) in lines(events)? {
+            let text = text.map_err(|source| EvaluateError::Read {
+                path: events.to_owned(),
+                source,
+            })?;
+            if text.trim().is_empty() {
+                continue;
+            }
+            list.push(
+                parse_line(text.as_bytes()).map_err(|e| EvaluateError::Line {
+                    path: events.to_owned(),
+                    line,
+                    message: e.to_string(),
+                })?,
+            );
+        }
+        list.sort_by_key(|e| e.at);
+        let models_dir = dir.to_owned();
+        let models = crate::live::Live::load("model set", "evaluate_reloads", move || {
+            crate::model::set::ModelSet::load(&models_dir)
+        })
+        .map_err(|e| setup(e.to_string()))?;
+        let catalog_path = settings.catalog.path.clone();
+        let catalog = crate::live::Live::load("catalog", "evaluate_reloads", move || {
+            crate::decision::catalog::Catalog::load(&catalog_path)
+        })
+        .map_err(|e| setup(format!("the catalog: {e}")))?;
+        let mut decision = settings.decision.clone();
+        decision.contact_policy.planned_grace_hours = 0;
+        decision.log.sink = crate::decision::log::LogSink::Off;
+        let (log, _) = crate::decision::log::DecisionLog::start(&decision.log, None)
+            .map_err(|e| setup(e.to_string()))?;
+        let store = crate::profile::memory::MemoryStore::new(settings.profile.clone());
+        let profiles =
+            crate::profile::Profiles::new(Arc::new(store), settings.store.operation_timeout());
+        let decider = crate::decision::Decider::new(
+            profiles,
+            Arc::new(models),
+            Arc::new(catalog),
+            decision,
+            log,
+        )
+        .with_decision_ids("evaluate");
+        Ok(Self {
+            decider,
+            events: list,
+            next: 0,
+        })
+    }
+
+    /// The target's rank-1 probabilities for the logged decision `r` made at `at`.
+    async fn probabilities(
+        &mut self,
+        r: &DecisionRecord,
+        at: i64,
+    ) -> Result<Vec<(String, String, f64)>, String> {
+        let end = self.next + self.events[self.next..].partition_point(|e| e.at.timestamp() < at);
+        if end > self.next {
+            self.decider
+                .profiles()
+                .apply(&self.events[self.next..end], at)
+                .await
+                .map_err(|e| e.to_string())?;
+            self.next = end;
+        }
+        let request = request_of(r, at)?;
+        let d = self.decider.decide(&request).await;
+        Ok(d.log
+            .candidates
+            .iter()
+            .map(|c| {
+                (
+                    c.offer_id.to_string(),
+                    c.channel.as_str().to_owned(),
+                    c.probability,
+                )
+            })
+            .collect())
+    }
+}
+
+/// The request a record logged, as the decision service takes it.
+fn request_of(
+    r: &DecisionRecord,
+    at: i64,
+) -> Result<crate::decision::request::DecisionRequest, String> {
+    use crate::decision::request::ContextValue;
+    use crate::profile::Channel;
+    let channel = |s: &str| {
+        s.parse::<Channel>()
+            .map_err(|_| format!("unknown channel {s:?}"))
+    };
+    let context = r
+        .request
+        .context
+        .iter()
+        .filter_map(|(k, v)| {
+            let v = match v {
+                serde_json::Value::String(s) => ContextValue::Text(s.clone()),
+                serde_json::Value::Bool(b) => ContextValue::Bool(*b),
+                serde_json::Value::Number(n) => ContextValue::Number(n.as_f64()?),
+                _ => return None,
+            };
+            Some((k.clone(), v))
+        })
+        .collect();
+    Ok(crate::decision::request::DecisionRequest {
+        customer_id: crate::profile::CustomerId::parse(r.customer_id.clone())
+            .map_err(|e| format!("customer_id: {e}"))?,
+        touchpoint: r.request.touchpoint.as_deref().map(channel).transpose()?,
+        channels: r
+            .request
+            .channels
+            .as_ref()
+            .map(|list| {
+                list.iter()
+                    .map(|c| channel(c))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?,
+        placement: r.request.placement.clone(),
+        limit: r
+            .request
+            .limit
+            .clamp(1, crate::decision::request::MAX_LIMIT),
+        at: chrono::DateTime::from_timestamp(at, 0),
+        context,
+        explain: false,
+    })
+}
+
+/// Evaluates `target` on the decisions of `log` answered by `events`.
+pub async fn evaluate_files(
     log: &Path,
     events: &Path,
-    target: &Path,
+    target: Target<'_>,
     window_hours: u32,
     progress: &indicatif::ProgressBar,
 ) -> Result<Evaluation, EvaluateError> {
     progress.set_message("reading the answers");
     let answers = positive_answers(events)?;
-    progress.set_message("reading the target policy");
-    let target = read_target(target)?;
+    let mut source = match target {
+        Target::Policy(path) => {
+            progress.set_message("reading the target policy");
+            Source::Table(read_target(path)?)
+        }
+        Target::Models { dir, settings } => {
+            progress.set_message("reading the events to replay");
+            Source::Replay(Box::new(Replay::new(dir, settings, events)?))
+        }
+    };
     progress.set_message("reading the decision log");
     if let Ok(m) = std::fs::metadata(log) {
         progress.set_length(m.len());
@@ -343,7 +526,21 @@ pub fn evaluate_files(
                 .find(|k| k.offer_id == o && k.channel == c)
                 .and_then(|k| k.propensity)
         };
-        let probabilities = target.get(&r.decision_id).map_or(&[][..], |v| v);
+        let replayed;
+        let probabilities =
+            match &mut source {
+                Source::Table(t) => t.get(&r.decision_id).map_or(&[][..], |v| v),
+                Source::Replay(replay) => {
+                    replayed = replay.probabilities(&r, at).await.map_err(|message| {
+                        EvaluateError::Line {
+                            path: log.to_owned(),
+                            line,
+                            message,
+                        }
+                    })?;
+                    &replayed[..]
+                }
+            };
         let target_p = probabilities
             .iter()
             .filter(|(o, c, _)| *o == a.offer_id && *c == a.channel)

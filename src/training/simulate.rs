@@ -849,7 +849,13 @@ fn contact(
         },
         request: RequestRecord {
             touchpoint: (!outbound).then(|| channel.as_str().to_owned()),
-            channels: outbound.then(|| vec![channel.as_str().to_owned()]),
+            // The channels it planned over: those of its candidates.
+            channels: outbound.then(|| {
+                let mut list: Vec<Channel> = candidates.iter().map(|&(_, c)| c).collect();
+                list.sort_by_key(|c| c.index());
+                list.dedup();
+                list.iter().map(|c| c.as_str().to_owned()).collect()
+            }),
             placement: None,
             limit: 1,
             context: serde_json::Map::new(),

@@ -185,10 +185,11 @@ async fn a_challenger_decides_for_a_stable_share_of_customers() {
     let e = touchpoint::training::evaluate::evaluate_files(
         &log,
         &events,
-        &target,
+        touchpoint::training::evaluate::Target::Policy(&target),
         72,
         &indicatif::ProgressBar::hidden(),
     )
+    .await
     .unwrap();
     let counted: usize = e.arms.values().map(|a| a.decisions).sum();
     assert_eq!(counted, e.decisions);
