@@ -27,8 +27,9 @@
 //! of the contact policy in force, from the simulation's own record: violations are counted
 //! and reported. `closed_loop.json` holds a row per day per arm (response rate, value per
 //! contact, the share of contacts with a new offer) and `closed_loop.svg` plots the
-//! response rates; the learning engine's decision log (`decisions.jsonl`) and the answers
-//! (`events.jsonl`) are kept for `touchpoint evaluate`.
+//! response rates; the learning engine's decision log (`decisions.jsonl`) and the events
+//! (`events.jsonl`: the history, then the contacts and answers fed back to that engine) are
+//! kept for `touchpoint evaluate`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -236,6 +237,8 @@ struct EngineArm {
     next_event: u64,
     /// The decision log's writer, for the arm that logs.
     writer: Option<tokio::task::JoinHandle<()>>,
+    /// The events fed back, for the arm that logs (they go to `events.jsonl`).
+    fed: Option<Vec<(i64, String)>>,
 }
 
 /// An arm the simulation decides for itself (mass marketing, the oracle).
@@ -446,6 +449,24 @@ pub async fn run(
     for arm in &mut arms {
         writers.extend(arm.writer.take());
     }
+    // The history and the learning engine's answers: what `evaluate` reads with its log.
+    let events_path = out_dir.join("events.jsonl");
+    std::fs::copy(history_dir.join("events.jsonl"), &events_path)
+        .map_err(write_err(&events_path))?;
+    {
+        use std::io::Write;
+        let mut fed = arms[0].fed.take().unwrap_or_default();
+        fed.sort_by_key(|(t, _)| *t);
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&events_path)
+            .map_err(write_err(&events_path))?;
+        let mut w = std::io::BufWriter::new(file);
+        for (_, line) in &fed {
+            writeln!(w, "{line}").map_err(write_err(&events_path))?;
+        }
+        w.flush().map_err(write_err(&events_path))?;
+    }
     let mut report = ClosedLoopReport {
         scenario: opts.scenario,
         seed: opts.seed,
@@ -611,6 +632,7 @@ async fn engine_arm(
         days: Vec::new(),
         next_event: 0,
         writer,
+        fed: (name == "engine").then(Vec::new),
     })
 }
 
@@ -670,9 +692,12 @@ impl EngineArm {
             .sort_unstable_by_key(|(t, _)| std::cmp::Reverse(*t));
         let mut due = Vec::new();
         while self.pending.last().is_some_and(|(t, _)| *t < now) {
-            let (_, line) = self.pending.pop().expect("checked");
+            let (t, line) = self.pending.pop().expect("checked");
             if let Ok(e) = crate::profile::event::parse_line(line.as_bytes()) {
                 due.push(e);
+            }
+            if let Some(fed) = &mut self.fed {
+                fed.push((t, line));
             }
         }
         due.sort_by_key(|e| e.at);
