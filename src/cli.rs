@@ -23,6 +23,20 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Print a fresh random key, once, and the `[[auth.keys]]` lines (with its SHA-256 only)
+    /// for the config file.
+    New {
+        /// Who uses the key (it names the key in logs and errors).
+        #[arg(long)]
+        name: String,
+        /// Comma-separated: decisions, events, customers:read, customers:erase, admin, web.
+        #[arg(long, value_delimiter = ',', required = true)]
+        scopes: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP service (embedded in-memory store unless a Redis URL is configured).
     Serve {
@@ -117,6 +131,11 @@ pub enum Command {
         /// Also write the figures as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
+    },
+    /// API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
     },
     /// Bulk-load an event history (JSON lines) into the configured store.
     Import {
@@ -333,6 +352,34 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 std::fs::write(&path, text)
                     .with_context(|| format!("writing {}", path.display()))?;
             }
+            Ok(())
+        }
+        Command::Keys {
+            command: KeysCommand::New { name, scopes },
+        } => {
+            let mut parsed = Vec::new();
+            for s in &scopes {
+                let scope = crate::auth::Scope::parse(s.trim()).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "unknown scope {s:?}: use decisions, events, customers:read, customers:erase, admin or web"
+                    )
+                })?;
+                parsed.push(scope);
+            }
+            if name.is_empty() || name.contains(['"', '\\', '\n']) {
+                anyhow::bail!("--name must be non-empty, without quotes, backslashes or newlines");
+            }
+            let (key, hash) = crate::auth::new_key();
+            println!("key (shown once; give it to {name}, keep it secret): {key}");
+            println!();
+            println!("[[auth.keys]]");
+            println!("name = \"{name}\"");
+            println!("sha256 = \"{hash}\"");
+            let list: Vec<String> = parsed
+                .iter()
+                .map(|s| format!("\"{}\"", s.as_str()))
+                .collect();
+            println!("scopes = [{}]", list.join(", "));
             Ok(())
         }
         Command::Import {

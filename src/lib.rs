@@ -27,6 +27,7 @@
 //! - [`cli`]: the `touchpoint` command line.
 
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod decision;
 pub mod import;

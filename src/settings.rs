@@ -24,6 +24,8 @@ pub struct Settings {
     pub import: ImportSettings,
     pub training: TrainingSettings,
     pub learning: crate::learning::LearningSettings,
+    pub auth: crate::auth::AuthSettings,
+    pub web: crate::auth::WebSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -414,6 +416,7 @@ impl Settings {
     pub fn check(&self) -> Result<(), SettingsError> {
         self.profile.check().map_err(SettingsError::Invalid)?;
         self.learning.check().map_err(SettingsError::Invalid)?;
+        self.auth.check().map_err(SettingsError::Invalid)?;
         let m = &self.models;
         if !(0.0..=1.0).contains(&m.challenger_share) {
             return Err(SettingsError::Invalid(

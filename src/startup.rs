@@ -40,6 +40,9 @@ pub enum StartupError {
     Catalog(#[from] crate::decision::catalog::CatalogError),
     #[error("the decision log ([decision.log], TOUCHPOINT__DECISION__LOG__...): {0}")]
     DecisionLog(#[from] crate::decision::log::LogError),
+    /// Open (no keys) on an address other hosts can reach.
+    #[error("{0}")]
+    Open(String),
     #[error("cannot watch {path} for changes: {source}")]
     Watch {
         path: std::path::PathBuf,
@@ -101,13 +104,15 @@ impl Application {
             bind: bind.clone(),
             source,
         })?;
-        let port = listener
-            .local_addr()
-            .map_err(|source| StartupError::Bind {
-                bind: bind.clone(),
-                source,
-            })?
-            .port();
+        let addr = listener.local_addr().map_err(|source| StartupError::Bind {
+            bind: bind.clone(),
+            source,
+        })?;
+        settings
+            .auth
+            .check_bind(&addr)
+            .map_err(StartupError::Open)?;
+        let port = addr.port();
 
         let learner = Arc::new(crate::learning::Learner::new(
             models.clone(),
@@ -148,6 +153,7 @@ impl Application {
             max_body_bytes: settings.server.max_body_bytes,
             ingest: settings.ingest.clone(),
             decider,
+            auth: crate::auth::Auth::new(&settings.auth, &settings.web),
         });
 
         let app_state = state.clone();
@@ -181,6 +187,7 @@ impl Application {
                         middleware::ErrorHandlers::new()
                             .handler(StatusCode::METHOD_NOT_ALLOWED, api::method_not_allowed),
                     )
+                    .wrap(middleware::from_fn(api::authorize))
                     .wrap(middleware::from_fn(api::record_latency))
                     .configure(api::configure)
                     .default_service(web::to(not_found))

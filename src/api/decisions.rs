@@ -100,6 +100,33 @@ pub async fn post_decision(
     let body = read_json_body(&req, payload, state.max_body_bytes).await?;
     let started = Instant::now();
     let request = parse_request(&body)?;
+    if super::web_caller(&req).is_some() {
+        // A browser's key: its own customer, on a web or app page, nothing planned.
+        let customer = super::web_identity(&req, &state)?;
+        let forbid = |code, message: &str, field| ApiError::Forbidden {
+            code,
+            message: message.to_owned(),
+            field: Some(field),
+        };
+        if customer != request.customer_id.as_str() {
+            return Err(forbid(
+                "identity_mismatch",
+                "a web key may only ask for the customer its identity names",
+                "customer_id",
+            ));
+        }
+        if !matches!(
+            request.touchpoint,
+            Some(crate::profile::Channel::Web | crate::profile::Channel::App)
+        ) || request.channels.is_some()
+        {
+            return Err(forbid(
+                "web_touchpoint_only",
+                "a web key may only ask for decisions on the web and app touchpoints",
+                "touchpoint",
+            ));
+        }
+    }
     let decision = decider.decide_since(&request, started).await;
     Ok(HttpResponse::Ok()
         .content_type("application/json")

@@ -50,6 +50,33 @@ pub enum ApiError {
     LogUnavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// No API key, or one not configured: `401`.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// The key may not do this: `403`.
+    #[error("{message}")]
+    Forbidden {
+        code: &'static str,
+        message: String,
+        field: Option<&'static str>,
+    },
+}
+
+impl From<crate::auth::Refusal> for ApiError {
+    fn from(r: crate::auth::Refusal) -> Self {
+        match r {
+            crate::auth::Refusal::Unauthenticated(m) => ApiError::Unauthorized(m),
+            crate::auth::Refusal::Forbidden {
+                code,
+                message,
+                field,
+            } => ApiError::Forbidden {
+                code,
+                message,
+                field,
+            },
+        }
+    }
 }
 
 impl From<StoreError> for ApiError {
@@ -129,6 +156,8 @@ impl ApiError {
             ApiError::CannotHonour(e) => e.code,
             ApiError::LogUnavailable(_) => "decision_log_unavailable",
             ApiError::Internal(_) => "internal",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden { code, .. } => code,
         }
     }
 
@@ -150,6 +179,9 @@ impl ApiError {
                 (first.message.clone(), first.field.clone(), details)
             }
             ApiError::CannotHonour(e) => (e.message.clone(), e.field.clone(), Vec::new()),
+            ApiError::Forbidden { message, field, .. } => {
+                (message.clone(), field.map(str::to_owned), Vec::new())
+            }
             ApiError::NotFound(_)
             | ApiError::MethodNotAllowed(_)
             | ApiError::PayloadTooLarge { .. }
@@ -160,6 +192,7 @@ impl ApiError {
             | ApiError::Conflict(_)
             | ApiError::InvalidModelSet(_)
             | ApiError::LogUnavailable(_)
+            | ApiError::Unauthorized(_)
             | ApiError::Internal(_) => (self.to_string(), None, Vec::new()),
         };
         ErrorBody {
@@ -188,6 +221,8 @@ impl ResponseError for ApiError {
             ApiError::TooManyEvents(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::InvalidModelSet(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
         }
     }
 
@@ -200,6 +235,9 @@ impl ResponseError for ApiError {
         if status == StatusCode::SERVICE_UNAVAILABLE {
             // Store outages are usually short; tell clients when to come back.
             response.insert_header(("Retry-After", "1"));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            response.insert_header(("WWW-Authenticate", "Bearer"));
         }
         response.json(self.body())
     }

@@ -199,6 +199,42 @@ pub async fn post_events(
         },
     )?;
     debug_assert!(events.len() <= MAX_BATCH);
+    if super::web_caller(&req).is_some() {
+        // A browser's key: interactions and responses of its own customer only.
+        let customer = super::web_identity(&req, &state)?;
+        for (i, e) in events.iter().enumerate() {
+            let field = |name: &str| {
+                if events.len() == 1 && !body.starts_with(b"{\"events\"") {
+                    name.to_owned()
+                } else {
+                    format!("events[{i}].{name}")
+                }
+            };
+            if e.customer_id.as_str() != customer {
+                return Err(ApiError::Forbidden {
+                    code: "identity_mismatch",
+                    message: format!(
+                        "{}: a web key may only send events of the customer its identity names",
+                        field("customer_id")
+                    ),
+                    field: Some("customer_id"),
+                });
+            }
+            if !matches!(
+                e.kind,
+                event::EventKind::Interaction { .. } | event::EventKind::Response { .. }
+            ) {
+                return Err(ApiError::Forbidden {
+                    code: "web_event_type",
+                    message: format!(
+                        "{}: a web key may only send interaction and response events",
+                        field("type")
+                    ),
+                    field: Some("type"),
+                });
+            }
+        }
+    }
     let outcome = profiles.apply(&events, now).await?;
     metrics::counter!(m::EVENTS, "result" => "accepted").increment(outcome.accepted as u64);
     metrics::counter!(m::EVENTS, "result" => "duplicate").increment(outcome.duplicates as u64);

@@ -38,6 +38,111 @@ pub struct AppState {
     pub ingest: crate::settings::IngestSettings,
     /// The decision service, over the shared store handle.
     pub decider: crate::decision::Decider,
+    /// The API keys and the web identity secret.
+    pub auth: crate::auth::Auth,
+}
+
+/// What a route needs of the caller's key.
+enum Need {
+    /// Nothing: health, readiness, metrics, the OpenAPI document, CORS preflights.
+    Open,
+    /// A key with this scope; `web`: or a `web` key (the handler then holds it to what a
+    /// browser may do).
+    Scope(crate::auth::Scope, bool),
+    /// Any key but a `web` one (reading the catalog and the model set).
+    AnyServerKey,
+}
+
+fn need(method: &actix_web::http::Method, path: &str) -> Need {
+    use crate::auth::Scope;
+    use actix_web::http::Method;
+    if matches!(path, "/healthz" | "/readyz" | "/metrics" | "/openapi.json")
+        || method == Method::OPTIONS
+    {
+        return Need::Open;
+    }
+    match (method.clone(), path) {
+        (Method::POST, decisions::ROUTE) => Need::Scope(Scope::Decisions, true),
+        (Method::POST, "/v1/events") => Need::Scope(Scope::Events, true),
+        (Method::DELETE, p) if p.starts_with("/v1/customers/") => {
+            Need::Scope(Scope::CustomersErase, false)
+        }
+        (_, p) if p.starts_with("/v1/customers/") => Need::Scope(Scope::CustomersRead, false),
+        (_, p) if p.starts_with("/v1/admin/") => Need::Scope(Scope::Admin, false),
+        _ => Need::AnyServerKey,
+    }
+}
+
+/// Checks the caller's key against what the route needs (API.md section 8) and hands the
+/// handler its [`crate::auth::Principal`]; with no keys configured every caller passes.
+pub async fn authorize(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    use actix_web::HttpMessage;
+    let refusal = match req.app_data::<web::Data<AppState>>() {
+        Some(state) if !state.auth.is_open() => match need(req.method(), req.path()) {
+            Need::Open => None,
+            need => match state.auth.authenticate(
+                req.headers()
+                    .get(actix_web::http::header::AUTHORIZATION)
+                    .map(|v| v.as_bytes()),
+            ) {
+                Err(r) => Some(ApiError::from(r)),
+                Ok(p) => {
+                    let allowed = match need {
+                        Need::Open => true,
+                        Need::Scope(scope, web) => {
+                            p.has(scope) || (web && p.has(crate::auth::Scope::Web))
+                        }
+                        Need::AnyServerKey => !p.is_web_only(),
+                    };
+                    if allowed {
+                        req.extensions_mut().insert(p);
+                        None
+                    } else {
+                        Some(ApiError::Forbidden {
+                            code: "forbidden",
+                            message: format!(
+                                "key {:?} may not {} {}",
+                                &*p.name,
+                                req.method(),
+                                req.path()
+                            ),
+                            field: None,
+                        })
+                    }
+                }
+            },
+        },
+        _ => None,
+    };
+    match refusal {
+        Some(e) => {
+            let res = actix_web::ResponseError::error_response(&e);
+            Ok(req.into_response(res))
+        }
+        None => Ok(next.call(req).await?.map_into_boxed_body()),
+    }
+}
+
+/// The caller's key, when it is a `web` key only (a browser's).
+pub fn web_caller(req: &actix_web::HttpRequest) -> Option<crate::auth::Principal> {
+    use actix_web::HttpMessage;
+    req.extensions()
+        .get::<crate::auth::Principal>()
+        .filter(|p| p.is_web_only())
+        .cloned()
+}
+
+/// For a `web` key: the customer its signed identity names (`X-Touchpoint-Identity`).
+pub fn web_identity(req: &actix_web::HttpRequest, state: &AppState) -> Result<String, ApiError> {
+    Ok(state.auth.verify_identity(
+        req.headers()
+            .get("X-Touchpoint-Identity")
+            .map(|v| v.as_bytes()),
+        chrono::Utc::now().timestamp(),
+    )?)
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
