@@ -1,6 +1,7 @@
 //! Integration tests, compiled into one binary. Redis tests start their own `redis-server`
 //! on a free port (see `helpers`).
 
+mod access;
 mod api_reference;
 mod cdnow;
 mod cdnow_fit;
