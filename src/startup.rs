@@ -50,6 +50,31 @@ pub enum StartupError {
     },
 }
 
+/// CORS: browsers may call from `web.allowed_origins` and from the service's own pages
+/// (the agent screen); preflights are answered, credentials are not needed (the key and
+/// the identity travel in headers).
+fn cors(origins: &Arc<[String]>) -> actix_cors::Cors {
+    use actix_web::http::header;
+    let origins = origins.clone();
+    actix_cors::Cors::default()
+        .allowed_origin_fn(move |origin, head| {
+            let origin = origin.as_bytes();
+            origins.iter().any(|o| o.as_bytes() == origin)
+                || head.headers().get(header::HOST).is_some_and(|host| {
+                    [&b"http://"[..], b"https://"]
+                        .iter()
+                        .any(|scheme| origin.strip_prefix(*scheme) == Some(host.as_bytes()))
+                })
+        })
+        .allowed_methods(["GET", "POST", "DELETE"])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::HeaderName::from_static("x-touchpoint-identity"),
+        ])
+        .max_age(600)
+}
+
 pub struct Application {
     server: Server,
     port: u16,
@@ -157,6 +182,7 @@ impl Application {
         });
 
         let app_state = state.clone();
+        let origins: Arc<[String]> = settings.web.allowed_origins.clone().into();
         let mut server = HttpServer::new(move || {
             let profiles = app_state.profiles.clone();
             let decider = app_state.decider.clone();
@@ -188,6 +214,7 @@ impl Application {
                             .handler(StatusCode::METHOD_NOT_ALLOWED, api::method_not_allowed),
                     )
                     .wrap(middleware::from_fn(api::authorize))
+                    .wrap(cors(&origins))
                     .wrap(middleware::from_fn(api::record_latency))
                     .configure(api::configure)
                     .default_service(web::to(not_found))

@@ -338,3 +338,98 @@ async fn without_keys_the_service_opens_only_on_loopback() {
         .await
         .expect("keys");
 }
+
+#[actix_web::test]
+async fn browsers_are_let_in_only_from_the_allowed_origins() {
+    let mut settings = test_settings(None);
+    settings.web.allowed_origins = vec!["https://shop.example".into()];
+    let app = spawn_app(settings).await;
+    let preflight = |origin: &'static str| {
+        app.client
+            .request(actix_web::http::Method::OPTIONS, app.url("/v1/decisions"))
+            .insert_header(("Origin", origin))
+            .insert_header(("Access-Control-Request-Method", "POST"))
+            .insert_header((
+                "Access-Control-Request-Headers",
+                "authorization, content-type, x-touchpoint-identity",
+            ))
+            .send()
+    };
+    let res = preflight("https://shop.example").await.unwrap();
+    assert!(res.status().is_success(), "{:?}", res.status());
+    let h = res.headers();
+    assert_eq!(
+        h.get("access-control-allow-origin").unwrap(),
+        "https://shop.example"
+    );
+    let allowed = h
+        .get("access-control-allow-headers")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(
+        allowed.contains("x-touchpoint-identity") && allowed.contains("authorization"),
+        "{allowed}"
+    );
+    assert!(h.get("access-control-allow-credentials").is_none());
+    let res = preflight("https://evil.example").await.unwrap();
+    assert!(res.status().is_client_error(), "{:?}", res.status());
+    assert!(res.headers().get("access-control-allow-origin").is_none());
+    // The request itself carries the header for the allowed origin only.
+    let post = |origin: &'static str| {
+        app.client
+            .post(app.url("/v1/decisions"))
+            .insert_header(("Origin", origin))
+            .insert_header(("content-type", "application/json"))
+            .send_body(json!({"customer_id": "c-1", "touchpoint": "web"}).to_string())
+    };
+    let res = post("https://shop.example").await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.headers().get("access-control-allow-origin").unwrap(),
+        "https://shop.example"
+    );
+    let res = post("https://evil.example").await.unwrap();
+    assert!(res.headers().get("access-control-allow-origin").is_none());
+    // A server's call (no Origin) is not a browser's.
+    assert_eq!(
+        app.post_json(
+            "/v1/decisions",
+            &json!({"customer_id": "c-1", "touchpoint": "web"})
+        )
+        .await
+        .0,
+        200
+    );
+    app.stop().await;
+}
+
+/// The README's example of making the identity in a site's backend, in Python, makes one
+/// the service takes.
+#[actix_web::test]
+async fn the_python_example_makes_an_identity_the_service_accepts() {
+    let (app, k) = secured().await;
+    let out = std::process::Command::new("python3")
+        .arg(crate::helpers::repo_path("examples/identity.py"))
+        .args([SECRET, "c-py-7", "600"])
+        .output()
+        .expect("python3 runs (scripts/test installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let identity = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let (status, _, raw) = call(
+        &app,
+        "POST",
+        "/v1/decisions",
+        Some(&k.web),
+        Some(&identity),
+        Some(json!({"customer_id": "c-py-7", "touchpoint": "web"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{identity}: {raw}");
+    app.stop().await;
+}
