@@ -53,6 +53,26 @@ enum Need {
     AnyServerKey,
 }
 
+/// The scopes a route takes, for the OpenAPI document (`None`: open).
+pub(crate) fn scopes_of(method: &actix_web::http::Method, path: &str) -> Option<Vec<&'static str>> {
+    use crate::auth::Scope;
+    match need(method, path) {
+        Need::Open => None,
+        Need::Scope(s, web) => Some(if web {
+            vec![s.as_str(), Scope::Web.as_str()]
+        } else {
+            vec![s.as_str()]
+        }),
+        Need::AnyServerKey => Some(
+            Scope::ALL
+                .iter()
+                .filter(|s| **s != Scope::Web)
+                .map(|s| s.as_str())
+                .collect(),
+        ),
+    }
+}
+
 fn need(method: &actix_web::http::Method, path: &str) -> Need {
     use crate::auth::Scope;
     use actix_web::http::Method;

@@ -60,6 +60,40 @@ fn refine(doc: &mut serde_json::Value) {
         MAX_ATTRIBUTE_NUMBER, MAX_ATTRIBUTE_TEXT_LEN, MAX_ATTRIBUTES_PER_EVENT,
     };
     use serde_json::json;
+    // Who may call what (API.md section 8): a bearer key, and each operation's scopes.
+    doc["components"]["securitySchemes"] = json!({"api_key": {"type": "http", "scheme": "bearer",
+        "description": "An API key: Authorization: Bearer KEY. Configured as [[auth.keys]] with \
+            scopes; with no keys configured (loopback only) the service is open."}});
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for (path, item) in paths.iter_mut() {
+            let Some(ops) = item.as_object_mut() else {
+                continue;
+            };
+            for (method, op) in ops.iter_mut() {
+                let Ok(m) = method
+                    .to_ascii_uppercase()
+                    .parse::<actix_web::http::Method>()
+                else {
+                    continue;
+                };
+                let Some(scopes) = super::scopes_of(&m, path) else {
+                    op["security"] = json!([]);
+                    continue;
+                };
+                op["security"] = json!([{"api_key": []}]);
+                op["x-scopes"] = json!(scopes);
+                let note = format!("Needs a key with one of the scopes: {}.", scopes.join(", "));
+                let description = op["description"]
+                    .as_str()
+                    .map_or(note.clone(), |d| format!("{d}\n\n{note}"));
+                op["description"] = json!(description);
+                let error = json!({"$ref": "#/components/schemas/ErrorBody"});
+                let responses = &mut op["responses"];
+                responses["401"] = json!({"description": "No API key, or one not configured", "content": {"application/json": {"schema": error}}});
+                responses["403"] = json!({"description": "The key lacks the scope (or a web key's identity does not allow it)", "content": {"application/json": {"schema": error}}});
+            }
+        }
+    }
     let schemas = &mut doc["components"]["schemas"];
     let number = |max: f64| json!({"type": "number", "minimum": -max, "maximum": max});
     let zones: Vec<&str> = chrono_tz::TZ_VARIANTS.iter().map(|z| z.name()).collect();
