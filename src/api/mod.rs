@@ -11,6 +11,7 @@ pub mod health;
 pub mod models;
 pub mod offers;
 pub mod openapi;
+pub mod sdk;
 
 use std::borrow::Cow;
 use std::time::Instant;
@@ -77,6 +78,7 @@ fn need(method: &actix_web::http::Method, path: &str) -> Need {
     use crate::auth::Scope;
     use actix_web::http::Method;
     if matches!(path, "/healthz" | "/readyz" | "/metrics" | "/openapi.json")
+        || path.starts_with("/sdk/")
         || method == Method::OPTIONS
     {
         return Need::Open;
@@ -175,6 +177,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     customers::configure(cfg);
     models::configure(cfg);
     offers::configure(cfg);
+    sdk::configure(cfg);
 }
 
 /// Gives actix's own `405` (a known path, a method it does not take) the error body every

@@ -117,33 +117,18 @@ pub fn observe(
         EventKind::Interaction { name } if name.as_deref() == Some("impression") => {
             open(profile, event, decision, learner, outcomes)
         }
+        // A click the website snippet reports answers like a `clicked` response.
+        EventKind::Interaction { name }
+            if name.as_deref() == Some("click") && decision.is_some() =>
+        {
+            answer(profile, event, decision, at, true, outcomes)
+        }
         EventKind::Response { outcome } => {
             let positive = matches!(
                 outcome,
                 Answer::Accepted | Answer::Clicked | Answer::Converted
             );
-            let found = profile.exposures.iter().position(|e| {
-                e.at <= at
-                    && match decision {
-                        Some(d) => {
-                            e.decision == d
-                                && event.offer_id.as_ref().is_none_or(|o| *o == e.offer_id)
-                        }
-                        None => event.offer_id.as_ref() == Some(&e.offer_id),
-                    }
-            });
-            // Without a decision id, the latest exposure of the offer.
-            let found = match (decision, found) {
-                (None, Some(_)) => profile
-                    .exposures
-                    .iter()
-                    .rposition(|e| e.at <= at && event.offer_id.as_ref() == Some(&e.offer_id)),
-                (_, f) => f,
-            };
-            if let Some(i) = found {
-                let e = profile.exposures.remove(i);
-                close(e, positive, outcomes);
-            }
+            answer(profile, event, decision, at, positive, outcomes)
         }
         EventKind::Purchase { .. } => {
             if let Some(d) = decision
@@ -202,6 +187,39 @@ fn open(
 /// The earliest deadline among the customer's open exposures.
 pub fn next_deadline(profile: &Profile) -> Option<i64> {
     profile.exposures.iter().map(|e| e.deadline).min()
+}
+
+/// An answer to one of the customer's exposures: the one of its decision (and offer), or
+/// without a decision id the latest exposure of the offer; it closes as `positive` or not.
+fn answer(
+    profile: &mut Profile,
+    event: &Event,
+    decision: Option<u64>,
+    at: i64,
+    positive: bool,
+    outcomes: &mut Vec<Outcome>,
+) {
+    let found = profile.exposures.iter().position(|e| {
+        e.at <= at
+            && match decision {
+                Some(d) => {
+                    e.decision == d && event.offer_id.as_ref().is_none_or(|o| *o == e.offer_id)
+                }
+                None => event.offer_id.as_ref() == Some(&e.offer_id),
+            }
+    });
+    // Without a decision id, the latest exposure of the offer.
+    let found = match (decision, found) {
+        (None, Some(_)) => profile
+            .exposures
+            .iter()
+            .rposition(|e| e.at <= at && event.offer_id.as_ref() == Some(&e.offer_id)),
+        (_, f) => f,
+    };
+    if let Some(i) = found {
+        let e = profile.exposures.remove(i);
+        close(e, positive, outcomes);
+    }
 }
 
 #[cfg(test)]
