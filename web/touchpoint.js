@@ -18,7 +18,8 @@
   var script = document.currentScript;
   if (!script) return;
   var data = script.dataset;
-  var base = script.src.replace(/\/sdk\/touchpoint\.js(\?.*)?$/, "");
+  // The service: where the script came from, unless data-base names another.
+  var base = data.base || script.src.replace(/\/sdk\/touchpoint\.js(\?.*)?$/, "");
   var identity = data.identity || "";
   var customer = data.customer || identity.split(".").slice(0, -2).join(".");
   var timeout = parseInt(data.timeout || "600", 10);

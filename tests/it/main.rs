@@ -3,6 +3,7 @@
 
 mod access;
 mod api_reference;
+mod browser;
 mod cdnow;
 mod cdnow_fit;
 mod cli;
