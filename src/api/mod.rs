@@ -79,6 +79,7 @@ fn need(method: &actix_web::http::Method, path: &str) -> Need {
     use actix_web::http::Method;
     if matches!(path, "/healthz" | "/readyz" | "/metrics" | "/openapi.json")
         || path.starts_with("/sdk/")
+        || path == "/agent"
         || method == Method::OPTIONS
     {
         return Need::Open;

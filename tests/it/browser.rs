@@ -61,24 +61,29 @@ fn shop_page(service: &str, key: &str, identity: &str, base: &str, timeout_ms: u
         .replace("TIMEOUT_MS", &timeout_ms.to_string())
 }
 
-/// Opens `url` in Chromium; what the hero slot showed. With `TOUCHPOINT_SCREENSHOTS` set,
-/// the screenshot is kept there as `name` (how the README's pictures are made).
+/// Opens `url` in Chromium; what the hero slot showed.
 async fn visit(url: &str, name: &str) -> Value {
+    browse("shop.cjs", &[url], name).await
+}
+
+/// Runs `tests/browser/SCRIPT` with `args` and a screenshot path; its JSON line. With
+/// `TOUCHPOINT_SCREENSHOTS` set, the screenshot is kept there as `name` (how the README's
+/// pictures are made).
+async fn browse(script: &str, args: &[&str], name: &str) -> Value {
     let deps = browser_deps();
     let shot = tempfile::tempdir().unwrap();
-    let (url, png) = (url.to_owned(), shot.path().join("shop.png"));
+    let png = shot.path().join("shop.png");
+    let mut command = std::process::Command::new("node");
+    command
+        .arg(repo_path("tests/browser").join(script))
+        .args(args)
+        .arg(&png)
+        .env("TOUCHPOINT_BROWSER_DEPS", &deps);
     // The servers keep answering on this thread's runtime while node waits.
-    let out = actix_web::rt::task::spawn_blocking(move || {
-        std::process::Command::new("node")
-            .arg(repo_path("tests/browser/shop.cjs"))
-            .arg(url)
-            .arg(png)
-            .env("TOUCHPOINT_BROWSER_DEPS", &deps)
-            .output()
-    })
-    .await
-    .unwrap()
-    .expect("node runs");
+    let out = actix_web::rt::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .expect("node runs");
     assert!(
         out.status.success(),
         "the browser run failed: {}",
@@ -193,4 +198,113 @@ async fn a_service_that_does_not_answer_in_time_leaves_the_fallback() {
     shop_server.stop(true).await;
     app.stop().await;
     drop(silent);
+}
+
+/// The agent screen: asks for the key once, shows who the customer is and their next best
+/// actions with the reasons, records an answer with one click and shows the next action, and
+/// says plainly when a customer is unknown.
+#[actix_web::test]
+async fn the_agent_screen_records_an_answer_and_shows_the_next_action() {
+    let mut settings = test_settings(None);
+    let (agent_key, agent_hash) = new_key();
+    settings.auth.keys = vec![KeySettings {
+        name: "agent".into(),
+        sha256: agent_hash,
+        scopes: vec![Scope::Decisions, Scope::Events, Scope::CustomersRead],
+    }];
+    let app = spawn_app(settings).await;
+    let now = chrono::Utc::now();
+    let at = |days: i64| {
+        (now - chrono::Duration::days(days)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    let history = serde_json::json!({"events": [
+        {"event_id": "a1", "customer_id": "c-agent", "type": "attributes", "at": at(40),
+         "attributes": {"age_band": "35-44", "income_band": "high", "homeowner": true, "timezone": "Europe/London"}},
+        {"event_id": "a2", "customer_id": "c-agent", "type": "consent", "at": at(40),
+         "consent": {"channel": "email", "granted": true}},
+        {"event_id": "a3", "customer_id": "c-agent", "type": "purchase", "at": at(20), "channel": "web", "amount": 80.0},
+        {"event_id": "a4", "customer_id": "c-agent", "type": "purchase", "at": at(5), "channel": "web", "amount": 45.0},
+    ]});
+    let res = app
+        .client
+        .post(app.url("/v1/events"))
+        .insert_header(("Authorization", format!("Bearer {agent_key}")))
+        .insert_header(("content-type", "application/json"))
+        .send_body(history.to_string())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let seen = browse(
+        "agent.cjs",
+        &[&app.address, "c-agent", &agent_key],
+        "agent.png",
+    )
+    .await;
+    assert!(
+        seen["asked"].as_str().unwrap().contains("API key"),
+        "{seen}"
+    );
+    let before: Vec<&str> = seen["before"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| o.as_str())
+        .collect();
+    let after: Vec<&str> = seen["after"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| o.as_str())
+        .collect();
+    assert!(!before.is_empty() && !after.is_empty(), "{seen}");
+    assert!(
+        !after.contains(&before[0]),
+        "a declined offer is not offered again: {seen}"
+    );
+    assert!(
+        seen["recorded"].as_str().unwrap().contains("declined"),
+        "{seen}"
+    );
+    assert!(
+        seen["who"].as_str().unwrap().contains("income_band"),
+        "{seen}"
+    );
+    assert!(
+        seen["value"].as_str().unwrap().starts_with("Worth about"),
+        "{seen}"
+    );
+    assert!(
+        seen["reasons"]
+            .as_str()
+            .unwrap()
+            .contains("Likely to say yes"),
+        "{seen}"
+    );
+    assert!(
+        seen["unknown"]
+            .as_str()
+            .unwrap()
+            .contains("No customer c-nobody-here"),
+        "{seen}"
+    );
+    // The answer reached the profile with the decision it answered.
+    let mut res = app
+        .client
+        .get(app.url("/v1/customers/c-agent"))
+        .insert_header(("Authorization", format!("Bearer {agent_key}")))
+        .send()
+        .await
+        .unwrap();
+    let view: Value = res.json().limit(1 << 22).await.unwrap();
+    let r = &view["recent_responses"][0];
+    assert_eq!(
+        (r["offer_id"].as_str(), r["outcome"].as_str()),
+        (Some(before[0]), Some("declined")),
+        "{view}"
+    );
+    assert!(
+        r["decision_id"].as_str().is_some_and(|d| d.len() >= 32),
+        "{view}"
+    );
+    app.stop().await;
 }
