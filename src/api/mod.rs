@@ -106,7 +106,7 @@ pub async fn authorize(
     let refusal = match req.app_data::<web::Data<AppState>>() {
         Some(state) if !state.auth.is_open() => match need(req.method(), req.path()) {
             Need::Open => None,
-            need => match state.auth.authenticate(
+            need @ (Need::Scope(..) | Need::AnyServerKey) => match state.auth.authenticate(
                 req.headers()
                     .get(actix_web::http::header::AUTHORIZATION)
                     .map(|v| v.as_bytes()),

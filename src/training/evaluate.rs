@@ -401,7 +401,9 @@ fn request_of(
                 serde_json::Value::String(s) => ContextValue::Text(s.clone()),
                 serde_json::Value::Bool(b) => ContextValue::Bool(*b),
                 serde_json::Value::Number(n) => ContextValue::Number(n.as_f64()?),
-                _ => return None,
+                serde_json::Value::Null
+                | serde_json::Value::Array(_)
+                | serde_json::Value::Object(_) => return None,
             };
             Some((k.clone(), v))
         })

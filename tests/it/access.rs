@@ -95,7 +95,8 @@ async fn every_route_asks_for_its_scope() {
     let (app, k) = secured().await;
     let decision = json!({"customer_id": "c-1", "touchpoint": "web"});
     // (method, path, body, key, status)
-    let cases: Vec<(&str, &str, Option<Value>, Option<&str>, u16)> = vec![
+    type Case<'a> = (&'a str, &'a str, Option<Value>, Option<&'a str>, u16);
+    let cases: Vec<Case> = vec![
         ("POST", "/v1/decisions", Some(decision.clone()), None, 401),
         (
             "POST",
