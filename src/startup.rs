@@ -231,6 +231,22 @@ impl Application {
         let server = server.run();
 
         let mut background = vec![m::spawn_upkeep(metrics)];
+        m::zero(state.profiles.backend());
+        // The model version on the build-info gauge follows reloads.
+        let watched = models.clone();
+        background.push(tokio::spawn(async move {
+            let mut shown = watched.current().value.version().to_owned();
+            m::build_info(None, &shown);
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                let now = watched.current().value.version().to_owned();
+                if now != shown {
+                    m::build_info(Some(&shown), &now);
+                    shown = now;
+                }
+            }
+        }));
         if settings.learning.enabled {
             background.push(tokio::spawn(learner.keep_current(state.profiles.clone())));
         }

@@ -108,6 +108,26 @@ pub enum StoreError {
     },
 }
 
+/// The `op` labels of the store's metrics: every operation [`Profiles`] times.
+pub const OPERATIONS: [&str; 8] = [
+    "apply",
+    "load",
+    "planned",
+    "plan",
+    "erase",
+    "ping",
+    "outcomes",
+    "close_overdue",
+];
+/// The `kind` labels of `touchpoint_store_errors_total` ([`StoreError::kind`]).
+pub const ERROR_KINDS: [&str; 5] = [
+    "unavailable",
+    "timeout",
+    "contended",
+    "corrupt",
+    "too_many_events",
+];
+
 impl StoreError {
     fn kind(&self) -> &'static str {
         match self {

@@ -22,6 +22,45 @@ pub const LEARNING_CORRECTION: &str = "touchpoint_learning_mean_correction";
 pub const LEARNING_OUTCOMES: &str = "touchpoint_learning_outcomes";
 /// Decisions by model arm (champion, challenger).
 pub const ARM_DECISIONS: &str = "touchpoint_arm_decisions_total";
+/// 1, labelled with the build's version and the model set in service.
+pub const BUILD_INFO: &str = "touchpoint_build_info";
+
+/// Every counter with its fixed label sets, at zero, so that a scrape (and an alert) reads 0
+/// from the start rather than "no data". `store` is the store backend's name.
+pub fn zero(store: &'static str) {
+    for outcome in ["actions", "no_action", "degraded"] {
+        metrics::counter!(DECISIONS, "outcome" => outcome).increment(0);
+    }
+    for result in ["accepted", "duplicate", "rejected", "erased"] {
+        metrics::counter!(EVENTS, "result" => result).increment(0);
+    }
+    for op in crate::profile::store::OPERATIONS {
+        for kind in crate::profile::store::ERROR_KINDS {
+            metrics::counter!(STORE_ERRORS, "store" => store, "op" => op, "kind" => kind)
+                .increment(0);
+        }
+    }
+    for metric in [MODEL_RELOADS, CATALOG_RELOADS] {
+        for result in ["ok", "error"] {
+            metrics::counter!(metric, "result" => result).increment(0);
+        }
+    }
+    metrics::counter!(DECISION_LOG_DROPPED).increment(0);
+    for arm in crate::decision::answer::ModelArm::ALL {
+        metrics::counter!(ARM_DECISIONS, "arm" => arm.as_str()).increment(0);
+    }
+}
+
+/// Says which build serves and with which model set (the previous model set's series goes
+/// to 0 when another takes over).
+pub fn build_info(previous_model: Option<&str>, model: &str) {
+    let version = env!("CARGO_PKG_VERSION");
+    if let Some(old) = previous_model.filter(|o| *o != model) {
+        metrics::gauge!(BUILD_INFO, "version" => version, "model_version" => old.to_owned())
+            .set(0.0);
+    }
+    metrics::gauge!(BUILD_INFO, "version" => version, "model_version" => model.to_owned()).set(1.0);
+}
 
 /// Latency buckets in seconds: fine below a millisecond, where decisions live, and coarse up
 /// to the slowest store timeouts.
@@ -76,6 +115,10 @@ fn describe() {
         "Profile store operation latency"
     );
     describe_counter!(STORE_ERRORS, "Profile store operation errors, by kind");
+    metrics::describe_gauge!(
+        BUILD_INFO,
+        "1 for the build version and the model set in service"
+    );
     describe_counter!(MODEL_RELOADS, "Model set reloads, by result");
     describe_counter!(CATALOG_RELOADS, "Catalog reloads, by result");
     metrics::describe_gauge!(

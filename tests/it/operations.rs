@@ -107,3 +107,83 @@ async fn the_openapi_document_describes_every_route() {
     );
     app.stop().await;
 }
+
+/// Every counter is there from the start (at zero until something happens; a histogram
+/// appears with its first observation), the build-info gauge names the model set, and every
+/// metric the shipped Grafana dashboard and alert rules read is one the service exports.
+#[actix_web::test]
+async fn the_dashboard_and_alerts_read_metrics_that_exist_from_the_start() {
+    let app = spawn_app(test_settings(None)).await;
+    let (_, text) = app.get("/metrics").await;
+    let text = text.as_str().unwrap().to_owned();
+    for needle in [
+        "touchpoint_decisions_total{outcome=\"degraded\"}",
+        "touchpoint_events_total{result=\"rejected\"}",
+        "touchpoint_store_errors_total{store=\"memory\",op=\"apply\",kind=\"timeout\"}",
+        "touchpoint_model_reloads_total{result=\"error\"}",
+        "touchpoint_decision_log_dropped_total",
+        "touchpoint_arm_decisions_total{arm=\"challenger\"}",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from /metrics");
+    }
+    let (_, models) = app.get("/v1/models").await;
+    let info = format!(
+        "touchpoint_build_info{{version=\"{}\",model_version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION"),
+        models["version"].as_str().unwrap()
+    );
+    // The gauge is set by a task started with the service.
+    let mut found = false;
+    for _ in 0..50 {
+        let (_, t) = app.get("/metrics").await;
+        if t.as_str().unwrap().contains(&info) {
+            found = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(found, "{info} missing");
+    // Histograms appear with their first observation: one decision.
+    app.post_json(
+        "/v1/decisions",
+        &serde_json::json!({"customer_id": "c-ops", "touchpoint": "web"}),
+    )
+    .await;
+    let (_, text) = app.get("/metrics").await;
+    let text = text.as_str().unwrap().to_owned();
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(crate::helpers::repo_path("ops/grafana-dashboard.json")).unwrap(),
+    )
+    .unwrap();
+    let mut exprs: Vec<String> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap().iter())
+        .map(|t| t["expr"].as_str().unwrap().to_owned())
+        .collect();
+    let alerts = std::fs::read_to_string(crate::helpers::repo_path("ops/alerts.yml")).unwrap();
+    exprs.extend(
+        alerts
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("expr: "))
+            .map(str::to_owned),
+    );
+    assert!(exprs.len() >= 15, "{exprs:?}");
+    for expr in &exprs {
+        for name in expr
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("touchpoint_"))
+        {
+            let base = name
+                .trim_end_matches("_bucket")
+                .trim_end_matches("_count")
+                .trim_end_matches("_sum");
+            assert!(
+                text.contains(&format!("\n{base}")) || text.contains(&format!("# TYPE {base} ")),
+                "{name} (in `{expr}`) is not exported"
+            );
+        }
+    }
+    app.stop().await;
+}
