@@ -105,7 +105,7 @@ impl Default for Exploration {
         Self {
             policy: PolicyKind::Thompson,
             epsilon: 0.05,
-            draws: 32,
+            draws: 16,
             max_uncertain_share: 0.2,
         }
     }
