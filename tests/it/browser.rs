@@ -308,3 +308,24 @@ async fn the_agent_screen_records_an_answer_and_shows_the_next_action() {
     );
     app.stop().await;
 }
+
+/// With the store down, the agent screen says so plainly instead of showing nothing.
+#[actix_web::test]
+async fn the_agent_screen_says_when_the_service_is_degraded() {
+    let mut redis = crate::helpers::RedisServer::start();
+    let mut settings = test_settings(Some(&redis));
+    settings.store.operation_timeout_ms = 300;
+    let app = spawn_app(settings).await;
+    redis.kill();
+    let seen = browse(
+        "degraded.cjs",
+        &[&app.address, "c-any"],
+        "agent-degraded.png",
+    )
+    .await;
+    assert!(
+        seen["message"].as_str().unwrap().contains("degraded"),
+        "{seen}"
+    );
+    app.stop().await;
+}
