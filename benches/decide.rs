@@ -130,6 +130,7 @@ fn learned_state(root: &Path, profile: &Profile) -> touchpoint::learning::Online
                     positive: k % 10 == 0,
                     at: 0,
                     features: features.clone(),
+                    arm: Default::default(),
                 });
             }
         }

@@ -139,11 +139,15 @@ impl Application {
             .map_err(StartupError::Open)?;
         let port = addr.port();
 
-        let learner = Arc::new(crate::learning::Learner::new(
+        let mut learner = crate::learning::Learner::new(
             models.clone(),
             catalog.clone(),
             settings.learning.clone(),
-        ));
+        );
+        if !settings.models.challenger_dir.as_os_str().is_empty() {
+            learner = learner.with_challenger(settings.models.challenger_share);
+        }
+        let learner = Arc::new(learner);
         if settings.learning.enabled {
             profiles.learn_with(learner.clone());
         }

@@ -58,6 +58,8 @@ pub struct ArmView {
     pub dir: String,
     /// Decisions this arm made since the service started.
     pub decisions: u64,
+    /// Answers joined to this arm's customers' decisions, from the outcome log since start.
+    pub outcomes: crate::learning::ArmOutcomes,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -106,6 +108,10 @@ impl ModelsView {
     fn with_arms(mut self, decider: &crate::decision::Decider) -> Self {
         if let Some((challenger, share)) = decider.challenger() {
             let [champion_n, challenger_n] = decider.arm_decisions();
+            let [champion_o, challenger_o] = decider
+                .learner()
+                .map(|l| l.arm_outcomes())
+                .unwrap_or_default();
             let c = challenger.current();
             self.arms = Some(ArmsView {
                 challenger_share: share,
@@ -113,11 +119,13 @@ impl ModelsView {
                     version: self.version.clone(),
                     dir: self.dir.clone(),
                     decisions: champion_n,
+                    outcomes: champion_o,
                 },
                 challenger: ArmView {
                     version: c.value.version().to_owned(),
                     dir: c.value.dir.display().to_string(),
                     decisions: challenger_n,
+                    outcomes: challenger_o,
                 },
             });
         }

@@ -45,6 +45,21 @@ pub struct Decider {
     arm_decisions: Arc<[std::sync::atomic::AtomicU64; 2]>,
 }
 
+/// The arm of `customer` when the challenger decides for `share` millionths of the
+/// customers: a hash of the id, so that a customer always meets the same arm.
+pub fn arm_for(customer: &str, share: u64) -> ModelArm {
+    if xxhash_rust::xxh3::xxh3_64(customer.as_bytes()) % 1_000_000 < share {
+        ModelArm::Challenger
+    } else {
+        ModelArm::Champion
+    }
+}
+
+/// A share in 0..=1 as the millionths [`arm_for`] takes.
+pub fn share_millionths(share: f64) -> u64 {
+    (share.clamp(0.0, 1.0) * 1e6).round() as u64
+}
+
 /// What an erasure found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Erased {
@@ -88,7 +103,7 @@ impl Decider {
     /// Lets `challenger` decide for `share` (0..=1) of the customers, chosen by a hash of
     /// the customer id, so that a customer always meets the same arm.
     pub fn with_challenger(mut self, challenger: Arc<LiveModels>, share: f64) -> Self {
-        self.challenger = Some((challenger, (share.clamp(0.0, 1.0) * 1e6).round() as u64));
+        self.challenger = Some((challenger, share_millionths(share)));
         self
     }
 
@@ -107,13 +122,8 @@ impl Decider {
     /// The arm that decides for `customer`.
     pub fn arm_of(&self, customer: &CustomerId) -> ModelArm {
         match &self.challenger {
-            Some((_, share))
-                if xxhash_rust::xxh3::xxh3_64(customer.as_str().as_bytes()) % 1_000_000
-                    < *share =>
-            {
-                ModelArm::Challenger
-            }
-            _ => ModelArm::Champion,
+            Some((_, share)) => arm_for(customer.as_str(), *share),
+            None => ModelArm::Champion,
         }
     }
 

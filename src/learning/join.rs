@@ -54,10 +54,18 @@ pub struct Outcome {
     /// When the action was shown or sent.
     pub at: i64,
     pub features: Features,
+    /// The model arm that decides for the customer (champion without a challenger).
+    #[serde(default)]
+    pub arm: crate::decision::answer::ModelArm,
 }
 
 /// What the profile store asks of the learner while it applies events.
 pub trait Exposures: Send + Sync {
+    /// The model arm that decides for `customer`.
+    fn arm(&self, _customer: &str) -> crate::decision::answer::ModelArm {
+        crate::decision::answer::ModelArm::Champion
+    }
+
     /// The features of an action for the customer as their profile stands, or `None` when
     /// the action is not learned (learning off, the offer unknown or switched off).
     fn features(
@@ -83,6 +91,7 @@ fn close(exposure: Exposure, positive: bool, outcomes: &mut Vec<Outcome>) {
         positive,
         at: exposure.at,
         features: exposure.features,
+        arm: Default::default(),
     });
 }
 

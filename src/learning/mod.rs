@@ -332,6 +332,20 @@ pub struct Learner {
     state: ArcSwap<OnlineState>,
     /// Where in the store's outcome log the state has read to.
     cursor: std::sync::Mutex<String>,
+    /// The challenger's share of customers (millionths), when there is one.
+    challenger: Option<u64>,
+    /// Joined outcomes per arm (champion, challenger): negatives, positives, and the margin
+    /// of the positives.
+    arms: std::sync::Mutex<[ArmOutcomes; 2]>,
+}
+
+/// Joined outcomes of one model arm, since the service started.
+#[derive(Debug, Clone, Copy, Default, Serialize, utoipa::ToSchema)]
+pub struct ArmOutcomes {
+    pub negatives: u64,
+    pub positives: u64,
+    /// The catalog margin of the positive answers.
+    pub value: f64,
 }
 
 impl Learner {
@@ -347,7 +361,20 @@ impl Learner {
             catalog,
             settings,
             cursor: std::sync::Mutex::new(String::new()),
+            challenger: None,
+            arms: Default::default(),
         }
+    }
+
+    /// Counts outcomes per arm for a challenger deciding for `share` of the customers.
+    pub fn with_challenger(mut self, share: f64) -> Self {
+        self.challenger = Some(crate::decision::service::share_millionths(share));
+        self
+    }
+
+    /// Joined outcomes per arm since start: champion, challenger.
+    pub fn arm_outcomes(&self) -> [ArmOutcomes; 2] {
+        *self.arms.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn layout_of(models: &LiveModels) -> Layout {
@@ -380,6 +407,30 @@ impl Learner {
         };
         let models = self.models.current();
         let catalog = self.catalog.current();
+        {
+            use crate::decision::answer::ModelArm;
+            use crate::telemetry::metrics as m;
+            let mut arms = self.arms.lock().unwrap_or_else(|p| p.into_inner());
+            for o in outcomes {
+                let a = &mut arms[usize::from(o.arm == ModelArm::Challenger)];
+                let result = if o.positive {
+                    a.positives += 1;
+                    let value = catalog
+                        .value
+                        .offer(o.offer_id.as_str())
+                        .map_or(0.0, |c| c.value);
+                    a.value += value;
+                    metrics::counter!(m::ARM_VALUE, "arm" => o.arm.as_str())
+                        .increment(value.round() as u64);
+                    "positive"
+                } else {
+                    a.negatives += 1;
+                    "negative"
+                };
+                metrics::counter!(m::ARM_OUTCOMES, "arm" => o.arm.as_str(), "result" => result)
+                    .increment(1);
+            }
+        }
         for o in outcomes {
             let scope = scope_of(&models.value, &catalog.value, o.offer_id.as_str());
             state.learn(o, scope);
@@ -541,6 +592,13 @@ impl join::Exposures for Learner {
             offset: logit(p) as f32,
             z: z.into_iter().map(|(i, v)| (i as u16, v as f32)).collect(),
         })
+    }
+
+    fn arm(&self, customer: &str) -> crate::decision::answer::ModelArm {
+        match self.challenger {
+            Some(share) => crate::decision::service::arm_for(customer, share),
+            None => crate::decision::answer::ModelArm::Champion,
+        }
     }
 
     fn window(&self) -> i64 {

@@ -77,8 +77,13 @@ pub fn apply_events(
             super::Applied::Duplicate => counts.duplicates += 1,
         }
     }
-    if learner.is_some() {
+    if let Some(learner) = learner {
         join::expire(profile, now, outcomes);
+        // Which model arm decides for this customer: outcomes are counted per arm.
+        let arm = learner.arm(customer.as_str());
+        for o in &mut outcomes[before..] {
+            o.arm = arm;
+        }
     }
     counts.outcomes = outcomes.len() - before;
     Ok(counts)

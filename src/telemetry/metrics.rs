@@ -22,6 +22,11 @@ pub const LEARNING_CORRECTION: &str = "touchpoint_learning_mean_correction";
 pub const LEARNING_OUTCOMES: &str = "touchpoint_learning_outcomes";
 /// Decisions by model arm (champion, challenger).
 pub const ARM_DECISIONS: &str = "touchpoint_arm_decisions_total";
+/// Joined outcomes by model arm and result (positive, negative), and the margin of the
+/// positive ones (whole currency units), as the outcome log has them: every replica reads the
+/// whole log, so take one replica's figure (or the max), not the sum.
+pub const ARM_OUTCOMES: &str = "touchpoint_arm_outcomes_total";
+pub const ARM_VALUE: &str = "touchpoint_arm_value_total";
 /// 1, labelled with the build's version and the model set in service.
 pub const BUILD_INFO: &str = "touchpoint_build_info";
 
@@ -48,6 +53,10 @@ pub fn zero(store: &'static str) {
     metrics::counter!(DECISION_LOG_DROPPED).increment(0);
     for arm in crate::decision::answer::ModelArm::ALL {
         metrics::counter!(ARM_DECISIONS, "arm" => arm.as_str()).increment(0);
+        metrics::counter!(ARM_VALUE, "arm" => arm.as_str()).increment(0);
+        for result in ["positive", "negative"] {
+            metrics::counter!(ARM_OUTCOMES, "arm" => arm.as_str(), "result" => result).increment(0);
+        }
     }
 }
 
@@ -115,6 +124,14 @@ fn describe() {
         "Profile store operation latency"
     );
     describe_counter!(STORE_ERRORS, "Profile store operation errors, by kind");
+    describe_counter!(
+        ARM_OUTCOMES,
+        "Joined outcomes by model arm and result (the whole outcome log: one replica's figure)"
+    );
+    describe_counter!(
+        ARM_VALUE,
+        "Margin of the positive joined outcomes by model arm, whole currency units"
+    );
     metrics::describe_gauge!(
         BUILD_INFO,
         "1 for the build version and the model set in service"

@@ -116,6 +116,7 @@ async fn a_challenger_decides_for_a_stable_share_of_customers() {
     settings.models.challenger_share = 0.3;
     let app = spawn_app(settings).await;
     let mut arms = std::collections::HashMap::new();
+    let mut answered: std::collections::HashMap<String, (String, String)> = Default::default();
     for round in 0..2 {
         for i in 0..200 {
             let customer = format!("c-arm-{i}");
@@ -133,6 +134,26 @@ async fn a_challenger_decides_for_a_stable_share_of_customers() {
                 "{d}"
             );
             if round == 0 {
+                if !answered.contains_key(&arm) && d["actions"][0]["offer_id"].is_string() {
+                    answered.insert(
+                        arm.clone(),
+                        (
+                            customer.clone(),
+                            d["decision_id"].as_str().unwrap().to_owned(),
+                        ),
+                    );
+                    let offer = d["actions"][0]["offer_id"].as_str().unwrap();
+                    let stamp =
+                        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                    let id = d["decision_id"].as_str().unwrap();
+                    let events = json!({"events": [
+                        {"event_id": format!("{customer}-shown"), "customer_id": customer, "type": "interaction",
+                         "name": "impression", "channel": "web", "at": stamp, "offer_id": offer, "decision_id": id},
+                        {"event_id": format!("{customer}-click"), "customer_id": customer, "type": "response",
+                         "outcome": "clicked", "channel": "web", "at": stamp, "offer_id": offer, "decision_id": id},
+                    ]});
+                    assert_eq!(app.post_json("/v1/events", &events).await.0, 202);
+                }
                 arms.insert(customer, arm);
             } else {
                 assert_eq!(arms[&customer], arm, "{customer} changed arm");
@@ -142,7 +163,27 @@ async fn a_challenger_decides_for_a_stable_share_of_customers() {
     let challengers = arms.values().filter(|a| *a == "challenger").count();
     // 200 customers at 30%: a binomial standard deviation of 6.5.
     assert!((35..=85).contains(&challengers), "{challengers} of 200");
-    let (_, models) = app.get("/v1/models").await;
+    // One click answered a decision of each arm: each arm counts its own.
+    assert_eq!(answered.len(), 2, "{answered:?}");
+    let mut models = serde_json::Value::Null;
+    for _ in 0..100 {
+        let (_, m) = app.get("/v1/models").await;
+        let a = &m["arms"];
+        if a["champion"]["outcomes"]["positives"] == 1
+            && a["challenger"]["outcomes"]["positives"] == 1
+        {
+            models = m;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(!models.is_null(), "each arm's answer counted within 10 s");
+    assert!(
+        models["arms"]["challenger"]["outcomes"]["value"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
     let a = &models["arms"];
     assert_eq!(a["challenger_share"], 0.3);
     assert_eq!(a["challenger"]["version"], "challenger-set");
