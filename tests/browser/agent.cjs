@@ -2,20 +2,11 @@
 // (by keyboard), reads the next best actions, records "Declined" on the first, and reads the
 // actions again; then opens an unknown customer. Prints one JSON line; writes a screenshot.
 // Usage: node agent.cjs SERVICE_URL CUSTOMER KEY SCREENSHOT_PATH
-const path = require("path");
-const { chromium } = require(path.join(process.env.TOUCHPOINT_BROWSER_DEPS, "node_modules", "playwright-core"));
+const { launch } = require("./chromium.cjs");
 
 (async () => {
   const [base, customer, key, shot] = process.argv.slice(2);
-  const profile = require("fs").mkdtempSync(path.join(require("os").tmpdir(), "tp-chromium-"));
-  const browser = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    viewport: { width: 1280, height: 720 },
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync", "--no-first-run"],
-  });
-  const page = browser.pages()[0] || (await browser.newPage());
+  const { browser, page } = await launch();
   await page.goto(`${base}/agent?customer_id=${encodeURIComponent(customer)}`);
   // The service has keys: the screen asks for one, once.
   await page.locator("#key").waitFor({ state: "visible", timeout: 10000 });

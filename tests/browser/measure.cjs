@@ -2,21 +2,13 @@
 // alternating rounds, in headless Chromium, and prints medians of the page's own timing
 // (DOMContentLoaded and load, from navigation start) and, with the snippet, the time until the
 // slot is shown. Usage: node measure.cjs WITH_URL WITHOUT_URL ROUNDS
-const path = require("path");
-const { chromium } = require(path.join(process.env.TOUCHPOINT_BROWSER_DEPS, "node_modules", "playwright-core"));
+const { launch } = require("./chromium.cjs");
 
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
 
 (async () => {
   const [withUrl, withoutUrl, rounds] = process.argv.slice(2);
-  const profile = require("fs").mkdtempSync(path.join(require("os").tmpdir(), "tp-chromium-"));
-  const browser = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync", "--no-first-run"],
-  });
-  const page = browser.pages()[0] || (await browser.newPage());
+  const { browser, page } = await launch();
   const runs = { with: [], without: [] };
   for (let i = 0; i < +rounds + 2; i++) {
     for (const [name, url] of [["with", withUrl], ["without", withoutUrl]]) {

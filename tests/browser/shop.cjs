@@ -2,20 +2,11 @@
 // playwright-core): waits for the hero slot to be visible, reports what it shows, clicks the
 // offer when there is one, and writes a screenshot. Prints one JSON line.
 // Usage: node shop.cjs PAGE_URL SCREENSHOT_PATH
-const path = require("path");
-const { chromium } = require(path.join(process.env.TOUCHPOINT_BROWSER_DEPS, "node_modules", "playwright-core"));
+const { launch } = require("./chromium.cjs");
 
 (async () => {
   const [url, shot] = process.argv.slice(2);
-  const profile = require("fs").mkdtempSync(path.join(require("os").tmpdir(), "tp-chromium-"));
-  const browser = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    viewport: { width: 1280, height: 720 },
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync", "--no-first-run"],
-  });
-  const page = browser.pages()[0] || (await browser.newPage());
+  const { browser, page } = await launch();
   const started = Date.now();
   await page.goto(url);
   const hero = page.locator("#hero");
