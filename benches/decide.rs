@@ -165,19 +165,21 @@ fn bench(c: &mut Criterion) {
         online: None,
     };
     assert_eq!(catalog.offers.len(), 20);
+    // One decision for the bench customer: the profile loaded, then decided.
+    let decide = |engine: &DecisionEngine<'_>, request| {
+        let profile = rt.block_on(store.load(black_box(&customer))).unwrap();
+        engine.decide(&DecisionInput {
+            request,
+            profile: profile.as_deref(),
+            planned: &[],
+            degraded: false,
+            now: chrono::Utc::now(),
+            decision_id: DecisionId::parse("0193c0de-0000-7000-8000-000000000000").unwrap(),
+        })
+    };
     let mut g = c.benchmark_group("decide");
     g.bench_function("memory_store/20_offers_x_5_channels", |b| {
-        b.iter(|| {
-            let profile = rt.block_on(store.load(black_box(&customer))).unwrap();
-            engine.decide(&DecisionInput {
-                request: black_box(&request),
-                profile: profile.as_deref(),
-                planned: &[],
-                degraded: false,
-                now: chrono::Utc::now(),
-                decision_id: DecisionId::parse("0193c0de-0000-7000-8000-000000000000").unwrap(),
-            })
-        })
+        b.iter(|| decide(&engine, black_box(&request)))
     });
     g.bench_function("reference/load_profile_and_write_json", |b| {
         b.iter(|| {
@@ -194,32 +196,12 @@ fn bench(c: &mut Criterion) {
         ..engine
     };
     g.bench_function("memory_store/20_offers_x_5_channels/learning", |b| {
-        b.iter(|| {
-            let profile = rt.block_on(store.load(black_box(&customer))).unwrap();
-            learning.decide(&DecisionInput {
-                request: black_box(&request),
-                profile: profile.as_deref(),
-                planned: &[],
-                degraded: false,
-                now: chrono::Utc::now(),
-                decision_id: DecisionId::parse("0193c0de-0000-7000-8000-000000000000").unwrap(),
-            })
-        })
+        b.iter(|| decide(&learning, black_box(&request)))
     });
     let mut explained = request.clone();
     explained.explain = true;
     g.bench_function("memory_store/20_offers_x_5_channels/explain", |b| {
-        b.iter(|| {
-            let profile = rt.block_on(store.load(&customer)).unwrap();
-            engine.decide(&DecisionInput {
-                request: &explained,
-                profile: profile.as_deref(),
-                planned: &[],
-                degraded: false,
-                now: chrono::Utc::now(),
-                decision_id: DecisionId::parse("0193c0de-0000-7000-8000-000000000000").unwrap(),
-            })
-        })
+        b.iter(|| decide(&engine, &explained))
     });
     g.finish();
 

@@ -187,17 +187,26 @@ struct TargetLine {
     probabilities: Vec<(String, String, f64)>,
 }
 
+/// The lines of `path`, numbered from 1; a read error names the file.
 fn lines(
     path: &Path,
-) -> Result<impl Iterator<Item = (usize, std::io::Result<String>)>, EvaluateError> {
-    let file = std::fs::File::open(path).map_err(|source| EvaluateError::Read {
+) -> Result<impl Iterator<Item = Result<(usize, String), EvaluateError>>, EvaluateError> {
+    let read_error = |source| EvaluateError::Read {
         path: path.to_owned(),
         source,
-    })?;
+    };
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    let path = path.to_owned();
     Ok(std::io::BufReader::with_capacity(1 << 20, file)
         .lines()
         .enumerate()
-        .map(|(i, l)| (i + 1, l)))
+        .map(move |(i, l)| {
+            l.map(|text| (i + 1, text))
+                .map_err(|source| EvaluateError::Read {
+                    path: path.clone(),
+                    source,
+                })
+        }))
 }
 
 /// Positive answers by decision id: (time, offer) of each.
@@ -207,11 +216,8 @@ type TargetPolicy = HashMap<String, Vec<(String, String, f64)>>;
 
 fn positive_answers(events: &Path) -> Result<Answers, EvaluateError> {
     let mut out = Answers::new();
-    for (line, text) in lines(events)? {
-        let text = text.map_err(|source| EvaluateError::Read {
-            path: events.to_owned(),
-            source,
-        })?;
+    for item in lines(events)? {
+        let (line, text) = item?;
         // Only responses with a decision can answer one; skip the rest unparsed.
         if !text.contains("\"response\"") || !text.contains("decision_id") {
             continue;
@@ -234,11 +240,8 @@ fn positive_answers(events: &Path) -> Result<Answers, EvaluateError> {
 
 fn read_target(path: &Path) -> Result<TargetPolicy, EvaluateError> {
     let mut out = HashMap::new();
-    for (line, text) in lines(path)? {
-        let text = text.map_err(|source| EvaluateError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+    for item in lines(path)? {
+        let (line, text) = item?;
         if text.trim().is_empty() {
             continue;
         }
@@ -300,11 +303,8 @@ impl Replay {
             message,
         };
         let mut list = Vec::new();
-        for (line, text) in lines(events)? {
-            let text = text.map_err(|source| EvaluateError::Read {
-                path: events.to_owned(),
-                source,
-            })?;
+        for item in lines(events)? {
+            let (line, text) = item?;
             if text.trim().is_empty() {
                 continue;
             }
@@ -480,11 +480,8 @@ pub async fn evaluate_files(
                 next
             })
     };
-    for (line, text) in lines(log)? {
-        let text = text.map_err(|source| EvaluateError::Read {
-            path: log.to_owned(),
-            source,
-        })?;
+    for item in lines(log)? {
+        let (line, text) = item?;
         progress.inc(text.len() as u64 + 1);
         if text.trim().is_empty() {
             continue;
