@@ -35,7 +35,7 @@ use touchpoint::decision::{Decider, DecisionSettings};
 use touchpoint::live::Live;
 use touchpoint::model::set::ModelSet;
 use touchpoint::profile::memory::MemoryStore;
-use touchpoint::profile::planned::PlannedAction;
+use touchpoint::profile::planned::{PlannedAction, PlannedMark};
 use touchpoint::profile::store::{ApplyOutcome, DecisionRead, StoreError};
 use touchpoint::profile::{
     CustomerId, DecisionId, Event, Profile, ProfileLimits, ProfileStore, Profiles, codec,
@@ -284,13 +284,23 @@ impl ProfileStore for Encoded {
         } else {
             Vec::new()
         };
-        Ok(DecisionRead { profile, planned })
+        Ok(DecisionRead {
+            profile,
+            planned_mark: PlannedMark::of(&planned),
+            planned,
+        })
     }
     async fn planned(&self, c: &CustomerId) -> Result<Vec<PlannedAction>, StoreError> {
         self.plans.planned(c).await
     }
-    async fn plan(&self, c: &CustomerId, p: &[PlannedAction], now: i64) -> Result<(), StoreError> {
-        self.plans.plan(c, p, now).await
+    async fn plan(
+        &self,
+        c: &CustomerId,
+        p: &[PlannedAction],
+        seen: &PlannedMark,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        self.plans.plan(c, p, seen, now).await
     }
     async fn erase(&self, c: &CustomerId) -> Result<bool, StoreError> {
         self.plans.erase(c).await

@@ -103,11 +103,9 @@ fn bench(c: &mut Criterion) {
     let store = rt
         .block_on(RedisStore::connect(
             &RedisOptions {
-                url: redis.url(),
-                key_prefix: "tp".into(),
                 connect_timeout: std::time::Duration::from_millis(500),
                 response_timeout: std::time::Duration::from_millis(500),
-                tls_ca: None,
+                ..RedisOptions::new(redis.url())
             },
             limits.clone(),
         ))

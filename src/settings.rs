@@ -58,6 +58,17 @@ pub struct StoreSettings {
     /// Redis URL (`redis://[:password@]host:port/db`, or `rediss://` for TLS); empty means
     /// the embedded in-memory store.
     pub redis_url: String,
+    /// Nodes of a Redis Cluster (`redis://host:port`, any of its masters or replicas; the
+    /// rest are discovered): the store then runs on the cluster instead of `redis_url`. In
+    /// the environment, comma-separated.
+    #[serde(deserialize_with = "list_or_commas")]
+    pub redis_cluster_nodes: Vec<String>,
+    /// Acknowledge an event only once this many replicas hold it (Redis `WAIT`); 0: once
+    /// the master has it.
+    pub wait_replicas: u32,
+    /// How long a write waits for those replicas; past it the events are answered `503`
+    /// (they are applied on the master, and a retry is de-duplicated).
+    pub wait_timeout_ms: u64,
     /// For `rediss://`: a PEM file of the certificate authorities to trust instead of the
     /// system's (a private CA). Empty: the system's.
     pub tls_ca_file: PathBuf,
@@ -75,6 +86,9 @@ impl Default for StoreSettings {
     fn default() -> Self {
         Self {
             redis_url: String::new(),
+            redis_cluster_nodes: Vec::new(),
+            wait_replicas: 0,
+            wait_timeout_ms: 500,
             tls_ca_file: PathBuf::new(),
             key_prefix: "tp".into(),
             connect_timeout_ms: 250,
@@ -86,7 +100,7 @@ impl Default for StoreSettings {
 
 impl StoreSettings {
     pub fn uses_redis(&self) -> bool {
-        !self.redis_url.trim().is_empty()
+        !self.redis_url.trim().is_empty() || !self.redis_cluster_nodes.is_empty()
     }
 
     /// The Redis store's options; the CA file, when set, is read here.
@@ -103,6 +117,9 @@ impl StoreSettings {
         };
         Ok(RedisOptions {
             url: self.redis_url.trim().to_owned(),
+            cluster_nodes: self.redis_cluster_nodes.clone(),
+            wait_replicas: self.wait_replicas,
+            wait_timeout: Duration::from_millis(self.wait_timeout_ms),
             key_prefix: self.key_prefix.clone(),
             connect_timeout: Duration::from_millis(self.connect_timeout_ms),
             response_timeout: Duration::from_millis(self.response_timeout_ms),
@@ -113,6 +130,25 @@ impl StoreSettings {
     pub fn operation_timeout(&self) -> Duration {
         Duration::from_millis(self.operation_timeout_ms)
     }
+}
+
+/// A list given as a list (a file) or as one comma-separated string (the environment).
+fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Given {
+        List(Vec<String>),
+        Commas(String),
+    }
+    Ok(match Given::deserialize(d)? {
+        Given::List(list) => list,
+        Given::Commas(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
 }
 
 /// Where the shipped model set and catalog are, when the settings do not say: beside an
@@ -417,6 +453,18 @@ impl Settings {
         self.profile.check().map_err(SettingsError::Invalid)?;
         self.learning.check().map_err(SettingsError::Invalid)?;
         self.auth.check().map_err(SettingsError::Invalid)?;
+        let st = &self.store;
+        if !st.redis_url.trim().is_empty() && !st.redis_cluster_nodes.is_empty() {
+            return Err(SettingsError::Invalid(
+                "set store.redis_url or store.redis_cluster_nodes, not both".into(),
+            ));
+        }
+        if st.wait_replicas > 0 && !st.uses_redis() {
+            return Err(SettingsError::Invalid(
+                "store.wait_replicas needs Redis (store.redis_url or store.redis_cluster_nodes)"
+                    .into(),
+            ));
+        }
         let m = &self.models;
         if !(0.0..=1.0).contains(&m.challenger_share) {
             return Err(SettingsError::Invalid(

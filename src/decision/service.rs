@@ -21,7 +21,7 @@ use super::policy::Policy;
 use super::request::DecisionRequest;
 use crate::learning::Learner;
 use crate::live::{LiveCatalog, LiveModels};
-use crate::profile::planned::PlannedAction;
+use crate::profile::planned::{PlannedAction, PlannedMark};
 use crate::profile::store::DecisionRead;
 use crate::profile::{CustomerId, DecisionId, Profiles, StoreError};
 use crate::telemetry::metrics as m;
@@ -201,17 +201,71 @@ impl Decider {
         // while plans are recorded.
         let grace = i64::from(self.settings.contact_policy.planned_grace_hours) * 3600;
         let outbound = grace > 0 && (request.channels.is_some() || request.touchpoint.is_none());
-        let (read, degraded) = match self
-            .profiles
-            .load_for_decision(&request.customer_id, outbound, budget)
+        let mut attempt = 0;
+        let (decision, erased) = loop {
+            let (read, degraded) = match self
+                .profiles
+                .load_for_decision(&request.customer_id, outbound, budget)
+                .await
+            {
+                Ok(read) => (read, false),
+                Err(e) => {
+                    tracing::warn!(error = %e, "profile unavailable: deciding from the fallback ranking");
+                    (DecisionRead::default(), true)
+                }
+            };
+            let mut decision = self.decide_on(request, &read, degraded);
+            // A customer erased while this decision was made gets nothing recorded.
+            let erased = self.erased.contains(request.customer_id.as_str());
+            if grace == 0 || erased {
+                break (decision, erased);
+            }
+            // A degraded read saw no plans: its own are recorded only where none are.
+            let last_try = degraded || attempt + 1 >= MAX_ATTEMPTS;
+            match record_planned(
+                &self.profiles,
+                &request.customer_id,
+                &mut decision,
+                &read.planned_mark,
+                grace,
+                budget,
+                last_try,
+            )
             .await
-        {
-            Ok(read) => (read, false),
-            Err(e) => {
-                tracing::warn!(error = %e, "profile unavailable: deciding from the fallback ranking");
-                (DecisionRead::default(), true)
+            {
+                Planned::Recorded => break (decision, erased),
+                Planned::Changed => {
+                    // Another decision planned for the customer meanwhile (another
+                    // replica, a concurrent request): decide again, counting its plans.
+                    attempt += 1;
+                    metrics::counter!(m::DECISION_REDECIDED).increment(1);
+                }
             }
         };
+        if self.challenger.is_some() {
+            let arm = decision.arm;
+            let i = usize::from(arm == ModelArm::Challenger);
+            self.arm_decisions[i].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            metrics::counter!(m::ARM_DECISIONS, "arm" => arm.as_str()).increment(1);
+        }
+        if !erased {
+            self.log.record(&decision, request);
+        }
+        let outcome = Outcome::of(&decision);
+        DECISION_METRICS.with(|(duration, outcomes)| {
+            duration.record(started.elapsed().as_secs_f64());
+            outcomes[outcome as usize].increment(1);
+        });
+        decision
+    }
+
+    /// One decision on what was read of the customer.
+    fn decide_on(
+        &self,
+        request: &DecisionRequest,
+        read: &DecisionRead,
+        degraded: bool,
+    ) -> Decision {
         let arm = self.arm_of(&request.customer_id);
         let models = match (&self.challenger, arm) {
             (Some((challenger, _)), ModelArm::Challenger) => challenger.current(),
@@ -239,31 +293,6 @@ impl Decider {
             decision_id: self.next_id(),
         });
         decision.arm = arm;
-        if self.challenger.is_some() {
-            let i = usize::from(arm == ModelArm::Challenger);
-            self.arm_decisions[i].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            metrics::counter!(m::ARM_DECISIONS, "arm" => arm.as_str()).increment(1);
-        }
-        // A customer erased while this decision was made gets nothing recorded.
-        let erased = self.erased.contains(request.customer_id.as_str());
-        if grace > 0 && !erased {
-            record_planned(
-                &self.profiles,
-                &request.customer_id,
-                &mut decision,
-                grace,
-                budget,
-            )
-            .await;
-        }
-        if !erased {
-            self.log.record(&decision, request);
-        }
-        let outcome = Outcome::of(&decision);
-        DECISION_METRICS.with(|(duration, outcomes)| {
-            duration.record(started.elapsed().as_secs_f64());
-            outcomes[outcome as usize].increment(1);
-        });
         decision
     }
 
@@ -284,17 +313,33 @@ impl Decider {
     }
 }
 
+/// Tries to record a decision's plans before deciding again ([`Decider::decide`]).
+const MAX_ATTEMPTS: usize = 3;
+
+/// What became of a decision's planned actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Planned {
+    /// Recorded, or none to record, or taken out of the answer.
+    Recorded,
+    /// Another decision recorded plans for the customer since this one read them: decide
+    /// again.
+    Changed,
+}
+
 /// Records the decision's planned outbound marketing actions, so that later decisions
-/// count them toward the contact limits. When that cannot be done within `budget`, they
-/// are taken out of the answer (a limit could otherwise be broken by the next decision)
-/// and the decision says `degraded`.
+/// count them toward the contact limits, if the customer's plans are still as the decision
+/// read them (`seen`). When that cannot be done within `budget`, or they changed and this
+/// is the `last_try`, the actions are taken out of the answer (a limit could otherwise be
+/// broken) and the decision says `degraded`.
 async fn record_planned(
     profiles: &Profiles,
     customer: &CustomerId,
     decision: &mut Decision,
+    seen: &PlannedMark,
     grace: i64,
     budget: Duration,
-) {
+    last_try: bool,
+) -> Planned {
     let planned: Vec<PlannedAction> = decision
         .actions
         .iter()
@@ -309,17 +354,25 @@ async fn record_planned(
         })
         .collect();
     if planned.is_empty() {
-        return;
+        return Planned::Recorded;
     }
     let now = chrono::Utc::now().timestamp();
-    if let Err(e) = profiles.plan(customer, &planned, now, budget).await {
-        tracing::warn!(error = %e, "cannot record the planned actions: answering without them");
-        decision.actions.retain(|a| !a.counts_as_contact);
-        for (i, a) in decision.actions.iter_mut().enumerate() {
-            a.rank = i + 1;
+    match profiles.plan(customer, &planned, seen, now, budget).await {
+        Ok(true) => return Planned::Recorded,
+        Ok(false) if !last_try => return Planned::Changed,
+        Ok(false) => {
+            tracing::warn!("the customer's plans kept changing: answering without planned actions");
         }
-        decision.degraded = true;
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot record the planned actions: answering without them");
+        }
     }
+    decision.actions.retain(|a| !a.counts_as_contact);
+    for (i, a) in decision.actions.iter_mut().enumerate() {
+        a.rank = i + 1;
+    }
+    decision.degraded = true;
+    Planned::Recorded
 }
 
 /// Customers erased a short while ago. A decision under way when its customer is erased
@@ -432,12 +485,13 @@ mod tests {
             &self,
             c: &CustomerId,
             planned: &[PlannedAction],
+            seen: &PlannedMark,
             now: i64,
-        ) -> Result<(), StoreError> {
+        ) -> Result<bool, StoreError> {
             if self.fail {
                 Err(StoreError::Unavailable("test".into()))
             } else {
-                self.store.plan(c, planned, now).await
+                self.store.plan(c, planned, seen, now).await
             }
         }
         async fn erase(&self, c: &CustomerId) -> Result<bool, StoreError> {
@@ -502,7 +556,9 @@ mod tests {
             };
             let profiles = Profiles::new(Arc::new(store), budget);
             let mut d = decision();
-            record_planned(&profiles, &customer, &mut d, 3600, budget).await;
+            let seen = PlannedMark::default();
+            let done = record_planned(&profiles, &customer, &mut d, &seen, 3600, budget, false);
+            assert_eq!(done.await, Planned::Recorded);
             let plans = profiles.planned(&customer).await.unwrap();
             let offers: Vec<(&str, usize)> = d
                 .actions
@@ -529,6 +585,19 @@ mod tests {
                 assert!(plans.iter().all(|p| p.decision_id.as_str() == "d-1"));
                 assert_eq!(offers.len(), 3);
                 assert!(!d.degraded);
+                // A second decision that read the plans before the first recorded them is
+                // told to decide again; on its last try it answers without them.
+                let mut late = decision();
+                let again =
+                    record_planned(&profiles, &customer, &mut late, &seen, 3600, budget, false);
+                assert_eq!(again.await, Planned::Changed);
+                assert_eq!(late.actions.len(), 3);
+                let last =
+                    record_planned(&profiles, &customer, &mut late, &seen, 3600, budget, true);
+                assert_eq!(last.await, Planned::Recorded);
+                assert_eq!(late.actions.len(), 1);
+                assert!(late.degraded);
+                assert_eq!(profiles.planned(&customer).await.unwrap().len(), 2);
             }
         }
     }

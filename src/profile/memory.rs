@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 use super::event::Event;
 use super::ids::CustomerId;
-use super::planned::{KEPT_AFTER_LAPSE, MAX_PLANNED, PlannedAction};
+use super::planned::{KEPT_AFTER_LAPSE, MAX_PLANNED, PlannedAction, PlannedMark};
 use super::state::{Profile, ProfileLimits};
 use super::store::{
     ApplyOutcome, DecisionRead, ProfileStore, StoreError, apply_events, group_by_customer,
@@ -167,7 +167,11 @@ impl ProfileStore for MemoryStore {
         } else {
             Vec::new()
         };
-        Ok(DecisionRead { profile, planned })
+        Ok(DecisionRead {
+            profile,
+            planned_mark: PlannedMark::of(&planned),
+            planned,
+        })
     }
 
     async fn planned(&self, customer: &CustomerId) -> Result<Vec<PlannedAction>, StoreError> {
@@ -181,15 +185,19 @@ impl ProfileStore for MemoryStore {
         &self,
         customer: &CustomerId,
         planned: &[PlannedAction],
+        seen: &PlannedMark,
         now: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let mut shard = lock(self.planned_shard(customer.as_str()));
         let list = shard.entry(customer.clone()).or_default();
+        if PlannedMark::of(list) != *seen {
+            return Ok(false);
+        }
         list.retain(|p| p.until + KEPT_AFTER_LAPSE > now);
         list.extend_from_slice(planned);
         let excess = list.len().saturating_sub(MAX_PLANNED);
         list.drain(..excess);
-        Ok(())
+        Ok(true)
     }
 
     async fn erase(&self, customer: &CustomerId) -> Result<bool, StoreError> {

@@ -8,6 +8,7 @@ pub mod event;
 pub mod ids;
 pub mod memory;
 pub mod planned;
+pub mod redis_conn;
 pub mod redis_store;
 pub mod state;
 pub mod store;

@@ -66,6 +66,41 @@ impl PlannedAction {
     }
 }
 
+/// What a decision saw of a customer's planned actions: how many entries were stored and
+/// the newest of them, encoded. A decision records its own plans only if the entries are
+/// still as it saw them (a compare-and-set), so that two decisions made at once, on two
+/// replicas, cannot both take the customer's last contact slot: the one that finds the
+/// entries changed decides again, now counting the other's plan. Every entry carries its
+/// own decision id, so a changed list always changes the newest entry or the count (the
+/// list keeps its newest [`MAX_PLANNED`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlannedMark {
+    pub len: usize,
+    /// Empty when there is no entry.
+    pub newest: Vec<u8>,
+}
+
+impl PlannedMark {
+    /// The mark of entries as stored.
+    pub fn of_entries(entries: &[Vec<u8>]) -> Self {
+        Self {
+            len: entries.len(),
+            newest: entries.last().cloned().unwrap_or_default(),
+        }
+    }
+
+    /// The mark of planned actions kept as values (the memory store).
+    pub fn of(planned: &[PlannedAction]) -> Self {
+        Self {
+            len: planned.len(),
+            newest: planned
+                .last()
+                .map(PlannedAction::encode)
+                .unwrap_or_default(),
+        }
+    }
+}
+
 /// How much earlier than a plan's decision a contact may be reported and still be that plan
 /// sent: the sender's clock or its report time may lag (the first slot is the decision's
 /// own second).

@@ -27,7 +27,8 @@ use redis::{ErrorKind, RedisError, ServerErrorKind, Value};
 use super::codec;
 use super::event::Event;
 use super::ids::CustomerId;
-use super::planned::{KEPT_AFTER_LAPSE, MAX_PLANNED, PlannedAction};
+use super::planned::{KEPT_AFTER_LAPSE, MAX_PLANNED, PlannedAction, PlannedMark};
+use super::redis_conn::{Conn, Layout, join_cursor, split_cursor};
 use super::state::{Profile, ProfileLimits};
 use super::store::{
     ApplyOutcome, DecisionRead, ProfileStore, StoreError, apply_events, group_by_customer,
@@ -62,6 +63,36 @@ end
 return written
 "#;
 
+/// Records planned actions if the customer's stored entries are as the decision saw them
+/// ([`PlannedMark`]). KEYS[1] is the list; ARGV: entries seen, the newest seen (empty when
+/// none), the most entries kept, the key's time to live (s), then the new entries. Answers 1
+/// (recorded) or 0 (changed meanwhile: nothing recorded).
+static PLAN_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r#"
+local n = redis.call('LLEN', KEYS[1])
+if n ~= tonumber(ARGV[1]) then return 0 end
+if n > 0 and redis.call('LINDEX', KEYS[1], -1) ~= ARGV[2] then return 0 end
+redis.call('RPUSH', KEYS[1], unpack(ARGV, 5))
+redis.call('LTRIM', KEYS[1], -tonumber(ARGV[3]), -1)
+redis.call('EXPIRE', KEYS[1], ARGV[4], 'NX')
+redis.call('EXPIRE', KEYS[1], ARGV[4], 'GT')
+return 1
+"#,
+    )
+});
+
+/// Erases a customer: KEYS[1] is their tombstone, set to ARGV[1] (now) for ARGV[2] seconds,
+/// and the other keys are deleted; answers how many of those existed.
+static ERASE_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r#"
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return redis.call('DEL', unpack(KEYS, 2))
+"#,
+    )
+});
+
 /// Keys per `MGET` or script call: large enough to spread the per-call cost, small enough
 /// that one script call holds Redis for well under a tenth of a millisecond.
 const KEYS_PER_CALL: usize = 32;
@@ -76,6 +107,9 @@ const MAX_BACKOFF_MS: u64 = 16;
 #[derive(Debug, Clone)]
 pub struct RedisOptions {
     pub url: String,
+    /// Nodes of a Redis Cluster (any of them; the rest are discovered): the store then runs
+    /// on the cluster, and `url` is not used.
+    pub cluster_nodes: Vec<String>,
     pub key_prefix: String,
     /// Limit on establishing a connection.
     pub connect_timeout: Duration,
@@ -85,19 +119,99 @@ pub struct RedisOptions {
     /// For a `rediss://` URL: the certificate authorities (PEM) to trust instead of the
     /// system's.
     pub tls_ca: Option<Vec<u8>>,
+    /// Events are acknowledged only once this many replicas hold them (Redis `WAIT`).
+    pub wait_replicas: u32,
+    /// How long a write waits for those replicas before it is answered as unavailable.
+    pub wait_timeout: Duration,
+}
+
+impl RedisOptions {
+    /// Options for one server at `url`, with the default settings' limits.
+    pub fn new(url: impl Into<String>) -> Self {
+        let d = crate::settings::StoreSettings::default();
+        Self {
+            url: url.into(),
+            cluster_nodes: Vec::new(),
+            key_prefix: d.key_prefix,
+            connect_timeout: Duration::from_millis(d.connect_timeout_ms),
+            response_timeout: Duration::from_millis(d.response_timeout_ms),
+            tls_ca: None,
+            wait_replicas: 0,
+            wait_timeout: Duration::from_millis(d.wait_timeout_ms),
+        }
+    }
+
+    /// What a log or an error may say of where the store is: the URL or the cluster's
+    /// nodes, passwords left out, and the setting that named them.
+    pub fn describe(&self) -> String {
+        if self.cluster_nodes.is_empty() {
+            format!(
+                "redis at {} (store.redis_url, TOUCHPOINT__STORE__REDIS_URL)",
+                redacted(&self.url)
+            )
+        } else {
+            let nodes: Vec<String> = self.cluster_nodes.iter().map(|n| redacted(n)).collect();
+            format!(
+                "the redis cluster at {} (store.redis_cluster_nodes, TOUCHPOINT__STORE__REDIS_CLUSTER_NODES)",
+                nodes.join(",")
+            )
+        }
+    }
+}
+
+/// How to make connections: to one server, or to a cluster.
+#[derive(Clone)]
+enum Client {
+    Node(redis::Client, ConnectionManagerConfig),
+    Cluster(redis::cluster::ClusterClient),
+}
+
+impl Client {
+    fn for_options(opts: &RedisOptions) -> Result<Self, StoreError> {
+        if opts.cluster_nodes.is_empty() {
+            let client = client(&opts.url, opts.tls_ca.as_deref()).map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "store.redis_url (TOUCHPOINT__STORE__REDIS_URL) {} is not a Redis URL: {e}",
+                    redacted(&opts.url)
+                ))
+            })?;
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(opts.connect_timeout))
+                .set_response_timeout(Some(opts.response_timeout))
+                .set_number_of_retries(2)
+                .set_min_delay(Duration::from_millis(10))
+                .set_max_delay(Duration::from_millis(200));
+            Ok(Client::Node(client, config))
+        } else {
+            Ok(Client::Cluster(cluster_client(opts).map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "store.redis_cluster_nodes (TOUCHPOINT__STORE__REDIS_CLUSTER_NODES) {}: {e}",
+                    opts.describe()
+                ))
+            })?))
+        }
+    }
+}
+
+/// A connection for another part of the service that writes to the store's Redis (the
+/// decision log's stream), with the store's time limits; it reconnects by itself.
+pub async fn connect_conn(opts: &RedisOptions) -> Result<Conn, StoreError> {
+    RedisStore::open(&Client::for_options(opts)?, opts.connect_timeout).await
 }
 
 pub struct RedisStore {
     /// Multiplexed and self-reconnecting; cloning it is cheap and shares the connection, so
     /// there is no pool and no lock. Its I/O runs on the runtime that made it; each HTTP
     /// worker makes its own ([`ProfileStore::for_this_thread`]).
-    conn: ConnectionManager,
-    client: redis::Client,
-    config: ConnectionManagerConfig,
+    conn: Conn,
+    client: Client,
     connect_timeout: Duration,
     limits: ProfileLimits,
     prefix: String,
+    layout: Layout,
     script_sha: String,
+    wait_replicas: u32,
+    wait_timeout: Duration,
     /// Shared by every worker's copy of the store.
     learner: Arc<OnceLock<Arc<dyn Exposures>>>,
 }
@@ -184,37 +298,28 @@ impl RedisStore {
     /// Connects, checks the server's version and loads the write script; fails fast when
     /// Redis cannot be reached or is older than 7.0 (planned actions use `EXPIRE ... NX|GT`).
     pub async fn connect(opts: &RedisOptions, limits: ProfileLimits) -> Result<Self, StoreError> {
-        let client = client(&opts.url, opts.tls_ca.as_deref()).map_err(|e| {
-            StoreError::Unavailable(format!(
-                "store.redis_url (TOUCHPOINT__STORE__REDIS_URL) {} is not a Redis URL: {e}",
-                redacted(&opts.url)
-            ))
-        })?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(opts.connect_timeout))
-            .set_response_timeout(Some(opts.response_timeout))
-            .set_number_of_retries(2)
-            .set_min_delay(Duration::from_millis(10))
-            .set_max_delay(Duration::from_millis(200));
         let at = |e: StoreError| {
             StoreError::Unavailable(format!(
-                "cannot use redis at {} (store.redis_url, TOUCHPOINT__STORE__REDIS_URL): {}",
-                redacted(&opts.url),
+                "cannot use {}: {}",
+                opts.describe(),
                 e.to_string()
                     .trim_start_matches("profile store unavailable: ")
             ))
         };
-        let conn = Self::open(&client, &config, opts.connect_timeout)
+        let client = Client::for_options(opts)?;
+        let conn = Self::open(&client, opts.connect_timeout)
             .await
             .map_err(at)?;
         let store = Self {
+            layout: Layout::for_cluster(conn.is_cluster()),
             conn,
             client,
-            config,
             connect_timeout: opts.connect_timeout,
             limits,
             prefix: opts.key_prefix.clone(),
             script_sha: redis::Script::new(COMPARE_AND_SET).get_hash().to_owned(),
+            wait_replicas: opts.wait_replicas,
+            wait_timeout: opts.wait_timeout,
             learner: Arc::default(),
         };
         store.check_version().await.map_err(at)?;
@@ -223,12 +328,7 @@ impl RedisStore {
     }
 
     async fn check_version(&self) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
-        let info: String = redis::cmd("INFO")
-            .arg("server")
-            .query_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
+        let info = self.conn.info_server().await.map_err(unavailable)?;
         match server_major_version(&info) {
             Some(major) if major < 7 => Err(StoreError::Unavailable(format!(
                 "Redis 7.0 or later is needed (EXPIRE NX and GT); this server is {}",
@@ -242,31 +342,39 @@ impl RedisStore {
         }
     }
 
-    async fn open(
-        client: &redis::Client,
-        config: &ConnectionManagerConfig,
-        connect_timeout: Duration,
-    ) -> Result<ConnectionManager, StoreError> {
-        tokio::time::timeout(
-            connect_timeout * 2,
-            ConnectionManager::new_with_config(client.clone(), config.clone()),
-        )
-        .await
-        .map_err(|_| {
-            let addr = client.get_connection_info().addr().to_string();
+    async fn open(client: &Client, connect_timeout: Duration) -> Result<Conn, StoreError> {
+        let late = |what: String| {
             StoreError::Unavailable(format!(
-                "redis at {addr} did not answer within {connect_timeout:?} (store.connect_timeout_ms)"
+                "{what} did not answer within {connect_timeout:?} (store.connect_timeout_ms)"
             ))
-        })?
-        .map_err(unavailable)
+        };
+        match client {
+            Client::Node(client, config) => tokio::time::timeout(
+                connect_timeout * 2,
+                ConnectionManager::new_with_config(client.clone(), config.clone()),
+            )
+            .await
+            .map_err(|_| late(format!("redis at {}", client.get_connection_info().addr())))?
+            .map(Conn::Node)
+            .map_err(unavailable),
+            // Connecting to a cluster asks a node for the slot map, then connects to every
+            // master it names.
+            Client::Cluster(client) => {
+                tokio::time::timeout(connect_timeout * 4, client.get_async_connection())
+                    .await
+                    .map_err(|_| late("the redis cluster".to_owned()))?
+                    .map(Conn::Cluster)
+                    .map_err(unavailable)
+            }
+        }
     }
 
     async fn load_script(&self) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
+        // On a cluster, `SCRIPT LOAD` goes to every node.
         let sha: String = redis::cmd("SCRIPT")
             .arg("LOAD")
             .arg(COMPARE_AND_SET)
-            .query_async(&mut conn)
+            .query_async(&mut self.conn.clone())
             .await
             .map_err(unavailable)?;
         debug_assert_eq!(sha, self.script_sha);
@@ -279,7 +387,7 @@ impl RedisStore {
     /// that safe).
     async fn read_retrying<T, F, Fut>(&self, read: F) -> Result<T, StoreError>
     where
-        F: Fn(ConnectionManager) -> Fut,
+        F: Fn(Conn) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         match read(self.conn.clone()).await {
@@ -307,14 +415,17 @@ impl RedisStore {
         format!("{}:{{{customer}}}:erased", self.prefix)
     }
 
-    /// The log of joined outcomes (a stream, [`crate::learning`]); not a customer's key.
-    pub fn outcomes_key(&self) -> String {
-        format!("{}:learning:outcomes", self.prefix)
+    /// The log of joined outcomes (a stream, [`crate::learning`]), shard by shard
+    /// ([`Layout`]): not a customer's key.
+    pub fn outcomes_keys(&self) -> Vec<String> {
+        self.layout
+            .keys(&format!("{}:learning:outcomes", self.prefix))
     }
 
-    /// Customers with open exposures, scored by their earliest deadline (a sorted set).
-    pub fn due_key(&self) -> String {
-        format!("{}:learning:due", self.prefix)
+    /// Customers with open exposures, scored by their earliest deadline (sorted sets,
+    /// shard by shard).
+    pub fn due_keys(&self) -> Vec<String> {
+        self.layout.keys(&format!("{}:learning:due", self.prefix))
     }
 
     /// `LRANGE` of all the customer's planned actions.
@@ -328,6 +439,18 @@ impl RedisStore {
     /// leaves the tombstone, [`RedisStore::erased_key`]).
     pub fn customer_keys(&self, customer: &str) -> Vec<String> {
         vec![self.profile_key(customer), self.planned_key(customer)]
+    }
+
+    /// The customers of a batch in groups that one call may take together: on one server
+    /// [`KEYS_PER_CALL`] at a time, on a cluster one customer each (their keys share a slot;
+    /// two customers rarely do).
+    fn call_groups<T: Copy>(&self, items: &[T]) -> Vec<Vec<T>> {
+        let size = if self.conn.is_cluster() {
+            1
+        } else {
+            KEYS_PER_CALL
+        };
+        items.chunks(size).map(<[T]>::to_vec).collect()
     }
 
     /// One customer's profile, decoded by `decode`.
@@ -346,57 +469,87 @@ impl RedisStore {
     /// Reads the profiles of `customers`, with the version each was read at and its
     /// tombstone, in one round trip.
     async fn read(&self, customers: &[&CustomerId]) -> Result<Vec<Read>, StoreError> {
-        let mut pipe = redis::pipe();
-        for chunk in customers.chunks(KEYS_PER_CALL) {
-            let cmd = pipe.cmd("MGET");
-            for c in chunk {
-                cmd.arg(self.profile_key(c.as_str()));
-            }
-            let cmd = pipe.cmd("MGET");
-            for c in chunk {
-                cmd.arg(self.erased_key(c.as_str()));
-            }
-        }
-        let pipe = &pipe;
-        let chunks: Vec<Vec<Option<Vec<u8>>>> = self
-            .read_retrying(|mut c| async move { pipe.query_async(&mut c).await })
-            .await?;
-        let mut profiles = Vec::with_capacity(customers.len());
-        let mut tombstones = Vec::with_capacity(customers.len());
-        for (i, chunk) in chunks.into_iter().enumerate() {
-            if i % 2 == 0 {
-                profiles.extend(chunk);
-            } else {
-                tombstones.extend(chunk);
-            }
-        }
-        customers
-            .iter()
-            .zip(profiles)
-            .zip(tombstones)
-            .map(|((c, row), tombstone)| {
-                let (version, profile) = match row {
-                    None => (Vec::new(), Profile::default()),
-                    Some(bytes) => split_versioned(&bytes)
-                        .and_then(|(v, body)| Ok((v.to_vec(), codec::decode(body)?)))
-                        .map_err(|e| StoreError::Corrupt {
-                            customer: c.to_string(),
-                            reason: e.to_string(),
-                        })?,
-                };
-                let tombstone = tombstone.unwrap_or_default();
-                let erased_at = std::str::from_utf8(&tombstone)
-                    .ok()
-                    .and_then(|t| t.parse().ok());
-                Ok(Read {
-                    version,
-                    profile,
-                    tombstone,
-                    erased_at,
-                })
+        let groups: Vec<Vec<redis::Cmd>> = self
+            .call_groups(customers)
+            .into_iter()
+            .map(|chunk| {
+                let mut cmd = redis::cmd("MGET");
+                for c in &chunk {
+                    cmd.arg(self.profile_key(c.as_str()));
+                }
+                for c in &chunk {
+                    cmd.arg(self.erased_key(c.as_str()));
+                }
+                vec![cmd]
             })
-            .collect()
+            .collect();
+        let groups = &groups;
+        let answers = self
+            .read_retrying(|c| async move { c.run(groups.clone()).await })
+            .await?;
+        let mut reads = Vec::with_capacity(customers.len());
+        let mut next = customers.iter();
+        for answer in answers {
+            let rows: Vec<Option<Vec<u8>>> = match answer.into_iter().next() {
+                Some(v) => redis::from_redis_value(v).map_err(|e| unavailable(e.into()))?,
+                None => Vec::new(),
+            };
+            let (profiles, tombstones) = rows.split_at(rows.len() / 2);
+            for (row, tombstone) in profiles.iter().zip(tombstones) {
+                let c = next.next().expect("one row per customer");
+                reads.push(read_row(c, row.as_deref(), tombstone.as_deref())?);
+            }
+        }
+        Ok(reads)
     }
+}
+
+/// A customer's stored profile and tombstone, as read for an update.
+fn read_row(
+    c: &CustomerId,
+    row: Option<&[u8]>,
+    tombstone: Option<&[u8]>,
+) -> Result<Read, StoreError> {
+    let (version, profile) = match row {
+        None => (Vec::new(), Profile::default()),
+        Some(bytes) => split_versioned(bytes)
+            .and_then(|(v, body)| Ok((v.to_vec(), codec::decode(body)?)))
+            .map_err(|e| StoreError::Corrupt {
+                customer: c.to_string(),
+                reason: e.to_string(),
+            })?,
+    };
+    let tombstone = tombstone.unwrap_or_default().to_vec();
+    let erased_at = std::str::from_utf8(&tombstone)
+        .ok()
+        .and_then(|t| t.parse().ok());
+    Ok(Read {
+        version,
+        profile,
+        tombstone,
+        erased_at,
+    })
+}
+
+/// A cluster client for the options' nodes, with the same time limits as one server's:
+/// each answer within the response timeout, a whole call (redirections and retries after
+/// a failover included) within a few of them.
+fn cluster_client(opts: &RedisOptions) -> redis::RedisResult<redis::cluster::ClusterClient> {
+    let mut builder = redis::cluster::ClusterClientBuilder::new(opts.cluster_nodes.clone())
+        .connection_timeout(opts.connect_timeout)
+        .response_timeout(opts.response_timeout)
+        .overall_response_timeout(Some(opts.response_timeout * 4))
+        .retries(6)
+        .min_retry_wait(10)
+        .max_retry_wait(200)
+        .tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
+    if let Some(ca) = &opts.tls_ca {
+        builder = builder.certs(redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(ca.clone()),
+        });
+    }
+    builder.build()
 }
 
 /// A customer's profile as read for an update.
@@ -441,9 +594,10 @@ impl RedisStore {
     ) -> Result<ApplyOutcome, StoreError> {
         let mut pending: Vec<usize> = (0..groups.len()).collect();
         let mut outcome = ApplyOutcome::default();
-        let mut conn = self.conn.clone();
         let learner = self.learner.get().map(|l| &**l);
-        let mut joined: Vec<Outcome> = Vec::new();
+        // The outcomes each written customer joined, and a key of each (for `WAIT`).
+        let mut joined: Vec<(usize, Vec<Outcome>)> = Vec::new();
+        let mut written: Vec<String> = Vec::new();
         let mut dues: Vec<(usize, Option<i64>)> = Vec::new();
         for attempt in 0..MAX_WRITE_ATTEMPTS {
             let customers: Vec<&CustomerId> = pending.iter().map(|&g| groups[g].0).collect();
@@ -485,37 +639,44 @@ impl RedisStore {
                 });
             }
             if writes.is_empty() {
+                self.replicated(&written).await?;
                 return self.after_writes(groups, outcome, joined, dues).await;
             }
-            let mut pipe = redis::pipe();
-            pipe.ignore_errors();
-            for chunk in writes.chunks(KEYS_PER_CALL) {
-                let cmd = pipe.cmd("EVALSHA");
-                cmd.arg(&self.script_sha).arg(2 * chunk.len());
-                for w in chunk {
-                    cmd.arg(self.profile_key(groups[w.group].0.as_str()));
-                }
-                for w in chunk {
-                    cmd.arg(self.erased_key(groups[w.group].0.as_str()));
-                }
-                for w in chunk {
-                    cmd.arg(&w.version).arg(&w.tombstone).arg(&w.value);
-                }
-            }
-            let results: Vec<Value> = pipe.query_async(&mut conn).await.map_err(unavailable)?;
+            let chunks = self.call_groups(&(0..writes.len()).collect::<Vec<usize>>());
+            let calls: Vec<Vec<redis::Cmd>> = chunks
+                .iter()
+                .map(|chunk| {
+                    let mut cmd = redis::cmd("EVALSHA");
+                    cmd.arg(&self.script_sha).arg(2 * chunk.len());
+                    for &w in chunk {
+                        cmd.arg(self.profile_key(groups[writes[w].group].0.as_str()));
+                    }
+                    for &w in chunk {
+                        cmd.arg(self.erased_key(groups[writes[w].group].0.as_str()));
+                    }
+                    for &w in chunk {
+                        let w = &writes[w];
+                        cmd.arg(&w.version).arg(&w.tombstone).arg(&w.value);
+                    }
+                    vec![cmd]
+                })
+                .collect();
+            let results = self.conn.run(calls).await.map_err(unavailable)?;
             let mut retry = Vec::new();
             let mut script_missing = false;
-            for (chunk, result) in writes.chunks(KEYS_PER_CALL).zip(results) {
+            for (chunk, result) in chunks.iter().zip(results) {
+                let chunk: Vec<&Write> = chunk.iter().map(|&w| &writes[w]).collect();
                 #[allow(
                     clippy::wildcard_enum_match_arm,
                     reason = "any other answer of the redis crate's open-ended Value is a protocol error"
                 )]
-                match result {
+                match result.into_iter().next().unwrap_or(Value::Nil) {
                     Value::Array(flags) if flags.len() == chunk.len() => {
                         for (w, flag) in chunk.iter().zip(flags) {
                             if flag == Value::Int(1) {
                                 outcome += w.counts;
-                                joined.extend(w.outcomes.iter().cloned());
+                                joined.push((w.group, w.outcomes.clone()));
+                                written.push(self.profile_key(groups[w.group].0.as_str()));
                                 if w.due.0 != w.due.1 || groups[w.group].1.is_empty() {
                                     dues.push((w.group, w.due.1));
                                 }
@@ -545,6 +706,7 @@ impl RedisStore {
                 self.load_script().await?;
             }
             if retry.is_empty() {
+                self.replicated(&written).await?;
                 return self.after_writes(groups, outcome, joined, dues).await;
             }
             pending = retry;
@@ -555,42 +717,79 @@ impl RedisStore {
         Err(StoreError::Contended(groups[pending[0]].0.to_string()))
     }
 
+    /// With `store.wait_replicas`, waits until that many replicas hold the writes (Redis
+    /// `WAIT` on each written slot's master); an error when they do not in time, so that
+    /// the events are not acknowledged (a retry is safe: they are de-duplicated).
+    async fn replicated(&self, written: &[String]) -> Result<(), StoreError> {
+        if self.wait_replicas == 0 || written.is_empty() {
+            return Ok(());
+        }
+        let enough = self
+            .conn
+            .wait_for_replicas(written, self.wait_replicas, self.wait_timeout)
+            .await
+            .map_err(unavailable)?;
+        if enough {
+            Ok(())
+        } else {
+            Err(StoreError::Unavailable(format!(
+                "fewer than {} replicas (store.wait_replicas) took the write within {:?}",
+                self.wait_replicas, self.wait_timeout
+            )))
+        }
+    }
+
     /// Logs the outcomes the written profiles joined and files the customers' next
-    /// deadlines, in one round trip (none when there is nothing to say). A failure here
-    /// loses outcomes, never events: the events are written.
+    /// deadlines, in one round trip (none when there is nothing to say), each in its
+    /// customer's shard of those keys. A failure here loses outcomes, never events: the
+    /// events are written.
     async fn after_writes(
         &self,
         groups: &[(&CustomerId, Vec<&Event>)],
         outcome: ApplyOutcome,
-        joined: Vec<Outcome>,
+        joined: Vec<(usize, Vec<Outcome>)>,
         dues: Vec<(usize, Option<i64>)>,
     ) -> Result<ApplyOutcome, StoreError> {
-        if joined.is_empty() && dues.is_empty() {
+        let count: usize = joined.iter().map(|(_, o)| o.len()).sum();
+        if count == 0 && dues.is_empty() {
             return Ok(outcome);
         }
-        let mut pipe = redis::pipe();
-        for o in &joined {
-            pipe.cmd("XADD")
-                .arg(self.outcomes_key())
-                .arg("MAXLEN")
-                .arg("~")
-                .arg(OUTCOME_LOG)
-                .arg("*")
-                .arg("o")
-                .arg(serde_json::to_vec(o).expect("an outcome serialises"))
-                .ignore();
-        }
-        for (g, due) in &dues {
-            let customer = groups[*g].0.as_str();
-            match due {
-                Some(t) => pipe.cmd("ZADD").arg(self.due_key()).arg(*t).arg(customer),
-                None => pipe.cmd("ZREM").arg(self.due_key()).arg(customer),
+        let (outcomes, due) = (self.outcomes_keys(), self.due_keys());
+        let mut shards: Vec<Vec<redis::Cmd>> = vec![Vec::new(); self.layout.shards];
+        for (g, list) in &joined {
+            let shard = self.layout.shard_of(groups[*g].0.as_str());
+            for o in list {
+                let mut cmd = redis::cmd("XADD");
+                cmd.arg(&outcomes[shard])
+                    .arg("MAXLEN")
+                    .arg("~")
+                    .arg(OUTCOME_LOG / self.layout.shards)
+                    .arg("*")
+                    .arg("o")
+                    .arg(serde_json::to_vec(o).expect("an outcome serialises"));
+                shards[shard].push(cmd);
             }
-            .ignore();
         }
-        let mut conn = self.conn.clone();
-        if let Err(e) = pipe.query_async::<()>(&mut conn).await {
-            tracing::warn!(error = %e, outcomes = joined.len(), "joined outcomes not logged");
+        for (g, next) in &dues {
+            let customer = groups[*g].0.as_str();
+            let shard = self.layout.shard_of(customer);
+            let mut cmd = match next {
+                Some(t) => {
+                    let mut cmd = redis::cmd("ZADD");
+                    cmd.arg(&due[shard]).arg(*t);
+                    cmd
+                }
+                None => {
+                    let mut cmd = redis::cmd("ZREM");
+                    cmd.arg(&due[shard]);
+                    cmd
+                }
+            };
+            cmd.arg(customer);
+            shards[shard].push(cmd);
+        }
+        if let Err(e) = self.conn.run(shards).await {
+            tracing::warn!(error = %e, outcomes = count, "joined outcomes not logged");
         }
         Ok(outcome)
     }
@@ -619,7 +818,7 @@ impl ProfileStore for RedisStore {
             let profile = self.get(customer, codec::decode_for_decision).await?;
             return Ok(DecisionRead {
                 profile,
-                planned: Vec::new(),
+                ..DecisionRead::default()
             });
         }
         // One round trip: the profile and the planned actions.
@@ -634,6 +833,7 @@ impl ProfileStore for RedisStore {
         let profile = decode_stored(customer, bytes, codec::decode_for_decision)?;
         Ok(DecisionRead {
             profile,
+            planned_mark: PlannedMark::of_entries(&planned),
             planned: PlannedAction::decode_all(&planned),
         })
     }
@@ -651,72 +851,59 @@ impl ProfileStore for RedisStore {
         &self,
         customer: &CustomerId,
         planned: &[PlannedAction],
+        seen: &PlannedMark,
         now: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let Some(last) = planned.iter().map(|p| p.until).max() else {
-            return Ok(());
+            return Ok(true);
         };
-        // Plain commands in one round trip, no script: append, keep the newest, and let the
-        // key live until the last entry lapses (and KEPT_AFTER_LAPSE more), never shortening
-        // its life (EXPIRE NX sets a first expiry, GT only lengthens one; Redis 7.0+).
-        let key = self.planned_key(customer.as_str());
+        // One script, so the check and the append are one step: append, keep the newest,
+        // and let the key live until the last entry lapses (and KEPT_AFTER_LAPSE more),
+        // never shortening its life (EXPIRE NX sets a first expiry, GT only lengthens one;
+        // Redis 7.0+).
         let live = (last + KEPT_AFTER_LAPSE - now).max(1);
-        let mut pipe = redis::pipe();
-        pipe.cmd("RPUSH").arg(&key);
+        let mut call = PLAN_SCRIPT.key(self.planned_key(customer.as_str()));
+        call.arg(seen.len)
+            .arg(&seen.newest)
+            .arg(MAX_PLANNED)
+            .arg(live);
         for p in planned {
-            pipe.arg(p.encode());
+            call.arg(p.encode());
         }
-        pipe.ignore()
-            .cmd("LTRIM")
-            .arg(&key)
-            .arg(-(MAX_PLANNED as i64))
-            .arg(-1)
-            .ignore()
-            .cmd("EXPIRE")
-            .arg(&key)
-            .arg(live)
-            .arg("NX")
-            .ignore()
-            .cmd("EXPIRE")
-            .arg(&key)
-            .arg(live)
-            .arg("GT")
-            .ignore();
-        let mut conn = self.conn.clone();
-        pipe.query_async::<()>(&mut conn).await.map_err(unavailable)
+        let recorded: i64 = call
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(recorded == 1)
     }
 
     async fn erase(&self, customer: &CustomerId) -> Result<bool, StoreError> {
         let now = chrono::Utc::now().timestamp();
         let window = u64::from(self.limits.dedup_window_hours) * 3600;
-        let mut conn = self.conn.clone();
-        // One transaction: the tombstone and the deletion together.
-        let (removed,): (usize,) = redis::pipe()
-            .atomic()
-            .cmd("SET")
-            .arg(self.erased_key(customer.as_str()))
+        // One script: the tombstone and the deletion together (the keys share a slot).
+        let mut call = ERASE_SCRIPT.key(self.erased_key(customer.as_str()));
+        call.key(self.customer_keys(customer.as_str()))
             .arg(now)
-            .arg("EX")
-            .arg(window)
-            .ignore()
-            .cmd("DEL")
-            .arg(self.customer_keys(customer.as_str()))
-            .query_async(&mut conn)
+            .arg(window);
+        let removed: usize = call
+            .invoke_async(&mut self.conn.clone())
             .await
             .map_err(unavailable)?;
         Ok(removed > 0)
     }
 
     async fn for_this_thread(&self) -> Option<Arc<dyn ProfileStore>> {
-        match Self::open(&self.client, &self.config, self.connect_timeout).await {
+        match Self::open(&self.client, self.connect_timeout).await {
             Ok(conn) => Some(Arc::new(Self {
                 conn,
                 client: self.client.clone(),
-                config: self.config.clone(),
                 connect_timeout: self.connect_timeout,
                 limits: self.limits.clone(),
                 prefix: self.prefix.clone(),
+                layout: self.layout,
                 script_sha: self.script_sha.clone(),
+                wait_replicas: self.wait_replicas,
+                wait_timeout: self.wait_timeout,
                 learner: self.learner.clone(),
             })),
             Err(e) => {
@@ -727,9 +914,9 @@ impl ProfileStore for RedisStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
+        // On a cluster, every master answers.
         let _: String = redis::cmd("PING")
-            .query_async(&mut conn)
+            .query_async(&mut self.conn.clone())
             .await
             .map_err(unavailable)?;
         Ok(())
@@ -744,54 +931,76 @@ impl ProfileStore for RedisStore {
         cursor: &str,
         max: usize,
     ) -> Result<(Vec<Outcome>, String), StoreError> {
-        let start = if cursor.is_empty() {
-            "-".to_owned()
-        } else {
-            format!("({cursor}")
-        };
-        let range = redis::cmd("XRANGE")
-            .arg(self.outcomes_key())
-            .arg(&start)
-            .arg("+")
-            .arg("COUNT")
-            .arg(max)
-            .clone();
-        let range = &range;
-        let entries: Vec<(String, Vec<(String, Vec<u8>)>)> = self
-            .read_retrying(|mut c| async move { range.query_async(&mut c).await })
+        let keys = self.outcomes_keys();
+        let mut ids = split_cursor(cursor, keys.len());
+        let ranges: Vec<Vec<redis::Cmd>> = keys
+            .iter()
+            .zip(&ids)
+            .map(|(key, id)| {
+                let start = if id.is_empty() {
+                    "-".to_owned()
+                } else {
+                    format!("({id}")
+                };
+                let mut cmd = redis::cmd("XRANGE");
+                cmd.arg(key).arg(&start).arg("+").arg("COUNT").arg(max);
+                vec![cmd]
+            })
+            .collect();
+        let ranges = &ranges;
+        let answers = self
+            .read_retrying(|c| async move { c.run(ranges.clone()).await })
             .await?;
-        let mut next = cursor.to_owned();
-        let mut outcomes = Vec::with_capacity(entries.len());
-        for (id, fields) in entries {
-            for (_, bytes) in fields {
-                match serde_json::from_slice::<Outcome>(&bytes) {
-                    Ok(o) => outcomes.push(o),
-                    Err(e) => tracing::warn!(id, error = %e, "an outcome in the log does not read"),
+        let mut outcomes = Vec::new();
+        for (answer, last) in answers.into_iter().zip(ids.iter_mut()) {
+            let entries: Vec<(String, Vec<(String, Vec<u8>)>)> = match answer.into_iter().next() {
+                Some(v) => redis::from_redis_value(v).map_err(|e| unavailable(e.into()))?,
+                None => Vec::new(),
+            };
+            for (id, fields) in entries {
+                for (_, bytes) in fields {
+                    match serde_json::from_slice::<Outcome>(&bytes) {
+                        Ok(o) => outcomes.push(o),
+                        Err(e) => {
+                            tracing::warn!(id, error = %e, "an outcome in the log does not read");
+                        }
+                    }
                 }
+                *last = id;
             }
-            next = id;
         }
-        Ok((outcomes, next))
+        Ok((outcomes, join_cursor(&ids)))
     }
 
     async fn close_overdue(&self, now: i64, max: usize) -> Result<usize, StoreError> {
-        let range = redis::cmd("ZRANGE")
-            .arg(self.due_key())
-            .arg("-inf")
-            .arg(now)
-            .arg("BYSCORE")
-            .arg("LIMIT")
-            .arg(0)
-            .arg(max)
-            .clone();
-        let range = &range;
-        let due: Vec<String> = self
-            .read_retrying(|mut c| async move { range.query_async(&mut c).await })
-            .await?;
-        let customers: Vec<CustomerId> = due
-            .into_iter()
-            .filter_map(|c| CustomerId::parse(&c).ok())
+        let ranges: Vec<Vec<redis::Cmd>> = self
+            .due_keys()
+            .iter()
+            .map(|key| {
+                let mut cmd = redis::cmd("ZRANGE");
+                cmd.arg(key)
+                    .arg("-inf")
+                    .arg(now)
+                    .arg("BYSCORE")
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(max);
+                vec![cmd]
+            })
             .collect();
+        let ranges = &ranges;
+        let answers = self
+            .read_retrying(|c| async move { c.run(ranges.clone()).await })
+            .await?;
+        let mut customers: Vec<CustomerId> = Vec::new();
+        for answer in answers {
+            let due: Vec<String> = match answer.into_iter().next() {
+                Some(v) => redis::from_redis_value(v).map_err(|e| unavailable(e.into()))?,
+                None => Vec::new(),
+            };
+            customers.extend(due.iter().filter_map(|c| CustomerId::parse(c).ok()));
+        }
+        customers.truncate(max);
         if customers.is_empty() {
             return Ok(0);
         }

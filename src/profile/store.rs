@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 use super::event::Event;
 use super::ids::CustomerId;
-use super::planned::PlannedAction;
+use super::planned::{PlannedAction, PlannedMark};
 use super::state::Profile;
 use crate::learning::join::{self, Exposures, Outcome};
 use crate::telemetry::metrics as m;
@@ -187,15 +187,18 @@ pub trait ProfileStore: Send + Sync + 'static {
     /// The actions planned for the customer, as recorded (lapsed ones too).
     async fn planned(&self, customer: &CustomerId) -> Result<Vec<PlannedAction>, StoreError>;
 
-    /// Records actions planned for the customer (see [`super::planned`]); entries lapsed
-    /// [`super::planned::KEPT_AFTER_LAPSE`] before `now` may be dropped, and only the newest
-    /// [`super::planned::MAX_PLANNED`] are kept.
+    /// Records actions planned for the customer (see [`super::planned`]) if their stored
+    /// entries are still as `seen` (what the decision read, [`DecisionRead::planned_mark`]):
+    /// false, and nothing recorded, when another decision recorded plans meanwhile.
+    /// Entries lapsed [`super::planned::KEPT_AFTER_LAPSE`] before `now` may be dropped, and
+    /// only the newest [`super::planned::MAX_PLANNED`] are kept.
     async fn plan(
         &self,
         customer: &CustomerId,
         planned: &[PlannedAction],
+        seen: &PlannedMark,
         now: i64,
-    ) -> Result<(), StoreError>;
+    ) -> Result<bool, StoreError>;
 
     /// Erases everything held about the customer; true when there was something. Leaves a
     /// tombstone for the retry window (`profile.dedup_window_hours`): events dated
@@ -241,6 +244,8 @@ pub struct DecisionRead {
     pub profile: Option<Arc<Profile>>,
     /// Outbound actions planned by earlier decisions, as stored (empty when not asked for).
     pub planned: Vec<PlannedAction>,
+    /// What the stored entries were when read, for [`ProfileStore::plan`]'s compare-and-set.
+    pub planned_mark: PlannedMark,
 }
 
 /// The store as the service uses it: every call has a time limit and is measured.
@@ -302,11 +307,16 @@ impl Profiles {
         &self,
         customer: &CustomerId,
         planned: &[PlannedAction],
+        seen: &PlannedMark,
         now: i64,
         budget: Duration,
-    ) -> Result<(), StoreError> {
-        self.timed("plan", budget, self.store.plan(customer, planned, now))
-            .await
+    ) -> Result<bool, StoreError> {
+        self.timed(
+            "plan",
+            budget,
+            self.store.plan(customer, planned, seen, now),
+        )
+        .await
     }
 
     pub async fn load(&self, customer: &CustomerId) -> Result<Option<Arc<Profile>>, StoreError> {

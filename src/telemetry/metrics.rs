@@ -27,6 +27,16 @@ pub const ARM_DECISIONS: &str = "touchpoint_arm_decisions_total";
 /// whole log, so take one replica's figure (or the max), not the sum.
 pub const ARM_OUTCOMES: &str = "touchpoint_arm_outcomes_total";
 pub const ARM_VALUE: &str = "touchpoint_arm_value_total";
+/// Decisions made again because another decision recorded plans for the customer between
+/// this one's read and its write (replicas deciding for one customer at once).
+pub const DECISION_REDECIDED: &str = "touchpoint_decisions_redecided_total";
+/// NATS JetStream ingest: messages by result (applied, duplicate, dead_letter, erased),
+/// the consumer's pending messages, and batches applied.
+pub const NATS_MESSAGES: &str = "touchpoint_ingest_nats_messages_total";
+pub const NATS_PENDING: &str = "touchpoint_ingest_nats_pending_messages";
+pub const NATS_BATCHES: &str = "touchpoint_ingest_nats_batches_total";
+/// The result labels of [`NATS_MESSAGES`].
+pub const NATS_RESULTS: [&str; 4] = ["applied", "duplicate", "dead_letter", "erased"];
 /// 1, labelled with the build's version and the model set in service.
 pub const BUILD_INFO: &str = "touchpoint_build_info";
 
@@ -51,6 +61,7 @@ pub fn zero(store: &'static str) {
         }
     }
     metrics::counter!(DECISION_LOG_DROPPED).increment(0);
+    metrics::counter!(DECISION_REDECIDED).increment(0);
     for arm in crate::decision::answer::ModelArm::ALL {
         metrics::counter!(ARM_DECISIONS, "arm" => arm.as_str()).increment(0);
         metrics::counter!(ARM_VALUE, "arm" => arm.as_str()).increment(0);
@@ -153,6 +164,22 @@ fn describe() {
     describe_counter!(
         ARM_DECISIONS,
         "Decisions by model arm: champion or challenger"
+    );
+    describe_counter!(
+        DECISION_REDECIDED,
+        "Decisions made again because another decision planned for the customer at the same time"
+    );
+    describe_counter!(
+        NATS_MESSAGES,
+        "Events consumed from NATS JetStream, by result: applied, duplicate, dead_letter or erased"
+    );
+    metrics::describe_gauge!(
+        NATS_PENDING,
+        "Messages of the JetStream stream not yet delivered to the durable consumer"
+    );
+    describe_counter!(
+        NATS_BATCHES,
+        "Batches of JetStream messages applied to the store"
     );
     describe_counter!(
         DECISION_LOG_DROPPED,

@@ -71,7 +71,7 @@ async fn conformance(store: Arc<dyn ProfileStore>) {
 
     // Planned actions are read back with the profile, in the order recorded, the newest
     // MAX_PLANNED of them.
-    let planned = |i: i64| PlannedAction {
+    let planned = move |i: i64| PlannedAction {
         decision_id: DecisionId::parse(format!("d-{i}")).unwrap(),
         offer_id: OfferId::parse("gold-card").unwrap(),
         channel: Channel::Email,
@@ -79,19 +79,41 @@ async fn conformance(store: Arc<dyn ProfileStore>) {
         made_at: now,
         until: now + 3600 + 60 * i,
     };
-    store
-        .plan(&cid("c-1"), &[planned(0), planned(1)], now)
-        .await
-        .unwrap();
+    let seen = |store: &Arc<dyn ProfileStore>, c: &str| {
+        let (store, c) = (store.clone(), cid(c));
+        async move {
+            store
+                .load_for_decision(&c, true)
+                .await
+                .unwrap()
+                .planned_mark
+        }
+    };
+    let before = seen(&store, "c-1").await;
+    assert!(
+        store
+            .plan(&cid("c-1"), &[planned(0), planned(1)], &before, now)
+            .await
+            .unwrap()
+    );
     let read = store.load_for_decision(&cid("c-1"), true).await.unwrap();
     assert_eq!(read.planned, vec![planned(0), planned(1)]);
+    // A decision that read the plans before those were recorded records nothing.
+    assert!(
+        !store
+            .plan(&cid("c-1"), &[planned(9)], &before, now)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.planned(&cid("c-1")).await.unwrap().len(), 2);
     assert_eq!(*read.profile.unwrap(), *for_decision);
     // An inbound decision does not ask for them.
     let inbound = store.load_for_decision(&cid("c-1"), false).await.unwrap();
     assert!(inbound.planned.is_empty());
     assert_eq!(*inbound.profile.unwrap(), *for_decision);
     let many: Vec<PlannedAction> = (2..2 + MAX_PLANNED as i64).map(planned).collect();
-    store.plan(&cid("c-1"), &many, now).await.unwrap();
+    let mark = seen(&store, "c-1").await;
+    assert!(store.plan(&cid("c-1"), &many, &mark, now).await.unwrap());
     assert_eq!(
         store
             .load_for_decision(&cid("c-1"), true)
@@ -102,7 +124,13 @@ async fn conformance(store: Arc<dyn ProfileStore>) {
     );
     assert_eq!(store.planned(&cid("c-1")).await.unwrap(), many);
     // A customer with plans and no profile yet; erasure removes both.
-    store.plan(&cid("c-new"), &[planned(0)], now).await.unwrap();
+    let mark = seen(&store, "c-new").await;
+    assert!(
+        store
+            .plan(&cid("c-new"), &[planned(0)], &mark, now)
+            .await
+            .unwrap()
+    );
     let read = store.load_for_decision(&cid("c-new"), true).await.unwrap();
     assert!(read.profile.is_none());
     assert_eq!(read.planned, vec![planned(0)]);
@@ -154,6 +182,51 @@ async fn conformance(store: Arc<dyn ProfileStore>) {
     let hot = store.load(&cid("hot")).await.unwrap().unwrap();
     assert_eq!(hot.events, 8 * 25 * 4);
     assert_eq!(hot.purchases.count, 8 * 25);
+
+    // Concurrent planners for one customer: each plan is recorded on a read that saw every
+    // plan before it (a compare-and-set), so none is lost and none recorded twice.
+    let mut tasks = Vec::new();
+    for w in 0..4 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut changed = 0;
+            for i in 0..5 {
+                let mine = PlannedAction {
+                    decision_id: DecisionId::parse(format!("w{w}-{i}")).unwrap(),
+                    ..planned(i)
+                };
+                loop {
+                    let mark = store
+                        .load_for_decision(&cid("busy"), true)
+                        .await
+                        .unwrap()
+                        .planned_mark;
+                    if store
+                        .plan(&cid("busy"), std::slice::from_ref(&mine), &mark, now)
+                        .await
+                        .unwrap()
+                    {
+                        break;
+                    }
+                    changed += 1;
+                }
+            }
+            changed
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut ids: Vec<String> = store
+        .planned(&cid("busy"))
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| p.decision_id.to_string())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 20);
 
     store.ping().await.unwrap();
 }

@@ -33,6 +33,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::answer::Decision;
 use super::record::{DecisionRecord, RECORD_CAPACITY};
 use super::request::DecisionRequest;
+use crate::profile::redis_conn::Layout;
 use crate::telemetry::metrics as m;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -93,11 +94,15 @@ impl DecisionLogSettings {
 #[derive(Clone)]
 pub struct DecisionLog {
     tx: Option<mpsc::Sender<Item>>,
+    /// The Redis stream's shards ([`crate::profile::redis_conn::Layout`]): one, but on a
+    /// Redis Cluster.
+    layout: Layout,
 }
 
-/// What the writer is sent: a record, or a customer whose records are to be erased.
+/// What the writer is sent: a record (and the shard of its customer, for the Redis
+/// stream), or a customer whose records are to be erased.
 pub(super) enum Item {
-    Record(Vec<u8>),
+    Record(Vec<u8>, usize),
     Erase(Erasure),
 }
 
@@ -123,7 +128,10 @@ const ERASE_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl DecisionLog {
     pub fn off() -> Self {
-        Self { tx: None }
+        Self {
+            tx: None,
+            layout: Layout::for_cluster(false),
+        }
     }
 
     /// Starts the writer. `redis` is the profile store's Redis URL, for the `redis` sink.
@@ -137,22 +145,32 @@ impl DecisionLog {
                 let file = file::open_append(&settings.path)?;
                 let (tx, rx) = mpsc::channel(settings.queue);
                 let task = tokio::spawn(file::write(rx, file, settings.clone()));
-                Ok((Self { tx: Some(tx) }, Some(task)))
+                let layout = Layout::for_cluster(false);
+                Ok((
+                    Self {
+                        tx: Some(tx),
+                        layout,
+                    },
+                    Some(task),
+                ))
             }
             LogSink::Redis => {
                 let (tx, rx) = mpsc::channel(settings.queue);
-                let client = redis
-                    .and_then(|r| {
-                        crate::profile::redis_store::client(&r.url, r.tls_ca.as_deref()).ok()
-                    })
-                    .ok_or_else(|| LogError::Open {
-                        path: PathBuf::from(&settings.redis_stream),
-                        source: std::io::Error::other(
-                            "the redis decision log needs store.redis_url",
-                        ),
-                    })?;
-                let task = tokio::spawn(stream::write(rx, client, settings.clone()));
-                Ok((Self { tx: Some(tx) }, Some(task)))
+                let redis = redis.cloned().ok_or_else(|| LogError::Open {
+                    path: PathBuf::from(&settings.redis_stream),
+                    source: std::io::Error::other(
+                        "the redis decision log needs store.redis_url or store.redis_cluster_nodes",
+                    ),
+                })?;
+                let layout = Layout::for_cluster(!redis.cluster_nodes.is_empty());
+                let task = tokio::spawn(stream::write(rx, redis, layout, settings.clone()));
+                Ok((
+                    Self {
+                        tx: Some(tx),
+                        layout,
+                    },
+                    Some(task),
+                ))
             }
         }
     }
@@ -163,7 +181,8 @@ impl DecisionLog {
         if let Some(tx) = &self.tx {
             let mut line = Vec::with_capacity(RECORD_CAPACITY);
             DecisionRecord::write(decision, request, &mut line);
-            if tx.try_send(Item::Record(line)).is_err() {
+            let shard = self.layout.shard_of(decision.customer_id.as_str());
+            if tx.try_send(Item::Record(line, shard)).is_err() {
                 metrics::counter!(m::DECISION_LOG_DROPPED).increment(1);
             }
         }
@@ -254,7 +273,7 @@ pub(super) fn split_batch(
     let mut records = 0;
     for item in batch.drain(..) {
         match item {
-            Item::Record(line) => {
+            Item::Record(line, _) => {
                 out.extend_from_slice(&line);
                 out.push(b'\n');
                 records += 1;
@@ -284,7 +303,7 @@ mod tests {
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(30)).await;
             tx.send(erase("c-2")).await.unwrap();
-            tx.send(Item::Record(b"{}".to_vec())).await.unwrap();
+            tx.send(Item::Record(b"{}".to_vec(), 0)).await.unwrap();
         });
         let mut batch = Vec::new();
         assert!(next_batch(&mut rx, &mut batch).await);
@@ -292,7 +311,7 @@ mod tests {
             .iter()
             .filter_map(|i| match i {
                 Item::Erase(e) => Some(e.customer.as_str()),
-                Item::Record(_) => None,
+                Item::Record(..) => None,
             })
             .collect();
         assert_eq!(customers, ["c-1", "c-2"]);

@@ -1,20 +1,20 @@
 //! The Redis stream writer: records appended with `XADD` (a capped stream), one pipeline
 //! a batch, and erasure passes that `XDEL` a customer's entries.
 
-use std::time::Duration;
-
 use tokio::sync::mpsc;
 
 use super::erasure::{Erasures, answer};
 use super::{DecisionLogSettings, Item, next_batch};
+use crate::profile::redis_conn::{Conn, Layout};
+use crate::profile::redis_store::{RedisOptions, connect_conn};
 use crate::telemetry::metrics as m;
 
 /// Entries read from the stream per `XRANGE` while erasing.
 const ERASE_PAGE: usize = 1000;
 
-/// Removes the erased customers' entries from the stream, a page at a time.
+/// Removes the erased customers' entries from one shard of the stream, a page at a time.
 async fn erase_from_stream(
-    conn: &mut redis::aio::MultiplexedConnection,
+    conn: &mut Conn,
     stream: &str,
     erasures: &Erasures,
 ) -> redis::RedisResult<u64> {
@@ -56,30 +56,50 @@ async fn erase_from_stream(
     }
 }
 
+/// Erases the customers' records from the shards that hold them (each customer's records
+/// are in one shard).
+async fn erase(
+    conn: &mut Conn,
+    layout: Layout,
+    stream: &str,
+    erasures: Vec<super::Erasure>,
+) -> Vec<(Vec<super::Erasure>, Result<u64, String>)> {
+    let mut by_shard: Vec<Vec<super::Erasure>> = (0..layout.shards).map(|_| Vec::new()).collect();
+    for e in erasures {
+        by_shard[layout.shard_of(&e.customer)].push(e);
+    }
+    let mut answers = Vec::new();
+    for (shard, erasures) in by_shard.into_iter().enumerate() {
+        if erasures.is_empty() {
+            continue;
+        }
+        let result = erase_from_stream(conn, &layout.key(stream, shard), &Erasures::new(&erasures))
+            .await
+            .map_err(|e| e.to_string());
+        answers.push((erasures, result));
+    }
+    answers
+}
+
 pub(super) async fn write(
     mut rx: mpsc::Receiver<Item>,
-    client: redis::Client,
+    redis: RedisOptions,
+    layout: Layout,
     settings: DecisionLogSettings,
 ) {
-    let config = redis::AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(2)))
-        .set_response_timeout(Some(Duration::from_secs(5)));
-    let mut conn = None;
+    let mut conn: Option<Conn> = None;
     let mut batch = Vec::with_capacity(256);
     let mut records = Vec::with_capacity(256);
     let mut erasures = Vec::new();
     while next_batch(&mut rx, &mut batch).await {
         for item in batch.drain(..) {
             match item {
-                Item::Record(json) => records.push(json),
+                Item::Record(json, shard) => records.push((json, shard)),
                 Item::Erase(e) => erasures.push(e),
             }
         }
         if conn.is_none() {
-            conn = client
-                .get_multiplexed_async_connection_with_config(&config)
-                .await
-                .ok();
+            conn = connect_conn(&redis).await.ok();
         }
         let Some(c) = conn.as_mut() else {
             metrics::counter!(m::DECISION_LOG_DROPPED).increment(records.len() as u64);
@@ -91,49 +111,46 @@ pub(super) async fn write(
             continue;
         };
         if !records.is_empty()
-            && let Err(e) = add_to_stream(c, &settings, &mut records).await
+            && let Err(e) = add_to_stream(c, layout, &settings, &mut records).await
         {
             tracing::warn!(error = %e, "cannot write the decision log stream");
-            conn = None;
         }
         if !erasures.is_empty() {
-            let result = match conn.as_mut() {
-                Some(c) => erase_from_stream(c, &settings.redis_stream, &Erasures::new(&erasures))
-                    .await
-                    .map_err(|e| {
-                        conn = None;
-                        e.to_string()
-                    }),
-                None => Err("cannot write to Redis".into()),
-            };
-            answer(std::mem::take(&mut erasures), result);
+            let stream = &settings.redis_stream;
+            for (erasures, result) in erase(c, layout, stream, std::mem::take(&mut erasures)).await
+            {
+                answer(erasures, result);
+            }
         }
     }
 }
 
-/// Appends the records to the stream in one pipeline; they are dropped (and counted) when
-/// it fails.
+/// Appends the records to the stream (each to its customer's shard) in one round trip;
+/// they are dropped (and counted) when it fails.
 async fn add_to_stream(
-    c: &mut redis::aio::MultiplexedConnection,
+    c: &mut Conn,
+    layout: Layout,
     settings: &DecisionLogSettings,
-    records: &mut Vec<Vec<u8>>,
+    records: &mut Vec<(Vec<u8>, usize)>,
 ) -> redis::RedisResult<()> {
-    let mut pipe = redis::pipe();
     let count = records.len() as u64;
-    for json in records.drain(..) {
-        pipe.cmd("XADD")
-            .arg(&settings.redis_stream)
+    let keys = layout.keys(&settings.redis_stream);
+    let max_len = settings.redis_max_len / layout.shards as u64;
+    let mut shards: Vec<Vec<redis::Cmd>> = vec![Vec::new(); layout.shards];
+    for (json, shard) in records.drain(..) {
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(&keys[shard])
             .arg("MAXLEN")
             .arg("~")
-            .arg(settings.redis_max_len)
+            .arg(max_len)
             .arg("*")
             .arg("decision")
-            .arg(json)
-            .ignore();
+            .arg(json);
+        shards[shard].push(cmd);
     }
-    let result = pipe.query_async::<()>(c).await;
+    let result = c.run(shards).await;
     if result.is_err() {
         metrics::counter!(m::DECISION_LOG_DROPPED).increment(count);
     }
-    result
+    result.map(drop)
 }
