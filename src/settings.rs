@@ -66,8 +66,9 @@ pub struct StoreSettings {
     /// Acknowledge an event only once this many replicas hold it (Redis `WAIT`); 0: once
     /// the master has it.
     pub wait_replicas: u32,
-    /// How long a write waits for those replicas; past it the events are answered `503`
-    /// (they are applied on the master, and a retry is de-duplicated).
+    /// How long a write waits for those replicas (below `response_timeout_ms`); past it the
+    /// events are answered `503` (they are applied on the master, and a retry is
+    /// de-duplicated).
     pub wait_timeout_ms: u64,
     /// For `rediss://`: a PEM file of the certificate authorities to trust instead of the
     /// system's (a private CA). Empty: the system's.
@@ -88,7 +89,7 @@ impl Default for StoreSettings {
             redis_url: String::new(),
             redis_cluster_nodes: Vec::new(),
             wait_replicas: 0,
-            wait_timeout_ms: 500,
+            wait_timeout_ms: 200,
             tls_ca_file: PathBuf::new(),
             key_prefix: "tp".into(),
             connect_timeout_ms: 250,
@@ -458,6 +459,12 @@ impl Settings {
             return Err(SettingsError::Invalid(
                 "set store.redis_url or store.redis_cluster_nodes, not both".into(),
             ));
+        }
+        if st.wait_replicas > 0 && st.wait_timeout_ms >= st.response_timeout_ms {
+            return Err(SettingsError::Invalid(format!(
+                "store.wait_timeout_ms ({}) must be below store.response_timeout_ms ({}): the wait is one answer",
+                st.wait_timeout_ms, st.response_timeout_ms
+            )));
         }
         if st.wait_replicas > 0 && !st.uses_redis() {
             return Err(SettingsError::Invalid(

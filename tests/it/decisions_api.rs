@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::helpers::{RedisServer, TestApp, purchase, spawn_app, test_settings};
 
 /// A customer with consent for email and SMS, some purchases and a time zone.
-async fn known_customer(app: &TestApp, id: &str) {
+pub(crate) async fn known_customer(app: &TestApp, id: &str) {
     let events = json!({"events": [
         {"event_id": format!("{id}-a"), "customer_id": id, "type": "attributes", "at": "2026-09-01T08:00:00Z",
          "attributes": {"age_band": "35-44", "income_band": "high", "homeowner": true, "has_app": true,
@@ -515,7 +515,7 @@ async fn the_redis_stream_log_holds_every_decision_and_erasing_a_customer_remove
 /// a reported contact replaces its plan (counted once), and a plan never sent lapses. Email
 /// is limited to 2 in 3 days here, and exploration is off so that each answer's first action
 /// is the best one.
-async fn planned_actions_count_toward_the_limits_until_sent(app: &TestApp) {
+pub(crate) async fn planned_actions_count_toward_the_limits_until_sent(app: &TestApp) {
     known_customer(app, "c-plan").await;
     // As of now (plans lapse by the clock), or of a later time.
     let ask = |at: Option<&str>| {
@@ -573,7 +573,7 @@ async fn planned_actions_count_toward_the_limits_until_sent(app: &TestApp) {
     assert!(marketing(&lapsed), "one contact, the plan lapsed: {lapsed}");
 }
 
-fn planner_settings(redis: Option<&RedisServer>) -> touchpoint::settings::Settings {
+pub(crate) fn planner_settings(redis: Option<&RedisServer>) -> touchpoint::settings::Settings {
     let mut settings = test_settings(redis);
     settings.decision.exploration.epsilon = 0.0;
     // The test's sender reports a plan sent at its send time, up to the horizon (72 h) ahead

@@ -8,6 +8,7 @@ mod cdnow;
 mod cdnow_fit;
 mod cli;
 mod closed_loop;
+mod cluster;
 mod decision_properties;
 mod decisions_api;
 mod edges;

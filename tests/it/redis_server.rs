@@ -258,3 +258,237 @@ impl Drop for RedisServer {
         self.kill();
     }
 }
+
+/// A private Redis Cluster: three masters and a replica of each, every one a
+/// `redis-server --cluster-enabled yes` on a free port, joined by `redis-cli --cluster
+/// create`. Killed when dropped.
+pub struct RedisCluster {
+    pub nodes: Vec<ClusterNode>,
+    _dir: tempfile::TempDir,
+}
+
+pub struct ClusterNode {
+    child: Option<Child>,
+    pub port: u16,
+    dir: PathBuf,
+}
+
+impl ClusterNode {
+    fn spawn(port: u16, dir: &std::path::Path) -> Child {
+        Command::new(redis_server_binary())
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "1000"])
+            .args(["--cluster-config-file", "nodes.conf"])
+            .arg("--dir")
+            .arg(dir)
+            .args(["--save", "", "--appendonly", "no"])
+            // A replica's first sync at once, not after the default 5 s delay.
+            .args(["--repl-diskless-sync-delay", "0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts")
+    }
+
+    /// Starts a killed node again: it rejoins the cluster (its `nodes.conf` kept), as a
+    /// replica when another node took over its slots.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = Some(Self::spawn(self.port, &self.dir));
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn connection(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .unwrap()
+            .get_connection()
+            .unwrap()
+    }
+
+    /// SIGKILL.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn info(&self, section: &str) -> Option<String> {
+        let client = redis::Client::open(self.url()).ok()?;
+        let mut c = client
+            .get_connection_with_timeout(Duration::from_millis(500))
+            .ok()?;
+        redis::cmd("INFO").arg(section).query(&mut c).ok()
+    }
+
+    /// `master` or `slave`, as the node itself says.
+    pub fn role(&self) -> Option<String> {
+        let info = self.info("replication")?;
+        info.lines()
+            .find_map(|l| l.strip_prefix("role:"))
+            .map(|r| r.trim().to_owned())
+    }
+}
+
+impl RedisCluster {
+    /// Starts the six nodes and waits until the cluster is up and every replica in sync.
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut nodes = Vec::new();
+        for i in 0..6 {
+            let port = free_port();
+            let node_dir = dir.path().join(format!("n{i}"));
+            std::fs::create_dir_all(&node_dir).unwrap();
+            let child = ClusterNode::spawn(port, &node_dir);
+            nodes.push(ClusterNode {
+                child: Some(child),
+                port,
+                dir: node_dir,
+            });
+        }
+        let started = Instant::now();
+        for n in &nodes {
+            while n.info("server").is_none() {
+                assert!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "node {} did not come up",
+                    n.port
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let out = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .output()
+            .expect("redis-cli runs (apt-get install -y redis-tools)");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let cluster = Self { nodes, _dir: dir };
+        cluster.wait_healthy(Duration::from_secs(30));
+        cluster
+    }
+
+    /// Waits until every live node says the cluster is ok, three of them are masters and
+    /// every other one is a replica in sync with its master.
+    pub fn wait_healthy(&self, limit: Duration) {
+        let started = Instant::now();
+        loop {
+            let live: Vec<&ClusterNode> = self.nodes.iter().filter(|n| n.child.is_some()).collect();
+            let masters = live
+                .iter()
+                .filter(|n| n.role().as_deref() == Some("master"))
+                .count();
+            let ok = masters == 3
+                && live.iter().all(|n| {
+                    let cluster = n.info("cluster").unwrap_or_default();
+                    let state = redis::Client::open(n.url())
+                        .ok()
+                        .and_then(|c| {
+                            c.get_connection_with_timeout(Duration::from_millis(500))
+                                .ok()
+                        })
+                        .and_then(|mut c| {
+                            redis::cmd("CLUSTER")
+                                .arg("INFO")
+                                .query::<String>(&mut c)
+                                .ok()
+                        })
+                        .unwrap_or_default();
+                    let replication = n.info("replication").unwrap_or_default();
+                    let synced = !replication.contains("role:slave")
+                        || replication.contains("master_link_status:up");
+                    cluster.contains("cluster_enabled:1")
+                        && state.contains("cluster_state:ok")
+                        && synced
+                });
+            if ok {
+                return;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "the cluster did not become healthy"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Every node's address, for `store.redis_cluster_nodes`.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(ClusterNode::url).collect()
+    }
+
+    /// The node that is master of `key`'s slot.
+    pub fn master_of(&self, key: &str) -> usize {
+        let mut c = self
+            .nodes
+            .iter()
+            .find(|n| n.child.is_some())
+            .unwrap()
+            .connection();
+        let slot: i64 = redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(key)
+            .query(&mut c)
+            .unwrap();
+        let shards: Vec<redis::Value> = redis::cmd("CLUSTER").arg("SLOTS").query(&mut c).unwrap();
+        for shard in shards {
+            let redis::Value::Array(parts) = shard else {
+                continue;
+            };
+            let (Ok(from), Ok(to)) = (
+                redis::from_redis_value::<i64>(parts[0].clone()),
+                redis::from_redis_value::<i64>(parts[1].clone()),
+            ) else {
+                continue;
+            };
+            if (from..=to).contains(&slot) {
+                let redis::Value::Array(master) = &parts[2] else {
+                    break;
+                };
+                let port: i64 = redis::from_redis_value(master[1].clone()).unwrap();
+                return self
+                    .nodes
+                    .iter()
+                    .position(|n| i64::from(n.port) == port)
+                    .unwrap();
+            }
+        }
+        panic!("no master for slot {slot}");
+    }
+
+    /// Every key in the cluster (of the masters).
+    pub fn keys(&self) -> Vec<String> {
+        let mut keys = Vec::new();
+        for n in &self.nodes {
+            if n.child.is_some() && n.role().as_deref() == Some("master") {
+                let mut c = n.connection();
+                let mut k: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut c).unwrap();
+                keys.append(&mut k);
+            }
+        }
+        keys.sort();
+        keys
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            n.kill();
+        }
+    }
+}

@@ -38,7 +38,7 @@ fn history(customer: &str, n: usize, prefix: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
-async fn conformance(store: Arc<dyn ProfileStore>) {
+pub async fn conformance(store: Arc<dyn ProfileStore>) {
     let limits = ProfileLimits::default();
     let now = 1_800_000_000;
 
