@@ -11,12 +11,13 @@
 //!   the offer catalog and its conditions, consent and contact policy, the decision log's
 //!   record and its writers.
 //! - [`profile`]: customer profiles: events, the bounded profile state, the store trait and its
-//!   two backends (embedded memory, Redis).
+//!   two backends (embedded memory, Redis: one server or a Redis Cluster).
 //! - [`model`]: trained models as served: the one feature path, the model set on disk and its
 //!   scoring (value, segments, send time, channel, propensity).
 //! - [`training`]: used by the CLI only: `simulate` (synthetic histories with known truth) and
 //!   `train` (fitting, held-out metrics and plots, the report).
 //! - [`import`]: bulk loading of event files into the store.
+//! - [`nats`]: events consumed from a NATS JetStream stream.
 //! - [`settings`]: layered configuration (defaults, TOML file, `TOUCHPOINT__…` variables).
 //! - [`startup`]: building and running the service, graceful shutdown.
 //! - [`telemetry`]: logs and the Prometheus metrics, with every metric name in one module.
@@ -34,6 +35,7 @@ pub mod import;
 pub mod learning;
 pub mod live;
 pub mod model;
+pub mod nats;
 pub mod profile;
 pub mod settings;
 pub mod startup;

@@ -258,12 +258,16 @@ pub struct IngestSettings {
     /// An event dated more than this many seconds after the receiver's clock is refused
     /// (`time_in_future`): senders' clocks drift a little, never by days.
     pub max_clock_skew_secs: u64,
+    /// Events consumed from a NATS JetStream stream ([`crate::nats`]); off while `url` is
+    /// empty.
+    pub nats: crate::nats::NatsIngestSettings,
 }
 
 impl Default for IngestSettings {
     fn default() -> Self {
         Self {
             max_clock_skew_secs: 300,
+            nats: crate::nats::NatsIngestSettings::default(),
         }
     }
 }
@@ -454,6 +458,7 @@ impl Settings {
         self.profile.check().map_err(SettingsError::Invalid)?;
         self.learning.check().map_err(SettingsError::Invalid)?;
         self.auth.check().map_err(SettingsError::Invalid)?;
+        self.ingest.nats.check().map_err(SettingsError::Invalid)?;
         let st = &self.store;
         if !st.redis_url.trim().is_empty() && !st.redis_cluster_nodes.is_empty() {
             return Err(SettingsError::Invalid(

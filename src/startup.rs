@@ -254,6 +254,13 @@ impl Application {
         if settings.learning.enabled {
             background.push(tokio::spawn(learner.keep_current(state.profiles.clone())));
         }
+        if settings.ingest.nats.enabled() {
+            background.push(tokio::spawn(crate::nats::consume(
+                settings.ingest.nats.clone(),
+                state.profiles.clone(),
+                settings.ingest.max_ahead(),
+            )));
+        }
         let mut watches = Vec::new();
         if settings.models.watch {
             let registry = models.clone();

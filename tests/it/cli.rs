@@ -9,7 +9,7 @@ use touchpoint::profile::ProfileStore;
 
 use crate::helpers::{RedisServer, free_port, repo_path};
 
-fn touchpoint() -> Command {
+pub(crate) fn touchpoint() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_touchpoint"));
     cmd.current_dir(repo_path(""));
     cmd.env("TOUCHPOINT__DECISION__LOG__SINK", "off");

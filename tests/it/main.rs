@@ -18,6 +18,7 @@ mod faults;
 mod helpers;
 mod learning;
 mod models;
+mod nats;
 mod operations;
 mod readme;
 mod redis_server;
