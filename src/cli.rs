@@ -2,6 +2,7 @@
 //! command. Everything real lives in the library modules; this file only wires them up.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -136,6 +137,32 @@ pub enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Plan a campaign: decide for every customer of a file through the decision service
+    /// (consent, contact policy, planned actions recorded, the decision log), writing each
+    /// answer as a JSON line.
+    Decide {
+        /// One customer per line: an id, or a decision request as POST /v1/decisions takes it.
+        #[arg(long)]
+        customers: PathBuf,
+        /// Outbound channels to plan for (comma-separated); default: every consented channel.
+        #[arg(long, value_delimiter = ',')]
+        channels: Vec<String>,
+        /// Actions per customer.
+        #[arg(long, default_value_t = 1)]
+        limit: usize,
+        /// Events to load into the store first (JSON lines; for the embedded store, which
+        /// starts empty).
+        #[arg(long)]
+        events: Option<PathBuf>,
+        /// Where the answers go (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Decisions made at once.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Bulk-load an event history (JSON lines) into the configured store.
     Import {
@@ -382,6 +409,39 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("scopes = [{}]", list.join(", "));
             Ok(())
         }
+        Command::Decide {
+            customers,
+            channels,
+            limit,
+            events,
+            out,
+            concurrency,
+            config,
+        } => {
+            let settings = load_settings(config.as_deref())?;
+            telemetry::init_logs(&settings.log);
+            let channels = channels
+                .iter()
+                .map(|c| {
+                    c.trim()
+                        .parse::<crate::profile::Channel>()
+                        .map_err(|e| anyhow::anyhow!("--channels: {c:?}: {e}"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let ask = crate::campaign::Ask {
+                channels: (!channels.is_empty()).then_some(channels),
+                limit,
+            };
+            decide_audience(
+                &settings,
+                &customers,
+                &ask,
+                events.as_deref(),
+                out.as_deref(),
+                concurrency,
+            )
+            .await
+        }
         Command::Import {
             events,
             config,
@@ -392,6 +452,65 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             import(&settings, &events, rejects.as_deref()).await
         }
     }
+}
+
+async fn decide_audience(
+    settings: &Settings,
+    customers: &std::path::Path,
+    ask: &crate::campaign::Ask,
+    events: Option<&std::path::Path>,
+    out: Option<&std::path::Path>,
+    concurrency: usize,
+) -> anyhow::Result<()> {
+    let requests = crate::campaign::read_customers(customers, ask)?;
+    let profiles = startup::open_store(settings)
+        .await
+        .context("opening the profile store")?;
+    if let Some(events) = events {
+        let bar = progress_bar("{spinner} loading events [{wide_bar}] {bytes}/{total_bytes}");
+        let summary = crate::import::import_events(
+            events,
+            &profiles,
+            &settings.import,
+            settings.ingest.max_ahead(),
+            &bar,
+        )
+        .await;
+        bar.finish_and_clear();
+        let summary = summary?;
+        eprintln!(
+            "loaded {} events of {} ({} rejected)",
+            summary.accepted,
+            events.display(),
+            summary.rejected_total
+        );
+    }
+    let (decider, log_writer) = startup::decider(settings, profiles)?;
+    let decider = Arc::new(decider);
+    let mut writer: Box<dyn std::io::Write + Send> = match out {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("writing {}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+    };
+    let bar = progress_bar("{spinner} deciding [{wide_bar}] {pos}/{len} ({per_sec}, eta {eta})");
+    let summary = crate::campaign::plan(decider, requests, concurrency, &mut *writer, &bar).await;
+    bar.finish_and_clear();
+    let summary = summary?;
+    // The deciders are gone: the log's writer drains its queue and stops.
+    if let Some(writer) = log_writer {
+        writer.await.context("the decision log's writer failed")?;
+    }
+    eprintln!(
+        "{} decisions in {:.2}s ({:.0}/s): {} outbound actions planned, {} without action, {} degraded",
+        summary.decisions,
+        summary.elapsed.as_secs_f64(),
+        summary.per_second(),
+        summary.planned,
+        summary.no_action,
+        summary.degraded
+    );
+    Ok(())
 }
 
 async fn simulate_closed_loop(

@@ -17,6 +17,7 @@
 //! - [`training`]: used by the CLI only: `simulate` (synthetic histories with known truth) and
 //!   `train` (fitting, held-out metrics and plots, the report).
 //! - [`import`]: bulk loading of event files into the store.
+//! - [`campaign`]: batch campaign planning (`touchpoint decide --customers`).
 //! - [`nats`]: events consumed from a NATS JetStream stream.
 //! - [`settings`]: layered configuration (defaults, TOML file, `TOUCHPOINT__…` variables).
 //! - [`startup`]: building and running the service, graceful shutdown.
@@ -29,6 +30,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod campaign;
 pub mod cli;
 pub mod decision;
 pub mod import;

@@ -98,6 +98,42 @@ pub async fn open_store(settings: &Settings) -> Result<Profiles, StartupError> {
     Ok(Profiles::new(store, settings.store.operation_timeout()))
 }
 
+/// A decision service on `profiles` with the configured model sets, catalog and decision
+/// log, for a command that decides without serving (`touchpoint decide`), and the log's
+/// writer: await it after the last decider is dropped so that every record is written.
+/// No online learning (it is fed by a serving replica's outcome log).
+pub fn decider(
+    settings: &Settings,
+    profiles: Profiles,
+) -> Result<(Decider, Option<tokio::task::JoinHandle<()>>), StartupError> {
+    let dir = settings.models.dir.clone();
+    let models = Arc::new(Live::load("model set", MODEL_RELOADS, move || {
+        ModelSet::load(&dir)
+    })?);
+    let path = settings.catalog.path.clone();
+    let catalog = Arc::new(Live::load("catalog", CATALOG_RELOADS, move || {
+        Catalog::load(&path)
+    })?);
+    let redis = settings
+        .store
+        .uses_redis()
+        .then(|| settings.store.redis_options())
+        .transpose()?;
+    let (log, writer) =
+        crate::decision::log::DecisionLog::start(&settings.decision.log, redis.as_ref())?;
+    let mut decider = Decider::new(profiles, models, catalog, settings.decision.clone(), log);
+    if !settings.models.challenger_dir.as_os_str().is_empty() {
+        let dir = settings.models.challenger_dir.clone();
+        let challenger = Arc::new(Live::load(
+            "challenger model set",
+            MODEL_RELOADS,
+            move || ModelSet::load(&dir),
+        )?);
+        decider = decider.with_challenger(challenger, settings.models.challenger_share);
+    }
+    Ok((decider, writer))
+}
+
 impl Application {
     pub async fn build(mut settings: Settings) -> Result<Self, StartupError> {
         settings.fill_default_paths();

@@ -196,3 +196,87 @@ fn a_redis_password_never_appears_in_an_error() {
     }
     redis.kill();
 }
+
+/// `touchpoint decide` plans an audience through the decision service: an answer per
+/// customer, outbound actions only on consented channels, the contact limit kept across
+/// two asks for one customer; a bad line is named by number before anything is decided.
+#[test]
+fn decide_plans_an_audience_from_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    let mut text = String::new();
+    for c in 0..50 {
+        let id = format!("c-a{c}");
+        let consent = |ch: &str, i: usize| {
+            serde_json::json!({"event_id": format!("{id}-c{i}"), "customer_id": id, "type": "consent",
+                "at": "2026-09-01T08:00:00Z", "consent": {"channel": ch, "granted": true}})
+        };
+        text.push_str(&format!("{}\n", consent("email", 0)));
+        if c % 2 == 0 {
+            text.push_str(&format!("{}\n", consent("sms", 1)));
+        }
+        text.push_str(&format!(
+            "{}\n",
+            crate::helpers::purchase(&format!("{id}-p"), &id, "2026-10-02T19:00:00Z", 40.0)
+        ));
+    }
+    std::fs::write(&events, text).unwrap();
+    let customers = dir.path().join("customers.txt");
+    let mut list: Vec<String> = (0..50).map(|c| format!("c-a{c}")).collect();
+    list.insert(0, "# the autumn campaign".into());
+    // One customer asked twice, for email only: email allows one contact in three days.
+    list.push(r#"{"customer_id": "c-a1", "channels": ["email"]}"#.into());
+    list.push(r#"{"customer_id": "c-a1", "channels": ["email"]}"#.into());
+    std::fs::write(&customers, list.join("\n")).unwrap();
+    let out = dir.path().join("answers.jsonl");
+    let run = |customers: &std::path::Path| {
+        touchpoint()
+            .arg("decide")
+            .arg("--customers")
+            .arg(customers)
+            .arg("--events")
+            .arg(&events)
+            .arg("--out")
+            .arg(&out)
+            .arg("--concurrency")
+            .arg("1")
+            .output()
+            .unwrap()
+    };
+    let done = run(&customers);
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "{stderr}");
+    assert!(stderr.contains("52 decisions"), "{stderr}");
+    let answers: Vec<serde_json::Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(answers.len(), 52);
+    for a in &answers {
+        let c: usize = a["customer_id"].as_str().unwrap()[3..].parse().unwrap();
+        for action in a["actions"].as_array().unwrap() {
+            let ch = action["channel"].as_str().unwrap();
+            assert!(ch == "email" || (ch == "sms" && c % 2 == 0), "{a}");
+        }
+    }
+    // c-a1 (email only consented) asked three times: one marketing email at most; the
+    // service message (payment-due-reminder, a service offer in the shipped catalog) skips
+    // the contact limits.
+    let of_a1: Vec<&serde_json::Value> = answers
+        .iter()
+        .filter(|a| a["customer_id"] == "c-a1")
+        .collect();
+    let emails = of_a1
+        .iter()
+        .flat_map(|a| a["actions"].as_array().unwrap())
+        .filter(|x| x["channel"] == "email" && x["offer_id"] != "payment-due-reminder")
+        .count();
+    assert!(emails <= 1, "{of_a1:?}");
+
+    std::fs::write(&customers, "c-a1\nnot an id!\n").unwrap();
+    let refused = run(&customers);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("line 2"), "{stderr}");
+}
