@@ -19,6 +19,7 @@
 //! - [`import`]: bulk loading of event files into the store.
 //! - [`campaign`]: batch campaign planning (`touchpoint decide --customers`).
 //! - [`nats`]: events consumed from a NATS JetStream stream.
+//! - [`outbound`]: the outbound feed: due planned actions handed to the sender, once.
 //! - [`settings`]: layered configuration (defaults, TOML file, `TOUCHPOINT__…` variables).
 //! - [`startup`]: building and running the service, graceful shutdown.
 //! - [`telemetry`]: logs and the Prometheus metrics, with every metric name in one module.
@@ -38,6 +39,7 @@ pub mod learning;
 pub mod live;
 pub mod model;
 pub mod nats;
+pub mod outbound;
 pub mod profile;
 pub mod settings;
 pub mod startup;

@@ -26,6 +26,7 @@ pub struct Settings {
     pub learning: crate::learning::LearningSettings,
     pub auth: crate::auth::AuthSettings,
     pub web: crate::auth::WebSettings,
+    pub outbound: crate::outbound::OutboundSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -459,6 +460,9 @@ impl Settings {
         self.learning.check().map_err(SettingsError::Invalid)?;
         self.auth.check().map_err(SettingsError::Invalid)?;
         self.ingest.nats.check().map_err(SettingsError::Invalid)?;
+        self.outbound
+            .check(self.store.uses_redis())
+            .map_err(SettingsError::Invalid)?;
         let st = &self.store;
         if !st.redis_url.trim().is_empty() && !st.redis_cluster_nodes.is_empty() {
             return Err(SettingsError::Invalid(

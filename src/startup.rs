@@ -121,6 +121,10 @@ pub fn decider(
         .transpose()?;
     let (log, writer) =
         crate::decision::log::DecisionLog::start(&settings.decision.log, redis.as_ref())?;
+    // Plans made here are published by the serving replicas' outbound feed.
+    if settings.outbound.feed != crate::outbound::Feed::Off {
+        profiles.index_outbound();
+    }
     let mut decider = Decider::new(profiles, models, catalog, settings.decision.clone(), log);
     if !settings.models.challenger_dir.as_os_str().is_empty() {
         let dir = settings.models.challenger_dir.clone();
@@ -186,6 +190,9 @@ impl Application {
         let learner = Arc::new(learner);
         if settings.learning.enabled {
             profiles.learn_with(learner.clone());
+        }
+        if settings.outbound.feed != crate::outbound::Feed::Off {
+            profiles.index_outbound();
         }
         let mut decider = Decider::new(
             profiles.clone(),
@@ -289,6 +296,12 @@ impl Application {
         }));
         if settings.learning.enabled {
             background.push(tokio::spawn(learner.keep_current(state.profiles.clone())));
+        }
+        if settings.outbound.feed != crate::outbound::Feed::Off {
+            background.push(tokio::spawn(crate::outbound::publish(
+                settings.outbound.clone(),
+                state.profiles.clone(),
+            )));
         }
         if settings.ingest.nats.enabled() {
             background.push(tokio::spawn(crate::nats::consume(

@@ -11,7 +11,8 @@ use super::ids::CustomerId;
 use super::planned::{KEPT_AFTER_LAPSE, MAX_PLANNED, PlannedAction, PlannedMark};
 use super::state::{Profile, ProfileLimits};
 use super::store::{
-    ApplyOutcome, DecisionRead, ProfileStore, StoreError, apply_events, group_by_customer,
+    ApplyOutcome, DecisionRead, DueAction, ProfileStore, StoreError, apply_events,
+    group_by_customer,
 };
 use crate::learning::join::{self, Exposures, Outcome};
 
@@ -35,7 +36,15 @@ pub struct MemoryStore {
     outcomes: Mutex<(u64, std::collections::VecDeque<Outcome>)>,
     /// Customers with open exposures, by their earliest deadline.
     due: Mutex<BTreeSet<(i64, CustomerId)>>,
+    /// Whether planned actions are indexed for the outbound feed.
+    outbound: std::sync::atomic::AtomicBool,
+    sends: Mutex<Sends>,
 }
+
+/// The outbound index: entries by send time, and those claimed with (their lease's end,
+/// their send time).
+#[derive(Default)]
+struct Sends(BTreeSet<(i64, Vec<u8>)>, HashMap<Vec<u8>, (i64, i64)>);
 
 impl MemoryStore {
     pub fn new(limits: ProfileLimits) -> Self {
@@ -47,6 +56,8 @@ impl MemoryStore {
             learner: OnceLock::new(),
             outcomes: Mutex::default(),
             due: Mutex::default(),
+            outbound: std::sync::atomic::AtomicBool::new(false),
+            sends: Mutex::default(),
         }
     }
 
@@ -197,6 +208,15 @@ impl ProfileStore for MemoryStore {
         list.extend_from_slice(planned);
         let excess = list.len().saturating_sub(MAX_PLANNED);
         list.drain(..excess);
+        drop(shard);
+        if self.outbound.load(std::sync::atomic::Ordering::Relaxed) {
+            let mut sends = lock(&self.sends);
+            for p in planned {
+                sends
+                    .0
+                    .insert((p.send_at, DueAction::entry_of(customer, p)));
+            }
+        }
         Ok(true)
     }
 
@@ -211,6 +231,14 @@ impl ProfileStore for MemoryStore {
         let planned = lock(self.planned_shard(customer.as_str()))
             .remove(customer)
             .is_some();
+        {
+            let mut sends = lock(&self.sends);
+            let mine = |e: &Vec<u8>| {
+                DueAction::from_entry(e.clone()).is_some_and(|d| d.customer_id == *customer)
+            };
+            sends.0.retain(|(_, e)| !mine(e));
+            sends.1.retain(|e, _| !mine(e));
+        }
         let profile = lock(self.shard(customer.as_str()))
             .remove(customer)
             .is_some();
@@ -223,6 +251,51 @@ impl ProfileStore for MemoryStore {
 
     fn learn_with(&self, learner: Arc<dyn Exposures>) {
         let _ = self.learner.set(learner);
+    }
+
+    fn index_outbound(&self) {
+        self.outbound
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    async fn claim_due(
+        &self,
+        now: i64,
+        max: usize,
+        lease: i64,
+    ) -> Result<Vec<DueAction>, StoreError> {
+        let mut sends = lock(&self.sends);
+        let Sends(index, claimed) = &mut *sends;
+        let mut out: Vec<Vec<u8>> = claimed
+            .iter()
+            .filter(|(_, (until, _))| *until <= now)
+            .map(|(e, _)| e.clone())
+            .take(max)
+            .collect();
+        while out.len() < max {
+            match index.first() {
+                Some((at, _)) if *at <= now => {
+                    let (at, entry) = index.pop_first().expect("a first entry");
+                    claimed.insert(entry.clone(), (0, at));
+                    out.push(entry);
+                }
+                _ => break,
+            }
+        }
+        for e in &out {
+            if let Some(c) = claimed.get_mut(e) {
+                c.0 = now + lease;
+            }
+        }
+        Ok(out.into_iter().filter_map(DueAction::from_entry).collect())
+    }
+
+    async fn release(&self, actions: &[DueAction]) -> Result<(), StoreError> {
+        let mut sends = lock(&self.sends);
+        for a in actions {
+            sends.1.remove(&a.entry);
+        }
+        Ok(())
     }
 
     async fn outcomes_after(

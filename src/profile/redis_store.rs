@@ -31,7 +31,8 @@ use super::planned::{KEPT_AFTER_LAPSE, MAX_PLANNED, PlannedAction, PlannedMark};
 use super::redis_conn::{Conn, Layout, join_cursor, split_cursor};
 use super::state::{Profile, ProfileLimits};
 use super::store::{
-    ApplyOutcome, DecisionRead, ProfileStore, StoreError, apply_events, group_by_customer,
+    ApplyOutcome, DecisionRead, DueAction, ProfileStore, StoreError, apply_events,
+    group_by_customer,
 };
 use crate::learning::join::{self, Exposures, Outcome};
 
@@ -81,6 +82,43 @@ return 1
 "#,
     )
 });
+
+/// Claims due outbound actions in one shard: KEYS[1] the index by send time, KEYS[2] the
+/// claimed ones by the end of their lease; ARGV now, the most to claim, the new lease's end.
+/// Lapsed leases are claimed again first. Answers the entries claimed.
+const CLAIM_LUA: &str = r#"
+local out = {}
+local lapsed = redis.call('ZRANGE', KEYS[2], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, ARGV[2])
+for _, m in ipairs(lapsed) do
+  redis.call('ZADD', KEYS[2], ARGV[3], m)
+  out[#out + 1] = m
+end
+local room = tonumber(ARGV[2]) - #out
+if room > 0 then
+  local due = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, room)
+  for _, m in ipairs(due) do
+    redis.call('ZREM', KEYS[1], m)
+    redis.call('ZADD', KEYS[2], ARGV[3], m)
+    out[#out + 1] = m
+  end
+end
+return out
+"#;
+
+/// Appends a claimed action to the outbound stream, once: KEYS[1] the claimed set, KEYS[2]
+/// the stream; ARGV the stream's rough length cap, the entry, the message. Only an entry
+/// still claimed is appended (and unclaimed in the same step), so a second publisher whose
+/// lease lapsed appends nothing.
+const APPEND_LUA: &str = r#"
+if redis.call('ZREM', KEYS[1], ARGV[2]) == 1 then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*', 'action', ARGV[3])
+  return 1
+end
+return 0
+"#;
+
+/// The outbound stream keeps about this many of the newest actions.
+const OUTBOUND_STREAM: usize = 1_000_000;
 
 /// Erases a customer: KEYS[1] is their tombstone, set to ARGV[1] (now) for ARGV[2] seconds,
 /// and the other keys are deleted; answers how many of those existed.
@@ -214,6 +252,8 @@ pub struct RedisStore {
     wait_timeout: Duration,
     /// Shared by every worker's copy of the store.
     learner: Arc<OnceLock<Arc<dyn Exposures>>>,
+    /// Whether planned actions are indexed for the outbound feed (shared as the learner).
+    outbound: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A client for `url` with `TCP_NODELAY` set. The redis crate leaves Nagle's algorithm on,
@@ -321,6 +361,7 @@ impl RedisStore {
             wait_replicas: opts.wait_replicas,
             wait_timeout: opts.wait_timeout,
             learner: Arc::default(),
+            outbound: Arc::default(),
         };
         store.check_version().await.map_err(at)?;
         store.load_script().await.map_err(at)?;
@@ -378,6 +419,10 @@ impl RedisStore {
             .await
             .map_err(unavailable)?;
         debug_assert_eq!(sha, self.script_sha);
+        PLAN_SCRIPT
+            .load_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
         Ok(())
     }
 
@@ -426,6 +471,19 @@ impl RedisStore {
     /// shard by shard).
     pub fn due_keys(&self) -> Vec<String> {
         self.layout.keys(&format!("{}:learning:due", self.prefix))
+    }
+
+    /// The outbound index (sorted sets of due actions by send time), the actions claimed
+    /// by a publisher (by the end of their lease) and the outbound stream, shard by shard;
+    /// shard `i` of the three shares a slot.
+    fn outbound_keys(&self, what: &str) -> Vec<String> {
+        self.layout
+            .keys(&format!("{}:outbound:{what}", self.prefix))
+    }
+
+    /// The outbound feed's streams (`outbound.feed = "redis"`), shard by shard.
+    pub fn outbound_stream_keys(&self) -> Vec<String> {
+        self.outbound_keys("stream")
     }
 
     /// `LRANGE` of all the customer's planned actions.
@@ -862,19 +920,85 @@ impl ProfileStore for RedisStore {
         // never shortening its life (EXPIRE NX sets a first expiry, GT only lengthens one;
         // Redis 7.0+).
         let live = (last + KEPT_AFTER_LAPSE - now).max(1);
-        let mut call = PLAN_SCRIPT.key(self.planned_key(customer.as_str()));
-        call.arg(seen.len)
+        let mut script = redis::cmd("EVALSHA");
+        script
+            .arg(PLAN_SCRIPT.get_hash())
+            .arg(1)
+            .arg(self.planned_key(customer.as_str()))
+            .arg(seen.len)
             .arg(&seen.newest)
             .arg(MAX_PLANNED)
             .arg(live);
         for p in planned {
-            call.arg(p.encode());
+            script.arg(p.encode());
         }
-        let recorded: i64 = call
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(unavailable)?;
-        Ok(recorded == 1)
+        // With the outbound feed, the actions are indexed by send time in the same round
+        // trip (in their shard of the index, another slot); the publisher checks each
+        // against the customer's plans, so an index entry of a plan refused here is dropped.
+        let index = self
+            .outbound
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .then(|| {
+                let key = &self.outbound_keys("due")[self.layout.shard_of(customer.as_str())];
+                let mut zadd = redis::cmd("ZADD");
+                zadd.arg(key);
+                for p in planned {
+                    zadd.arg(p.send_at).arg(DueAction::entry_of(customer, p));
+                }
+                zadd
+            });
+        for attempt in 0..2 {
+            let mut groups = vec![vec![script.clone()]];
+            // Indexed once: filed again after a publisher took the first entry, the action
+            // would be published twice.
+            if attempt == 0 {
+                groups.extend(index.clone().map(|z| vec![z]));
+            }
+            let answers = self.conn.run(groups).await.map_err(unavailable)?;
+            #[allow(
+                clippy::wildcard_enum_match_arm,
+                reason = "any other answer of the redis crate's open-ended Value is a protocol error"
+            )]
+            match answers
+                .into_iter()
+                .next()
+                .and_then(|a| a.into_iter().next())
+            {
+                Some(Value::Int(1)) => return Ok(true),
+                Some(Value::Int(0)) => {
+                    if index.is_some() {
+                        // Not recorded: its index entries go too (best effort).
+                        let mut zrem = redis::cmd("ZREM");
+                        zrem.arg(
+                            &self.outbound_keys("due")[self.layout.shard_of(customer.as_str())],
+                        );
+                        for p in planned {
+                            zrem.arg(DueAction::entry_of(customer, p));
+                        }
+                        let _ = self.conn.run(vec![vec![zrem]]).await;
+                    }
+                    return Ok(false);
+                }
+                Some(Value::ServerError(e))
+                    if e.kind() == Some(ServerErrorKind::NoScript) && attempt == 0 =>
+                {
+                    PLAN_SCRIPT
+                        .load_async(&mut self.conn.clone())
+                        .await
+                        .map_err(unavailable)?;
+                }
+                other => {
+                    return Err(unavailable(RedisError::from((
+                        ErrorKind::UnexpectedReturnType,
+                        "unexpected answer from the planning script",
+                        format!("{other:?}"),
+                    ))));
+                }
+            }
+        }
+        Err(StoreError::Unavailable(
+            "the planning script could not be loaded".into(),
+        ))
     }
 
     async fn erase(&self, customer: &CustomerId) -> Result<bool, StoreError> {
@@ -905,6 +1029,7 @@ impl ProfileStore for RedisStore {
                 wait_replicas: self.wait_replicas,
                 wait_timeout: self.wait_timeout,
                 learner: self.learner.clone(),
+                outbound: self.outbound.clone(),
             })),
             Err(e) => {
                 tracing::warn!(error = %e, "no connection of its own for this worker: sharing one");
@@ -924,6 +1049,83 @@ impl ProfileStore for RedisStore {
 
     fn learn_with(&self, learner: Arc<dyn Exposures>) {
         let _ = self.learner.set(learner);
+    }
+
+    fn index_outbound(&self) {
+        self.outbound
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    async fn claim_due(
+        &self,
+        now: i64,
+        max: usize,
+        lease: i64,
+    ) -> Result<Vec<DueAction>, StoreError> {
+        let (due, claimed) = (self.outbound_keys("due"), self.outbound_keys("claimed"));
+        let per_shard = max.div_ceil(self.layout.shards).max(1);
+        let groups: Vec<Vec<redis::Cmd>> = due
+            .iter()
+            .zip(&claimed)
+            .map(|(d, c)| {
+                let mut cmd = redis::cmd("EVAL");
+                cmd.arg(CLAIM_LUA)
+                    .arg(2)
+                    .arg(d)
+                    .arg(c)
+                    .arg(now)
+                    .arg(per_shard)
+                    .arg(now + lease);
+                vec![cmd]
+            })
+            .collect();
+        let answers = self.conn.run(groups).await.map_err(unavailable)?;
+        let mut out = Vec::new();
+        for answer in answers {
+            let entries: Vec<Vec<u8>> = match answer.into_iter().next() {
+                Some(v) => redis::from_redis_value(v).map_err(|e| unavailable(e.into()))?,
+                None => Vec::new(),
+            };
+            out.extend(entries.into_iter().filter_map(DueAction::from_entry));
+        }
+        Ok(out)
+    }
+
+    async fn release(&self, actions: &[DueAction]) -> Result<(), StoreError> {
+        let claimed = self.outbound_keys("claimed");
+        let mut groups: Vec<Vec<redis::Cmd>> = vec![Vec::new(); self.layout.shards];
+        for a in actions {
+            let shard = self.layout.shard_of(a.customer_id.as_str());
+            let mut cmd = redis::cmd("ZREM");
+            cmd.arg(&claimed[shard]).arg(&a.entry);
+            groups[shard].push(cmd);
+        }
+        self.conn.run(groups).await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn append_outbound(&self, actions: &[DueAction]) -> Result<(), StoreError> {
+        let (claimed, streams) = (self.outbound_keys("claimed"), self.outbound_stream_keys());
+        let mut groups: Vec<Vec<redis::Cmd>> = vec![Vec::new(); self.layout.shards];
+        for a in actions {
+            let shard = self.layout.shard_of(a.customer_id.as_str());
+            let mut cmd = redis::cmd("EVAL");
+            cmd.arg(APPEND_LUA)
+                .arg(2)
+                .arg(&claimed[shard])
+                .arg(&streams[shard])
+                .arg(OUTBOUND_STREAM / self.layout.shards)
+                .arg(&a.entry)
+                .arg(a.message());
+            groups[shard].push(cmd);
+        }
+        let answers = self.conn.run(groups).await.map_err(unavailable)?;
+        for v in answers.into_iter().flatten() {
+            if let Value::ServerError(e) = v {
+                return Err(unavailable(RedisError::from(e)));
+            }
+        }
+        Ok(())
     }
 
     async fn outcomes_after(

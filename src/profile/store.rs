@@ -114,7 +114,7 @@ pub enum StoreError {
 }
 
 /// The `op` labels of the store's metrics: every operation [`Profiles`] times.
-pub const OPERATIONS: [&str; 8] = [
+pub const OPERATIONS: [&str; 11] = [
     "apply",
     "load",
     "planned",
@@ -123,6 +123,9 @@ pub const OPERATIONS: [&str; 8] = [
     "ping",
     "outcomes",
     "close_overdue",
+    "claim_due",
+    "release",
+    "append_outbound",
 ];
 /// The `kind` labels of `touchpoint_store_errors_total` ([`StoreError::kind`]).
 pub const ERROR_KINDS: [&str; 5] = [
@@ -228,12 +231,94 @@ pub trait ProfileStore: Send + Sync + 'static {
         Ok(0)
     }
 
+    /// Indexes every planned action recorded from now on by its send time, for the outbound
+    /// feed ([`crate::outbound`]).
+    fn index_outbound(&self) {}
+
+    /// Planned actions whose send time has come (at `now`), at most `max`, each claimed for
+    /// `lease` seconds: no other caller (replica) gets it meanwhile, and one not released
+    /// within the lease is handed out again (the claimer died).
+    async fn claim_due(
+        &self,
+        _now: i64,
+        _max: usize,
+        _lease: i64,
+    ) -> Result<Vec<DueAction>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    /// Releases claimed actions: handed to the sender, or dropped.
+    async fn release(&self, _actions: &[DueAction]) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Appends claimed actions to the store's outbound stream and releases them, in one
+    /// step per shard, so each is appended exactly once.
+    async fn append_outbound(&self, _actions: &[DueAction]) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable(
+            "this store has no outbound stream (outbound.feed = \"redis\" needs Redis)".into(),
+        ))
+    }
+
     /// The same store with its own connection, driven by the calling thread's runtime, for
     /// a thread that serves many requests (an HTTP worker): a request then never waits for
     /// another thread to relay its call. `None` where there is nothing to gain (the memory
     /// store) or the connection cannot be made; the caller keeps the shared store.
     async fn for_this_thread(&self) -> Option<Arc<dyn ProfileStore>> {
         None
+    }
+}
+
+/// A planned action due to be sent, as claimed from the store's index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DueAction {
+    pub customer_id: CustomerId,
+    pub action: PlannedAction,
+    /// Its entry in the index, as stored.
+    pub entry: Vec<u8>,
+}
+
+impl DueAction {
+    /// An index entry: the customer id, a newline, then the encoded action.
+    pub fn entry_of(customer: &CustomerId, action: &PlannedAction) -> Vec<u8> {
+        let mut entry = customer.as_str().as_bytes().to_vec();
+        entry.push(b'\n');
+        entry.extend(action.encode());
+        entry
+    }
+
+    pub fn from_entry(entry: Vec<u8>) -> Option<Self> {
+        let split = entry.iter().position(|&b| b == b'\n')?;
+        let customer_id = CustomerId::parse(std::str::from_utf8(&entry[..split]).ok()?).ok()?;
+        let action = PlannedAction::decode(&entry[split + 1..])?;
+        Some(Self {
+            customer_id,
+            action,
+            entry,
+        })
+    }
+
+    /// What the sender gets (JSON): everything it needs to send and report it.
+    pub fn message(&self) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "customer_id": self.customer_id.as_str(),
+            "decision_id": self.action.decision_id.as_str(),
+            "offer_id": self.action.offer_id.as_str(),
+            "channel": self.action.channel.as_str(),
+            "send_at": crate::time::rfc3339(self.action.send_at),
+            "expires_at": crate::time::rfc3339(self.action.until),
+        }))
+        .expect("a message serialises")
+    }
+
+    /// The same action whoever publishes it: the feed's de-duplication id.
+    pub fn id(&self) -> String {
+        format!(
+            "{}:{}:{}",
+            self.action.decision_id.as_str(),
+            self.action.offer_id.as_str(),
+            self.action.channel.as_str()
+        )
     }
 }
 
@@ -348,6 +433,42 @@ impl Profiles {
             "outcomes",
             self.timeout,
             self.store.outcomes_after(cursor, max),
+        )
+        .await
+    }
+
+    /// See [`ProfileStore::index_outbound`].
+    pub fn index_outbound(&self) {
+        self.store.index_outbound();
+    }
+
+    /// See [`ProfileStore::claim_due`].
+    pub async fn claim_due(
+        &self,
+        now: i64,
+        max: usize,
+        lease: i64,
+    ) -> Result<Vec<DueAction>, StoreError> {
+        self.timed(
+            "claim_due",
+            self.timeout,
+            self.store.claim_due(now, max, lease),
+        )
+        .await
+    }
+
+    /// See [`ProfileStore::release`].
+    pub async fn release(&self, actions: &[DueAction]) -> Result<(), StoreError> {
+        self.timed("release", self.timeout, self.store.release(actions))
+            .await
+    }
+
+    /// See [`ProfileStore::append_outbound`].
+    pub async fn append_outbound(&self, actions: &[DueAction]) -> Result<(), StoreError> {
+        self.timed(
+            "append_outbound",
+            self.timeout,
+            self.store.append_outbound(actions),
         )
         .await
     }

@@ -37,6 +37,9 @@ pub const NATS_PENDING: &str = "touchpoint_ingest_nats_pending_messages";
 pub const NATS_BATCHES: &str = "touchpoint_ingest_nats_batches_total";
 /// The result labels of [`NATS_MESSAGES`].
 pub const NATS_RESULTS: [&str; 4] = ["applied", "duplicate", "dead_letter", "erased"];
+/// Due outbound actions by result: published to the feed, or dropped (plan refused,
+/// erased or lapsed).
+pub const OUTBOUND: &str = "touchpoint_outbound_actions_total";
 /// 1, labelled with the build's version and the model set in service.
 pub const BUILD_INFO: &str = "touchpoint_build_info";
 

@@ -20,6 +20,7 @@ mod learning;
 mod models;
 mod nats;
 mod operations;
+mod outbound;
 mod readme;
 mod redis_server;
 mod reload;
