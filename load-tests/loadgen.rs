@@ -39,6 +39,18 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Publishes an events file (JSON lines) to a JetStream subject, `batch` events a
+    /// message, waiting for every acknowledgement; prints the messages and events published.
+    NatsPublish {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        subject: String,
+        #[arg(long)]
+        events: std::path::PathBuf,
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
+    },
     EventsFile {
         #[arg(long)]
         out: std::path::PathBuf,
@@ -754,6 +766,34 @@ impl OpenLoopServer {
 fn main() {
     let args = Args::parse();
     match args.command {
+        Cmd::NatsPublish {
+            url,
+            subject,
+            events,
+            batch,
+        } => {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(async move {
+                let client = async_nats::connect(url).await.unwrap();
+                let js = async_nats::jetstream::new(client);
+                let text = std::fs::read_to_string(&events).unwrap();
+                let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
+                let mut acks = std::collections::VecDeque::new();
+                let mut messages = 0;
+                for chunk in lines.chunks(batch) {
+                    let body = format!("{{\"events\":[{}]}}", chunk.join(","));
+                    acks.push_back(js.publish(subject.clone(), body.into()).await.unwrap());
+                    messages += 1;
+                    if acks.len() >= 256 {
+                        acks.pop_front().unwrap().await.unwrap();
+                    }
+                }
+                for ack in acks {
+                    ack.await.unwrap();
+                }
+                println!("{{\"messages\": {messages}, \"events\": {}}}", lines.len());
+            });
+        }
         Cmd::EventsFile {
             out,
             events,

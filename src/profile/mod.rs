@@ -1,6 +1,6 @@
 //! Customer profiles: the events that change them, their bounded state, the actions planned
-//! for them and not yet sent, and the two stores that hold them (embedded memory, Redis)
-//! behind one trait.
+//! for them and not yet sent, and the two stores that hold them (embedded memory, Redis: one
+//! server or a cluster) behind one trait.
 
 pub mod channel;
 pub mod codec;

@@ -12,6 +12,16 @@
 //! De-duplication memory lives inside the profile, so "applied" and "remembered as applied"
 //! can never disagree.
 //!
+//! One server or a Redis Cluster (`store.redis_cluster_nodes`), behind one connection type
+//! ([`super::redis_conn`]): on a cluster the calls of a batch go one customer each to the
+//! node of their slot, all at once, and the keys shared by all customers (the outcome log,
+//! the due exposures, the outbound index) are split over 16 shards. With
+//! `store.wait_replicas`, a write is answered only once that many replicas hold it.
+//!
+//! Planned actions are recorded with a compare-and-set on what the decision read
+//! ([`PlannedMark`]), and, with the outbound feed, indexed by send time in the same round
+//! trip ([`crate::outbound`]).
+//!
 //! Connections: one multiplexed, self-reconnecting connection per runtime. The service gives
 //! each HTTP worker its own ([`ProfileStore::for_this_thread`]), so a request's call never
 //! waits for another thread to relay it; a decision reads the profile without the lists it

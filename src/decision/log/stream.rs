@@ -1,5 +1,7 @@
-//! The Redis stream writer: records appended with `XADD` (a capped stream), one pipeline
-//! a batch, and erasure passes that `XDEL` a customer's entries.
+//! The Redis stream writer: records appended with `XADD` (a capped stream), one round trip
+//! a batch, and erasure passes that `XDEL` a customer's entries. On a Redis Cluster the
+//! stream is split into 16 (`<redis_stream>:{s0}` to `:{s15}`, each customer's records in the
+//! one its id hashes to, the cap shared among them), so an erasure reads one shard only.
 
 use tokio::sync::mpsc;
 
