@@ -28,9 +28,8 @@ fresh_redis() { # port
   for _ in $(seq 100); do redis-cli -p "$1" ping >/dev/null 2>&1 && break; sleep 0.05; done
 }
 
-bytes_per_customer() { # days
-  local port; port="$(free_port)"
-  fresh_redis "$port"
+bytes_per_customer() { # days port (a fresh redis-server's)
+  local port="$2"
   "$TOUCHPOINT" simulate --out "$WORK/sim$1" --customers "$CUSTOMERS" --days "$1" --seed 42 >&2
   local before after events
   before="$(used_memory "$port")"
@@ -39,13 +38,16 @@ bytes_per_customer() { # days
   after="$(used_memory "$port")"
   events="$(sed -n 's/^  accepted: *//p' "$WORK/import$1.txt")"
   echo "{\"days\": $1, \"customers\": $CUSTOMERS, \"events\": $events, \"bytes_per_customer\": $(( (after - before) / CUSTOMERS ))}"
-  LAST_REDIS_PORT="$port"
 }
 
 echo "== memory per customer" >&2
-MEM110="$(bytes_per_customer 110)"
-MEM320="$(bytes_per_customer 320)"
-SINGLE_PORT="$LAST_REDIS_PORT" # holds the 320-day history
+P110="$(free_port)"
+fresh_redis "$P110"
+MEM110="$(bytes_per_customer 110 "$P110")"
+SINGLE_PORT="$(free_port)" # keeps the 320-day history for the planning runs
+fresh_redis "$SINGLE_PORT"
+MEM320="$(bytes_per_customer 320 "$SINGLE_PORT")"
+echo "$MEM110 $MEM320" >&2
 
 python3 -c "
 import sys
@@ -67,7 +69,8 @@ NODES=()
 for i in 1 2 3 4 5 6; do
   p="$(free_port)"
   mkdir -p "$WORK/c$i"
-  redis-server --port "$p" --bind 127.0.0.1 --cluster-enabled yes --cluster-node-timeout 2000 \
+  redis-server --port "$p" --cluster-port "$(free_port)" --bind 127.0.0.1 \
+    --cluster-enabled yes --cluster-node-timeout 2000 \
     --cluster-config-file nodes.conf --dir "$WORK/c$i" --save "" --appendonly no \
     --repl-diskless-sync-delay 0 >"$WORK/c$i/log" 2>&1 &
   PIDS+=($!)

@@ -270,13 +270,17 @@ pub struct RedisCluster {
 pub struct ClusterNode {
     child: Option<Child>,
     pub port: u16,
+    bus: u16,
     dir: PathBuf,
 }
 
 impl ClusterNode {
-    fn spawn(port: u16, dir: &std::path::Path) -> Child {
+    fn spawn(port: u16, bus: u16, dir: &std::path::Path) -> Child {
         Command::new(redis_server_binary())
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            // The cluster bus on a free port of its own: the default, the port + 10000, may
+            // be taken or past 65535.
+            .args(["--cluster-port", &bus.to_string()])
             .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "1000"])
             .args(["--cluster-config-file", "nodes.conf"])
             .arg("--dir")
@@ -294,7 +298,7 @@ impl ClusterNode {
     /// replica when another node took over its slots.
     pub fn restart(&mut self) {
         self.kill();
-        self.child = Some(Self::spawn(self.port, &self.dir));
+        self.child = Some(Self::spawn(self.port, self.bus, &self.dir));
     }
 
     pub fn url(&self) -> String {
@@ -342,10 +346,12 @@ impl RedisCluster {
             let port = free_port();
             let node_dir = dir.path().join(format!("n{i}"));
             std::fs::create_dir_all(&node_dir).unwrap();
-            let child = ClusterNode::spawn(port, &node_dir);
+            let bus = free_port();
+            let child = ClusterNode::spawn(port, bus, &node_dir);
             nodes.push(ClusterNode {
                 child: Some(child),
                 port,
+                bus,
                 dir: node_dir,
             });
         }
