@@ -123,7 +123,7 @@ kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
 STARTED="$(date +%s.%N)"
 start_service TOUCHPOINT__INGEST__NATS__URL="nats://127.0.0.1:$NATS_PORT" TOUCHPOINT__DECISION__LOG__SINK=off
 applied() {
-  curl -sf "$SERVICE/metrics" | awk '/^touchpoint_ingest_nats_messages_total\{result="(applied|duplicate)"\}/ {s += $2} END {print s + 0}'
+  curl -sf "$SERVICE/metrics" | awk '/^touchpoint_ingest_nats_events_total\{result="(applied|duplicate)"\}/ {s += $2} END {print s + 0}'
 }
 for _ in $(seq 1200); do
   [ "$(applied)" -ge "$NATS_EVENTS" ] && break

@@ -14,11 +14,14 @@
 //!   to the dead-letter stream (`dead_letter_subject`, created when missing) with the reason
 //!   in its `Touchpoint-Error` header and its place in the `Touchpoint-Stream-Sequence`
 //!   header, and only then acknowledged. The stream goes on behind it.
-//! - While the store cannot apply a batch, the batch is retried (backing off up to a second);
-//!   while NATS cannot be reached, the consumer reconnects.
+//! - While the store cannot apply a batch, the batch is retried (backing off up to a second,
+//!   telling JetStream the messages are in progress so that they are not delivered to
+//!   another replica meanwhile); a customer whose stored profile cannot be read, or whose
+//!   de-duplication memory is full, cannot be applied later either: their messages go to the
+//!   dead-letter stream. While NATS cannot be reached, the consumer reconnects.
 //!
-//! `/metrics`: `touchpoint_ingest_nats_messages_total{result}` (applied, duplicate,
-//! dead_letter, erased), `touchpoint_ingest_nats_batches_total` and
+//! `/metrics`: `touchpoint_ingest_nats_events_total{result}` (applied, duplicate, erased),
+//! `touchpoint_ingest_nats_dead_letters_total`, `touchpoint_ingest_nats_batches_total` and
 //! `touchpoint_ingest_nats_pending_messages` (the consumer's lag: messages not yet delivered).
 
 use std::time::Duration;
@@ -106,8 +109,9 @@ impl NatsIngestSettings {
 /// Consumes the stream until the service stops, reconnecting after any failure.
 pub async fn consume(settings: NatsIngestSettings, profiles: Profiles, max_ahead: i64) {
     for result in m::NATS_RESULTS {
-        metrics::counter!(m::NATS_MESSAGES, "result" => result).increment(0);
+        metrics::counter!(m::NATS_EVENTS, "result" => result).increment(0);
     }
+    metrics::counter!(m::NATS_DEAD_LETTERS).increment(0);
     metrics::counter!(m::NATS_BATCHES).increment(0);
     let mut pause = Duration::from_millis(100);
     loop {
@@ -237,7 +241,7 @@ async fn apply_chunk(
         match profiles.apply(&events, now).await {
             Ok(outcome) => {
                 let count = |result: &'static str, n: usize| {
-                    metrics::counter!(m::NATS_MESSAGES, "result" => result).increment(n as u64);
+                    metrics::counter!(m::NATS_EVENTS, "result" => result).increment(n as u64);
                     metrics::counter!(m::EVENTS, "result" => result_of_events(result))
                         .increment(n as u64);
                 };
@@ -246,8 +250,15 @@ async fn apply_chunk(
                 count("erased", outcome.erased);
                 return Ok(());
             }
-            Err(StoreError::TooManyEvents { customer, source }) => {
-                let reason = format!("customer {customer} took {source}");
+            Err(e @ (StoreError::TooManyEvents { .. } | StoreError::Corrupt { .. })) => {
+                let customer = match &e {
+                    StoreError::TooManyEvents { customer, .. }
+                    | StoreError::Corrupt { customer, .. } => customer.clone(),
+                    StoreError::Unavailable(_)
+                    | StoreError::Timeout(_)
+                    | StoreError::Contended(_) => unreachable!("matched above"),
+                };
+                let reason = e.to_string();
                 let mut refused: Vec<usize> = chunk
                     .iter()
                     .filter(|(e, _)| e.customer_id.as_str() == customer)
@@ -261,6 +272,13 @@ async fn apply_chunk(
             }
             Err(e) => {
                 tracing::warn!(error = %e, events = chunk.len(), "store unavailable: NATS batch retried");
+                // Still at it: JetStream restarts their ack wait instead of handing them to
+                // another replica.
+                let mut held: Vec<usize> = chunk.iter().map(|(_, i)| *i).collect();
+                held.dedup();
+                for i in held {
+                    messages[i].ack_with(jetstream::AckKind::Progress).await?;
+                }
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(1));
             }
@@ -305,10 +323,18 @@ async fn publish_dead(
     headers.insert("Touchpoint-Error", reason);
     if let Some(seq) = sequence {
         headers.insert("Touchpoint-Stream-Sequence", seq.to_string().as_str());
+        // A message dead-lettered again after a redelivery is one message there.
+        headers.insert(
+            async_nats::header::NATS_MESSAGE_ID,
+            format!("{}:{seq}", settings.stream).as_str(),
+        );
     }
-    js.publish_with_headers(settings.dead_letter_subject.clone(), headers, payload)
+    let ack = js
+        .publish_with_headers(settings.dead_letter_subject.clone(), headers, payload)
         .await?
         .await?;
-    metrics::counter!(m::NATS_MESSAGES, "result" => "dead_letter").increment(1);
+    if !ack.duplicate {
+        metrics::counter!(m::NATS_DEAD_LETTERS).increment(1);
+    }
     Ok(())
 }

@@ -125,12 +125,27 @@ async fn run(settings: &OutboundSettings, profiles: &Profiles) -> Result<(), Err
                 .connect(settings.nats_url.trim())
                 .await?;
             let js = jetstream::new(client);
-            js.get_or_create_stream(jetstream::stream::Config {
-                name: settings.stream.clone(),
-                subjects: vec![settings.subject.clone()],
-                ..Default::default()
-            })
-            .await?;
+            // A second copy of an action (its publisher died before releasing it, and the
+            // lease lapsed) is dropped by JetStream within the duplicate window: made, and
+            // checked, to outlast the lease several times over.
+            let window = Duration::from_secs((settings.lease_secs * 4).max(120));
+            let mut stream = js
+                .get_or_create_stream(jetstream::stream::Config {
+                    name: settings.stream.clone(),
+                    subjects: vec![settings.subject.clone()],
+                    duplicate_window: window,
+                    ..Default::default()
+                })
+                .await?;
+            let kept = stream.info().await?.config.duplicate_window;
+            if kept < Duration::from_secs(settings.lease_secs * 2) {
+                tracing::warn!(
+                    stream = %settings.stream,
+                    duplicate_window = ?kept,
+                    lease_secs = settings.lease_secs,
+                    "the outbound stream's duplicate window is shorter than two leases: an action republished after a lapsed lease may be delivered twice"
+                );
+            }
             Sink::Nats(Box::new(js))
         }
     };
@@ -144,8 +159,16 @@ async fn run(settings: &OutboundSettings, profiles: &Profiles) -> Result<(), Err
         if due.is_empty() {
             continue;
         }
+        let claimed_at = std::time::Instant::now();
         let (send, drop) = still_planned(profiles, due, now).await?;
-        match &sink {
+        if claimed_at.elapsed() >= Duration::from_secs(settings.lease_secs) {
+            // The lease lapsed while checking: another replica may have them by now.
+            tracing::warn!(
+                "outbound: checking the due actions outlasted their lease; left to the next claim"
+            );
+            continue;
+        }
+        let published = match &sink {
             Sink::Redis => profiles.append_outbound(&send).await?,
             Sink::Nats(js) => {
                 let mut acks = Vec::with_capacity(send.len());
@@ -161,14 +184,18 @@ async fn run(settings: &OutboundSettings, profiles: &Profiles) -> Result<(), Err
                         .await?,
                     );
                 }
+                let mut published = 0;
                 for ack in acks {
-                    ack.await?;
+                    if !ack.await?.duplicate {
+                        published += 1;
+                    }
                 }
                 profiles.release(&send).await?;
+                published
             }
-        }
+        };
         profiles.release(&drop).await?;
-        metrics::counter!(m::OUTBOUND, "result" => "published").increment(send.len() as u64);
+        metrics::counter!(m::OUTBOUND, "result" => "published").increment(published as u64);
         metrics::counter!(m::OUTBOUND, "result" => "dropped").increment(drop.len() as u64);
     }
 }

@@ -202,10 +202,19 @@ impl Decider {
         let grace = i64::from(self.settings.contact_policy.planned_grace_hours) * 3600;
         let outbound = grace > 0 && (request.channels.is_some() || request.touchpoint.is_none());
         let mut attempt = 0;
+        // Deciding again must not make a decision wait longer than one try may: the tries
+        // share one read-and-record budget (two store calls' worth).
+        let deadline = Instant::now() + 2 * budget;
+        let left = || {
+            deadline
+                .saturating_duration_since(Instant::now())
+                .min(budget)
+                .max(Duration::from_millis(1))
+        };
         let (decision, erased) = loop {
             let (read, degraded) = match self
                 .profiles
-                .load_for_decision(&request.customer_id, outbound, budget)
+                .load_for_decision(&request.customer_id, outbound, left())
                 .await
             {
                 Ok(read) => (read, false),
@@ -221,14 +230,14 @@ impl Decider {
                 break (decision, erased);
             }
             // A degraded read saw no plans: its own are recorded only where none are.
-            let last_try = degraded || attempt + 1 >= MAX_ATTEMPTS;
+            let last_try = degraded || attempt + 1 >= MAX_ATTEMPTS || Instant::now() >= deadline;
             match record_planned(
                 &self.profiles,
                 &request.customer_id,
                 &mut decision,
                 &read.planned_mark,
                 grace,
-                budget,
+                left(),
                 last_try,
             )
             .await
@@ -365,6 +374,14 @@ async fn record_planned(
         }
         Err(e) => {
             tracing::warn!(error = %e, "cannot record the planned actions: answering without them");
+            // The write may have landed all the same (a time limit passed): take the plans
+            // back, off the answer's path, so that they are neither counted nor sent.
+            let (profiles, customer) = (profiles.clone(), customer.clone());
+            tokio::spawn(async move {
+                if let Err(e) = profiles.withdraw(&customer, &planned).await {
+                    tracing::warn!(error = %e, "cannot withdraw planned actions that may have been recorded");
+                }
+            });
         }
     }
     decision.actions.retain(|a| !a.counts_as_contact);

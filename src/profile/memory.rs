@@ -220,6 +220,23 @@ impl ProfileStore for MemoryStore {
         Ok(true)
     }
 
+    async fn withdraw(
+        &self,
+        customer: &CustomerId,
+        planned: &[PlannedAction],
+    ) -> Result<(), StoreError> {
+        if let Some(list) = lock(self.planned_shard(customer.as_str())).get_mut(customer) {
+            list.retain(|p| !planned.contains(p));
+        }
+        let mut sends = lock(&self.sends);
+        for p in planned {
+            let entry = DueAction::entry_of(customer, p);
+            sends.0.remove(&(p.send_at, entry.clone()));
+            sends.1.remove(&entry);
+        }
+        Ok(())
+    }
+
     async fn erase(&self, customer: &CustomerId) -> Result<bool, StoreError> {
         let now = chrono::Utc::now().timestamp();
         let window = i64::from(self.limits.dedup_window_hours) * 3600;

@@ -8,8 +8,9 @@
 //! keep them beside the profile, not in it: recording one is a small append, not a rewrite
 //! of the profile.
 //!
-//! A plan whose recording timed out may still have been written: it then counts until it
-//! lapses although its action was withdrawn from the answer (the safe side of the limits).
+//! A plan whose recording failed or timed out may still have been written: its action is
+//! withdrawn from the answer and the plan taken back from the store in the background
+//! ([`super::ProfileStore::withdraw`]); until then it counts (the safe side of the limits).
 
 use std::collections::VecDeque;
 

@@ -20,9 +20,10 @@ use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
 
-/// How many keys a shared key is split into on a cluster: enough to spread over the
-/// masters of any cluster up to 16 shards, few enough that reading all of them (the
-/// learner's once-a-second poll) stays one small call per shard.
+/// How many keys a shared key is split into on a cluster: enough that their slots (fixed by
+/// the tags `{s0}`..`{s15}`) usually spread over the masters of a cluster of a few shards,
+/// few enough that reading all of them (the learner's once-a-second poll) stays one small
+/// call per shard. A cluster of more masters than this gives some of them none.
 pub const SHARDS: usize = 16;
 
 /// A connection to one server or to a cluster. Cloning is cheap and shares the connection.
@@ -109,9 +110,13 @@ impl Conn {
         match self {
             Conn::Node(c) => enough(wait().query_async(&mut c.clone()).await),
             Conn::Cluster(c) => {
-                let calls = keys.iter().map(|key| {
+                // One `WAIT` per slot written (a `WAIT` holds its connection while it waits).
+                let routes: std::collections::HashSet<Route> = keys
+                    .iter()
+                    .map(|key| Route::with_key(key.as_bytes(), SlotAddr::Master))
+                    .collect();
+                let calls = routes.into_iter().map(|route| {
                     let mut conn = c.clone();
-                    let route = Route::with_key(key.as_bytes(), SlotAddr::Master);
                     async move {
                         conn.route_command(
                             wait(),

@@ -252,6 +252,10 @@ pub struct RedisStore {
     /// there is no pool and no lock. Its I/O runs on the runtime that made it; each HTTP
     /// worker makes its own ([`ProfileStore::for_this_thread`]).
     conn: Conn,
+    /// What event batches are written on: `conn`, but with `store.wait_replicas` a second
+    /// connection, since a `WAIT` holds its connection (decisions' reads would queue behind
+    /// it) and must follow the writes on the same connection.
+    writes: Conn,
     client: Client,
     connect_timeout: Duration,
     limits: ProfileLimits,
@@ -360,9 +364,17 @@ impl RedisStore {
         let conn = Self::open(&client, opts.connect_timeout)
             .await
             .map_err(at)?;
+        let writes = if opts.wait_replicas > 0 {
+            Self::open(&client, opts.connect_timeout)
+                .await
+                .map_err(at)?
+        } else {
+            conn.clone()
+        };
         let store = Self {
             layout: Layout::for_cluster(conn.is_cluster()),
             conn,
+            writes,
             client,
             connect_timeout: opts.connect_timeout,
             limits,
@@ -489,6 +501,24 @@ impl RedisStore {
     fn outbound_keys(&self, what: &str) -> Vec<String> {
         self.layout
             .keys(&format!("{}:outbound:{what}", self.prefix))
+    }
+
+    /// Removes planned actions' entries from the outbound index (waiting or claimed): one
+    /// group, in the customer's shard.
+    fn unindex(&self, customer: &CustomerId, planned: &[PlannedAction]) -> Vec<Vec<redis::Cmd>> {
+        let shard = self.layout.shard_of(customer.as_str());
+        let group = ["due", "claimed"]
+            .iter()
+            .map(|what| {
+                let mut zrem = redis::cmd("ZREM");
+                zrem.arg(&self.outbound_keys(what)[shard]);
+                for p in planned {
+                    zrem.arg(DueAction::entry_of(customer, p));
+                }
+                zrem
+            })
+            .collect();
+        vec![group]
     }
 
     /// The outbound feed's streams (`outbound.feed = "redis"`), shard by shard.
@@ -707,7 +737,7 @@ impl RedisStore {
                 });
             }
             if writes.is_empty() {
-                self.replicated(&written).await?;
+                self.replicated(groups, &written).await?;
                 return self.after_writes(groups, outcome, joined, dues).await;
             }
             let chunks = self.call_groups(&(0..writes.len()).collect::<Vec<usize>>());
@@ -729,7 +759,7 @@ impl RedisStore {
                     vec![cmd]
                 })
                 .collect();
-            let results = self.conn.run(calls).await.map_err(unavailable)?;
+            let results = self.writes.run(calls).await.map_err(unavailable)?;
             let mut retry = Vec::new();
             let mut script_missing = false;
             for (chunk, result) in chunks.iter().zip(results) {
@@ -774,7 +804,7 @@ impl RedisStore {
                 self.load_script().await?;
             }
             if retry.is_empty() {
-                self.replicated(&written).await?;
+                self.replicated(groups, &written).await?;
                 return self.after_writes(groups, outcome, joined, dues).await;
             }
             pending = retry;
@@ -788,13 +818,41 @@ impl RedisStore {
     /// With `store.wait_replicas`, waits until that many replicas hold the writes (Redis
     /// `WAIT` on each written slot's master); an error when they do not in time, so that
     /// the events are not acknowledged (a retry is safe: they are de-duplicated).
-    async fn replicated(&self, written: &[String]) -> Result<(), StoreError> {
-        if self.wait_replicas == 0 || written.is_empty() {
+    ///
+    /// A customer whose events were all duplicates (a retry of a batch answered `503` after
+    /// its `WAIT` timed out, perhaps on another replica) wrote nothing here, and a `WAIT`
+    /// on a connection that wrote nothing proves nothing: a small write in their slot (a
+    /// marker that expires in 10 s) goes first, so the `WAIT` covers the earlier writes too.
+    async fn replicated(
+        &self,
+        groups: &[(&CustomerId, Vec<&Event>)],
+        written: &[String],
+    ) -> Result<(), StoreError> {
+        if self.wait_replicas == 0 {
             return Ok(());
         }
+        let done: std::collections::HashSet<&str> = written.iter().map(String::as_str).collect();
+        let mut keys = written.to_vec();
+        let mut markers = Vec::new();
+        for (customer, events) in groups {
+            if events.is_empty() || done.contains(self.profile_key(customer.as_str()).as_str()) {
+                continue;
+            }
+            let key = format!("{}:{{{}}}:sync", self.prefix, customer.as_str());
+            let mut set = redis::cmd("SET");
+            set.arg(&key).arg(1).arg("PX").arg(10_000);
+            markers.push(vec![set]);
+            keys.push(key);
+        }
+        if keys.is_empty() {
+            return Ok(());
+        }
+        if !markers.is_empty() {
+            self.writes.run(markers).await.map_err(unavailable)?;
+        }
         let enough = self
-            .conn
-            .wait_for_replicas(written, self.wait_replicas, self.wait_timeout)
+            .writes
+            .wait_for_replicas(&keys, self.wait_replicas, self.wait_timeout)
             .await
             .map_err(unavailable)?;
         if enough {
@@ -856,8 +914,17 @@ impl RedisStore {
             cmd.arg(customer);
             shards[shard].push(cmd);
         }
-        if let Err(e) = self.conn.run(shards).await {
-            tracing::warn!(error = %e, outcomes = count, "joined outcomes not logged");
+        match self.writes.run(shards).await {
+            Err(e) => tracing::warn!(error = %e, outcomes = count, "joined outcomes not logged"),
+            Ok(answers) => {
+                if let Some(e) = answers
+                    .iter()
+                    .flatten()
+                    .find(|v| matches!(v, Value::ServerError(_)))
+                {
+                    tracing::warn!(error = ?e, outcomes = count, "redis refused joined outcomes or due times");
+                }
+            }
         }
         Ok(outcome)
     }
@@ -965,27 +1032,23 @@ impl ProfileStore for RedisStore {
                 groups.extend(index.clone().map(|z| vec![z]));
             }
             let answers = self.conn.run(groups).await.map_err(unavailable)?;
+            let mut answers = answers.into_iter();
+            let recorded = answers.next().and_then(|a| a.into_iter().next());
+            // A refused index entry would leave a plan that counts but is never sent: the
+            // call fails, and the caller withdraws the plan.
+            if let Some(Value::ServerError(e)) = answers.next().and_then(|a| a.into_iter().next()) {
+                return Err(unavailable(RedisError::from(e)));
+            }
             #[allow(
                 clippy::wildcard_enum_match_arm,
                 reason = "any other answer of the redis crate's open-ended Value is a protocol error"
             )]
-            match answers
-                .into_iter()
-                .next()
-                .and_then(|a| a.into_iter().next())
-            {
+            match recorded {
                 Some(Value::Int(1)) => return Ok(true),
                 Some(Value::Int(0)) => {
                     if index.is_some() {
                         // Not recorded: its index entries go too (best effort).
-                        let mut zrem = redis::cmd("ZREM");
-                        zrem.arg(
-                            &self.outbound_keys("due")[self.layout.shard_of(customer.as_str())],
-                        );
-                        for p in planned {
-                            zrem.arg(DueAction::entry_of(customer, p));
-                        }
-                        let _ = self.conn.run(vec![vec![zrem]]).await;
+                        let _ = self.conn.run(self.unindex(customer, planned)).await;
                     }
                     return Ok(false);
                 }
@@ -1011,7 +1074,37 @@ impl ProfileStore for RedisStore {
         ))
     }
 
+    async fn withdraw(
+        &self,
+        customer: &CustomerId,
+        planned: &[PlannedAction],
+    ) -> Result<(), StoreError> {
+        let key = self.planned_key(customer.as_str());
+        let mut groups = vec![
+            planned
+                .iter()
+                .map(|p| {
+                    let mut cmd = redis::cmd("LREM");
+                    cmd.arg(&key).arg(0).arg(p.encode());
+                    cmd
+                })
+                .collect(),
+        ];
+        groups.extend(self.unindex(customer, planned));
+        self.conn.run(groups).await.map_err(unavailable)?;
+        Ok(())
+    }
+
     async fn erase(&self, customer: &CustomerId) -> Result<bool, StoreError> {
+        // The customer's actions waiting in the outbound index go too (the publisher would
+        // drop them, finding no plan, but they name the customer until then).
+        let planned = self.planned(customer).await?;
+        if !planned.is_empty() {
+            self.conn
+                .run(self.unindex(customer, &planned))
+                .await
+                .map_err(unavailable)?;
+        }
         let now = chrono::Utc::now().timestamp();
         let window = u64::from(self.limits.dedup_window_hours) * 3600;
         // One script: the tombstone and the deletion together (the keys share a slot).
@@ -1027,9 +1120,19 @@ impl ProfileStore for RedisStore {
     }
 
     async fn for_this_thread(&self) -> Option<Arc<dyn ProfileStore>> {
-        match Self::open(&self.client, self.connect_timeout).await {
-            Ok(conn) => Some(Arc::new(Self {
+        let opened = async {
+            let conn = Self::open(&self.client, self.connect_timeout).await?;
+            let writes = if self.wait_replicas > 0 {
+                Self::open(&self.client, self.connect_timeout).await?
+            } else {
+                conn.clone()
+            };
+            Ok::<_, StoreError>((conn, writes))
+        };
+        match opened.await {
+            Ok((conn, writes)) => Some(Arc::new(Self {
                 conn,
+                writes,
                 client: self.client.clone(),
                 connect_timeout: self.connect_timeout,
                 limits: self.limits.clone(),
@@ -1114,7 +1217,7 @@ impl ProfileStore for RedisStore {
         Ok(())
     }
 
-    async fn append_outbound(&self, actions: &[DueAction]) -> Result<(), StoreError> {
+    async fn append_outbound(&self, actions: &[DueAction]) -> Result<usize, StoreError> {
         let (claimed, streams) = (self.outbound_keys("claimed"), self.outbound_stream_keys());
         let mut groups: Vec<Vec<redis::Cmd>> = vec![Vec::new(); self.layout.shards];
         for a in actions {
@@ -1130,12 +1233,15 @@ impl ProfileStore for RedisStore {
             groups[shard].push(cmd);
         }
         let answers = self.conn.run(groups).await.map_err(unavailable)?;
+        let mut appended = 0;
         for v in answers.into_iter().flatten() {
             if let Value::ServerError(e) = v {
                 return Err(unavailable(RedisError::from(e)));
             }
+            // 0: another publisher appended it.
+            appended += usize::from(v == Value::Int(1));
         }
-        Ok(())
+        Ok(appended)
     }
 
     async fn outcomes_after(

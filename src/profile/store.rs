@@ -114,7 +114,7 @@ pub enum StoreError {
 }
 
 /// The `op` labels of the store's metrics: every operation [`Profiles`] times.
-pub const OPERATIONS: [&str; 11] = [
+pub const OPERATIONS: [&str; 12] = [
     "apply",
     "load",
     "planned",
@@ -126,6 +126,7 @@ pub const OPERATIONS: [&str; 11] = [
     "claim_due",
     "release",
     "append_outbound",
+    "withdraw",
 ];
 /// The `kind` labels of `touchpoint_store_errors_total` ([`StoreError::kind`]).
 pub const ERROR_KINDS: [&str; 5] = [
@@ -203,6 +204,17 @@ pub trait ProfileStore: Send + Sync + 'static {
         now: i64,
     ) -> Result<bool, StoreError>;
 
+    /// Takes back planned actions a decision may have recorded (its `plan` call failed or
+    /// timed out, and the answer went out without them): from the customer's plans and from
+    /// the outbound index. Idempotent.
+    async fn withdraw(
+        &self,
+        _customer: &CustomerId,
+        _planned: &[PlannedAction],
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Erases everything held about the customer; true when there was something. Leaves a
     /// tombstone for the retry window (`profile.dedup_window_hours`): events dated
     /// before the erasure are not applied while it lasts ([`ApplyOutcome::erased`]).
@@ -253,8 +265,9 @@ pub trait ProfileStore: Send + Sync + 'static {
     }
 
     /// Appends claimed actions to the store's outbound stream and releases them, in one
-    /// step per shard, so each is appended exactly once.
-    async fn append_outbound(&self, _actions: &[DueAction]) -> Result<(), StoreError> {
+    /// step per shard, so each is appended exactly once; how many this call appended (an
+    /// action another publisher appended meanwhile is not).
+    async fn append_outbound(&self, _actions: &[DueAction]) -> Result<usize, StoreError> {
         Err(StoreError::Unavailable(
             "this store has no outbound stream (outbound.feed = \"redis\" needs Redis)".into(),
         ))
@@ -437,6 +450,20 @@ impl Profiles {
         .await
     }
 
+    /// See [`ProfileStore::withdraw`].
+    pub async fn withdraw(
+        &self,
+        customer: &CustomerId,
+        planned: &[PlannedAction],
+    ) -> Result<(), StoreError> {
+        self.timed(
+            "withdraw",
+            self.timeout,
+            self.store.withdraw(customer, planned),
+        )
+        .await
+    }
+
     /// See [`ProfileStore::index_outbound`].
     pub fn index_outbound(&self) {
         self.store.index_outbound();
@@ -464,7 +491,7 @@ impl Profiles {
     }
 
     /// See [`ProfileStore::append_outbound`].
-    pub async fn append_outbound(&self, actions: &[DueAction]) -> Result<(), StoreError> {
+    pub async fn append_outbound(&self, actions: &[DueAction]) -> Result<usize, StoreError> {
         self.timed(
             "append_outbound",
             self.timeout,

@@ -30,13 +30,14 @@ pub const ARM_VALUE: &str = "touchpoint_arm_value_total";
 /// Decisions made again because another decision recorded plans for the customer between
 /// this one's read and its write (replicas deciding for one customer at once).
 pub const DECISION_REDECIDED: &str = "touchpoint_decisions_redecided_total";
-/// NATS JetStream ingest: messages by result (applied, duplicate, dead_letter, erased),
-/// the consumer's pending messages, and batches applied.
-pub const NATS_MESSAGES: &str = "touchpoint_ingest_nats_messages_total";
+/// NATS JetStream ingest: events by result (applied, duplicate, erased), messages sent to
+/// the dead-letter stream, the consumer's pending messages, and batches applied.
+pub const NATS_EVENTS: &str = "touchpoint_ingest_nats_events_total";
+pub const NATS_DEAD_LETTERS: &str = "touchpoint_ingest_nats_dead_letters_total";
 pub const NATS_PENDING: &str = "touchpoint_ingest_nats_pending_messages";
 pub const NATS_BATCHES: &str = "touchpoint_ingest_nats_batches_total";
-/// The result labels of [`NATS_MESSAGES`].
-pub const NATS_RESULTS: [&str; 4] = ["applied", "duplicate", "dead_letter", "erased"];
+/// The result labels of [`NATS_EVENTS`].
+pub const NATS_RESULTS: [&str; 3] = ["applied", "duplicate", "erased"];
 /// Due outbound actions by result: published to the feed, or dropped (plan refused,
 /// erased or lapsed).
 pub const OUTBOUND: &str = "touchpoint_outbound_actions_total";
@@ -173,8 +174,12 @@ fn describe() {
         "Decisions made again because another decision planned for the customer at the same time"
     );
     describe_counter!(
-        NATS_MESSAGES,
-        "Events consumed from NATS JetStream, by result: applied, duplicate, dead_letter or erased"
+        NATS_EVENTS,
+        "Events consumed from NATS JetStream, by result: applied, duplicate or erased"
+    );
+    describe_counter!(
+        NATS_DEAD_LETTERS,
+        "NATS messages sent to the dead-letter stream (they did not validate, or their customer cannot take them)"
     );
     metrics::describe_gauge!(
         NATS_PENDING,

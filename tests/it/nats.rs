@@ -227,7 +227,7 @@ async fn jetstream_events_survive_a_killed_service_and_apply_exactly_once() {
         "{metrics}"
     );
     assert!(
-        metrics.contains("touchpoint_ingest_nats_messages_total{result=\"applied\"}"),
+        metrics.contains("touchpoint_ingest_nats_events_total{result=\"applied\"}"),
         "{metrics}"
     );
     service.kill().unwrap();

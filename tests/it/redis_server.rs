@@ -356,13 +356,23 @@ impl RedisCluster {
             });
         }
         let started = Instant::now();
-        for n in &nodes {
+        for n in &mut nodes {
             while n.info("server").is_none() {
                 assert!(
-                    started.elapsed() < Duration::from_secs(10),
+                    started.elapsed() < Duration::from_secs(20),
                     "node {} did not come up",
                     n.port
                 );
+                // A port found free may be taken by another test's server before this one
+                // binds it: such a node exits at once, and starts again on other ports.
+                if n.child
+                    .as_mut()
+                    .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))))
+                {
+                    n.port = free_port();
+                    n.bus = free_port();
+                    n.child = Some(ClusterNode::spawn(n.port, n.bus, &n.dir));
+                }
                 std::thread::sleep(Duration::from_millis(20));
             }
         }

@@ -150,9 +150,23 @@ async fn add_to_stream(
             .arg(json);
         shards[shard].push(cmd);
     }
-    let result = c.run(shards).await;
-    if result.is_err() {
-        metrics::counter!(m::DECISION_LOG_DROPPED).increment(count);
+    match c.run(shards).await {
+        Ok(answers) => {
+            // A record the server refused (out of memory, a key of another type) is lost.
+            let refused: Vec<&redis::Value> = answers
+                .iter()
+                .flatten()
+                .filter(|v| matches!(v, redis::Value::ServerError(_)))
+                .collect();
+            if let Some(first) = refused.first() {
+                tracing::warn!(refused = refused.len(), error = ?first, "redis refused decision log records");
+                metrics::counter!(m::DECISION_LOG_DROPPED).increment(refused.len() as u64);
+            }
+            Ok(())
+        }
+        Err(e) => {
+            metrics::counter!(m::DECISION_LOG_DROPPED).increment(count);
+            Err(e)
+        }
     }
-    result.map(drop)
 }
