@@ -129,6 +129,8 @@ pub struct Profile {
     pub channels: [ChannelStats; Channel::COUNT],
     /// Customer-initiated touches (visits, purchases, positive responses) by local hour of
     /// week, 0 = Monday 00:00-00:59 in the customer's time zone. Empty until the first one.
+    /// Stored sparse while fewer than half the hours have any ([`super::codec`]).
+    #[serde(with = "super::codec::engagement")]
     pub engagement: Vec<u32>,
     /// Oldest first.
     pub contacts: VecDeque<ContactRecord>,
