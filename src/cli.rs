@@ -454,6 +454,27 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// Imports an events file into the store with the configured limits, showing `template`'s
+/// progress bar on standard error.
+async fn import_with_progress(
+    settings: &Settings,
+    profiles: &crate::profile::Profiles,
+    events: &std::path::Path,
+    template: &str,
+) -> anyhow::Result<crate::import::ImportSummary> {
+    let bar = progress_bar(template);
+    let summary = crate::import::import_events(
+        events,
+        profiles,
+        &settings.import,
+        settings.ingest.max_ahead(),
+        &bar,
+    )
+    .await;
+    bar.finish_and_clear();
+    Ok(summary?)
+}
+
 async fn decide_audience(
     settings: &Settings,
     customers: &std::path::Path,
@@ -467,17 +488,13 @@ async fn decide_audience(
         .await
         .context("opening the profile store")?;
     if let Some(events) = events {
-        let bar = progress_bar("{spinner} loading events [{wide_bar}] {bytes}/{total_bytes}");
-        let summary = crate::import::import_events(
-            events,
+        let summary = import_with_progress(
+            settings,
             &profiles,
-            &settings.import,
-            settings.ingest.max_ahead(),
-            &bar,
+            events,
+            "{spinner} loading events [{wide_bar}] {bytes}/{total_bytes}",
         )
-        .await;
-        bar.finish_and_clear();
-        let summary = summary?;
+        .await?;
         eprintln!(
             "loaded {} events of {} ({} rejected)",
             summary.accepted,
@@ -583,19 +600,13 @@ async fn import(
     let profiles = startup::open_store(settings)
         .await
         .context("opening the profile store")?;
-    let bar = progress_bar(
-        "{spinner} [{elapsed_precise}] [{wide_bar}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})",
-    );
-    let summary = crate::import::import_events(
-        events,
+    let summary = import_with_progress(
+        settings,
         &profiles,
-        &settings.import,
-        settings.ingest.max_ahead(),
-        &bar,
+        events,
+        "{spinner} [{elapsed_precise}] [{wide_bar}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})",
     )
-    .await;
-    bar.finish_and_clear();
-    let summary = summary?;
+    .await?;
     println!(
         "imported {} into the {} store in {:.2}s ({:.0} events/s)",
         events.display(),

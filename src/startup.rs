@@ -13,7 +13,8 @@ use actix_web::{App, HttpResponse, HttpServer, middleware, web};
 use crate::api::{self, ApiError, AppState};
 use crate::decision::Decider;
 use crate::decision::catalog::Catalog;
-use crate::live::Live;
+use crate::decision::log::DecisionLog;
+use crate::live::{Live, LiveCatalog, LiveModels};
 use crate::model::set::ModelSet;
 use crate::profile::memory::MemoryStore;
 use crate::profile::redis_store::RedisStore;
@@ -98,6 +99,38 @@ pub async fn open_store(settings: &Settings) -> Result<Profiles, StartupError> {
     Ok(Profiles::new(store, settings.store.operation_timeout()))
 }
 
+/// The configured model set, in service (reloadable).
+fn load_models(settings: &Settings) -> Result<Arc<LiveModels>, StartupError> {
+    let dir = settings.models.dir.clone();
+    Ok(Arc::new(Live::load(
+        "model set",
+        MODEL_RELOADS,
+        move || ModelSet::load(&dir),
+    )?))
+}
+
+/// The configured catalog, in service (reloadable).
+fn load_catalog(settings: &Settings) -> Result<Arc<LiveCatalog>, StartupError> {
+    let path = settings.catalog.path.clone();
+    Ok(Arc::new(Live::load(
+        "catalog",
+        CATALOG_RELOADS,
+        move || Catalog::load(&path),
+    )?))
+}
+
+/// The configured decision log and its writer (the Redis sink on the store's Redis).
+fn start_log(
+    settings: &Settings,
+) -> Result<(DecisionLog, Option<tokio::task::JoinHandle<()>>), StartupError> {
+    let redis = settings
+        .store
+        .uses_redis()
+        .then(|| settings.store.redis_options())
+        .transpose()?;
+    Ok(DecisionLog::start(&settings.decision.log, redis.as_ref())?)
+}
+
 /// A decision service on `profiles` with the configured model sets, catalog and decision
 /// log, for a command that decides without serving (`touchpoint decide`), and the log's
 /// writer: await it after the last decider is dropped so that every record is written.
@@ -106,21 +139,8 @@ pub fn decider(
     settings: &Settings,
     profiles: Profiles,
 ) -> Result<(Decider, Option<tokio::task::JoinHandle<()>>), StartupError> {
-    let dir = settings.models.dir.clone();
-    let models = Arc::new(Live::load("model set", MODEL_RELOADS, move || {
-        ModelSet::load(&dir)
-    })?);
-    let path = settings.catalog.path.clone();
-    let catalog = Arc::new(Live::load("catalog", CATALOG_RELOADS, move || {
-        Catalog::load(&path)
-    })?);
-    let redis = settings
-        .store
-        .uses_redis()
-        .then(|| settings.store.redis_options())
-        .transpose()?;
-    let (log, writer) =
-        crate::decision::log::DecisionLog::start(&settings.decision.log, redis.as_ref())?;
+    let (models, catalog) = (load_models(settings)?, load_catalog(settings)?);
+    let (log, writer) = start_log(settings)?;
     // Plans made here are published by the serving replicas' outbound feed.
     if settings.outbound.feed != crate::outbound::Feed::Off {
         profiles.index_outbound();
@@ -142,28 +162,16 @@ impl Application {
     pub async fn build(mut settings: Settings) -> Result<Self, StartupError> {
         settings.fill_default_paths();
         let metrics = m::recorder();
-        let dir = settings.models.dir.clone();
-        let models = Arc::new(Live::load("model set", MODEL_RELOADS, move || {
-            ModelSet::load(&dir)
-        })?);
+        let models = load_models(&settings)?;
         let current = models.current();
         tracing::info!(version = current.value.version(), models = ?current.value.present(), "model set loaded");
-        let path = settings.catalog.path.clone();
-        let catalog = Arc::new(Live::load("catalog", CATALOG_RELOADS, move || {
-            Catalog::load(&path)
-        })?);
+        let catalog = load_catalog(&settings)?;
         tracing::info!(
             offers = catalog.current().value.offers.len(),
             "catalog loaded"
         );
         let profiles = open_store(&settings).await?;
-        let redis = settings
-            .store
-            .uses_redis()
-            .then(|| settings.store.redis_options())
-            .transpose()?;
-        let (decision_log, log_writer) =
-            crate::decision::log::DecisionLog::start(&settings.decision.log, redis.as_ref())?;
+        let (decision_log, log_writer) = start_log(&settings)?;
         let bind = settings.server.bind.clone();
         let listener = TcpListener::bind(&bind).map_err(|source| StartupError::Bind {
             bind: bind.clone(),
