@@ -126,19 +126,25 @@ pub async fn consume(settings: NatsIngestSettings, profiles: Profiles, max_ahead
     }
 }
 
-type Error = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// A JetStream context on the server at `url`, the connection named `name` (as the server
+/// lists its clients), within 2 s.
+pub(crate) async fn connect(url: &str, name: &str) -> Result<jetstream::Context, Error> {
+    let client = async_nats::ConnectOptions::new()
+        .name(name)
+        .connection_timeout(Duration::from_secs(2))
+        .connect(url.trim())
+        .await?;
+    Ok(jetstream::new(client))
+}
 
 async fn run(
     settings: &NatsIngestSettings,
     profiles: &Profiles,
     max_ahead: i64,
 ) -> Result<(), Error> {
-    let client = async_nats::ConnectOptions::new()
-        .name("touchpoint")
-        .connection_timeout(Duration::from_secs(2))
-        .connect(settings.url.trim())
-        .await?;
-    let js = jetstream::new(client);
+    let js = connect(&settings.url, "touchpoint").await?;
     let stream = js
         .get_or_create_stream(stream::Config {
             name: settings.stream.clone(),

@@ -112,19 +112,14 @@ pub async fn publish(settings: OutboundSettings, profiles: Profiles) {
     }
 }
 
-type Error = Box<dyn std::error::Error + Send + Sync>;
+use crate::nats::Error;
 
 async fn run(settings: &OutboundSettings, profiles: &Profiles) -> Result<(), Error> {
     let sink = match settings.feed {
         Feed::Off => return Ok(()),
         Feed::Redis => Sink::Redis,
         Feed::Nats => {
-            let client = async_nats::ConnectOptions::new()
-                .name("touchpoint-outbound")
-                .connection_timeout(Duration::from_secs(2))
-                .connect(settings.nats_url.trim())
-                .await?;
-            let js = jetstream::new(client);
+            let js = crate::nats::connect(&settings.nats_url, "touchpoint-outbound").await?;
             // A second copy of an action (its publisher died before releasing it, and the
             // lease lapsed) is dropped by JetStream within the duplicate window: made, and
             // checked, to outlast the lease several times over.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use touchpoint::profile::redis_store::RedisStore;
-use touchpoint::profile::{CustomerId, ProfileLimits, ProfileStore};
+use touchpoint::profile::{CustomerId, ProfileStore};
 use touchpoint::settings::{Settings, StoreSettings};
 
 use crate::decisions_api::{
@@ -18,13 +18,11 @@ use crate::helpers::{TestApp, spawn_app, test_settings};
 use crate::redis_server::RedisCluster;
 
 async fn cluster_store(cluster: &RedisCluster) -> RedisStore {
-    let settings = StoreSettings {
+    crate::store_conformance::store_with(StoreSettings {
         redis_cluster_nodes: cluster.urls(),
         ..StoreSettings::default()
-    };
-    RedisStore::connect(&settings.redis_options().unwrap(), ProfileLimits::default())
-        .await
-        .unwrap()
+    })
+    .await
 }
 
 fn on_cluster(mut settings: Settings, cluster: &RedisCluster) -> Settings {

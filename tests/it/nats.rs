@@ -185,21 +185,8 @@ async fn jetstream_events_survive_a_killed_service_and_apply_exactly_once() {
         assert_eq!(profile.events, EACH as u64, "c-n{c}");
     }
     // The malformed messages, dead-lettered with their reasons.
-    let dead = js.get_stream("TOUCHPOINT_EVENTS_DEAD").await.unwrap();
-    let consumer: jetstream::consumer::PullConsumer = dead
-        .create_consumer(jetstream::consumer::pull::Config::default())
-        .await
-        .unwrap();
-    let mut batch = consumer
-        .fetch()
-        .max_messages(10)
-        .expires(Duration::from_secs(1))
-        .messages()
-        .await
-        .unwrap();
     let mut reasons = Vec::new();
-    while let Some(m) = batch.next().await {
-        let m = m.unwrap();
+    for m in stream_messages(&js, "TOUCHPOINT_EVENTS_DEAD").await {
         let headers = m.headers.clone().unwrap();
         reasons.push((
             String::from_utf8_lossy(&m.payload).into_owned(),
@@ -232,6 +219,29 @@ async fn jetstream_events_survive_a_killed_service_and_apply_exactly_once() {
     );
     service.kill().unwrap();
     service.wait().unwrap();
+}
+
+/// Every message a JetStream stream holds, read by a fresh consumer of its own.
+pub async fn stream_messages(js: &jetstream::Context, stream: &str) -> Vec<jetstream::Message> {
+    let consumer: jetstream::consumer::PullConsumer = js
+        .get_stream(stream)
+        .await
+        .unwrap()
+        .create_consumer(jetstream::consumer::pull::Config::default())
+        .await
+        .unwrap();
+    let mut batch = consumer
+        .fetch()
+        .max_messages(10_000)
+        .expires(Duration::from_secs(1))
+        .messages()
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    while let Some(m) = batch.next().await {
+        out.push(m.unwrap());
+    }
+    out
 }
 
 /// A plain HTTP/1.1 GET's body.

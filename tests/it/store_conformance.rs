@@ -269,10 +269,15 @@ async fn memory_store_passes_the_conformance_suite() {
 }
 
 pub async fn redis_store(redis: &RedisServer) -> RedisStore {
-    let settings = StoreSettings {
+    store_with(StoreSettings {
         redis_url: redis.url(),
         ..StoreSettings::default()
-    };
+    })
+    .await
+}
+
+/// The Redis store these settings name, with the default profile limits.
+pub async fn store_with(settings: StoreSettings) -> RedisStore {
     RedisStore::connect(&settings.redis_options().unwrap(), ProfileLimits::default())
         .await
         .unwrap()
