@@ -50,7 +50,7 @@ fn import_loads_a_file_into_redis_and_reports_rejected_lines_by_number() {
         let out = touchpoint()
             .args(["import", "--events"])
             .arg(&file)
-            .env("TOUCHPOINT__STORE__REDIS_URL", redis.url())
+            .env(redis.store_env().0, redis.store_env().1)
             .output()
             .unwrap();
         assert!(

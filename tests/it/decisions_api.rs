@@ -466,23 +466,28 @@ async fn the_redis_stream_log_holds_every_decision_and_erasing_a_customer_remove
     }
     let ids = decide_for(&app, &["c-gone", "c-kept"], 3).await;
     let mut conn = redis.connection();
-    let entries =
-        |conn: &mut redis::Connection| -> Vec<touchpoint::decision::record::DecisionRecord> {
+    // The stream, or on a cluster its shards (`<stream>:{sN}`).
+    let shard = format!("{stream}:{{s");
+    let entries = |conn: &mut crate::redis_server::TestConnection| {
+        let mut records: Vec<touchpoint::decision::record::DecisionRecord> = Vec::new();
+        for key in redis.keys() {
+            if key != stream && !key.starts_with(&shard) {
+                continue;
+            }
             let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-                .arg(&stream)
+                .arg(&key)
                 .arg("-")
                 .arg("+")
                 .query(conn)
                 .unwrap();
-            reply
-                .ids
-                .iter()
-                .map(|e| {
-                    let json: Vec<u8> = e.get("decision").expect("a decision field");
-                    serde_json::from_slice(&json).unwrap()
-                })
-                .collect()
-        };
+            records.extend(reply.ids.iter().map(|e| {
+                let json: Vec<u8> = e.get("decision").expect("a decision field");
+                serde_json::from_slice::<touchpoint::decision::record::DecisionRecord>(&json)
+                    .unwrap()
+            }));
+        }
+        records
+    };
     // The writer gathers records for a few milliseconds before it writes them.
     let mut logged = Vec::new();
     for _ in 0..100 {

@@ -189,10 +189,11 @@ async fn erasing_a_customer_leaves_no_key_behind() {
     let left: Vec<&String> = keys.iter().filter(|k| k.contains("c-1")).collect();
     assert_eq!(left, ["tp:{c-1}:erased"], "{keys:?}");
     let mut c = redis.connection();
-    let (erased_at, ttl): (i64, i64) = redis::pipe()
-        .cmd("GET")
+    let erased_at: i64 = redis::cmd("GET")
         .arg("tp:{c-1}:erased")
-        .cmd("TTL")
+        .query(&mut c)
+        .unwrap();
+    let ttl: i64 = redis::cmd("TTL")
         .arg("tp:{c-1}:erased")
         .query(&mut c)
         .unwrap();

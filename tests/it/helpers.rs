@@ -9,7 +9,8 @@ pub use crate::redis_server::{RedisServer, free_port};
 use touchpoint::settings::Settings;
 use touchpoint::startup::Application;
 
-/// Settings for a test service: port 0, a store of its own.
+/// Settings for a test service: port 0, a store of its own: the embedded one, `redis`, or
+/// with `TOUCHPOINT_TEST_STORE=cluster` keys of its own on the test process's cluster.
 pub fn test_settings(redis: Option<&RedisServer>) -> Settings {
     let mut s = Settings::default();
     s.server.bind = "127.0.0.1:0".into();
@@ -21,9 +22,24 @@ pub fn test_settings(redis: Option<&RedisServer>) -> Settings {
     s.catalog.watch = false;
     s.decision.log.sink = touchpoint::decision::log::LogSink::Off;
     if let Some(r) = redis {
-        s.store.redis_url = r.url();
+        r.configure(&mut s.store);
+    } else if crate::redis_server::on_cluster() {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        s.store.redis_cluster_nodes = crate::redis_server::shared_cluster().urls();
+        s.store.key_prefix = format!("t{n}");
+        s.decision.log.redis_stream = format!("t{n}:decisions");
     }
     s
+}
+
+/// The store `test_settings(None)` gives: `memory`, or `redis` on a test cluster.
+pub fn default_store_kind() -> &'static str {
+    if crate::redis_server::on_cluster() {
+        "redis"
+    } else {
+        "memory"
+    }
 }
 
 pub fn repo_path(rel: &str) -> PathBuf {

@@ -10,7 +10,10 @@ async fn health_readiness_and_metrics_answer() {
         (200, serde_json::json!({"status": "ok"}))
     );
     let (status, ready) = app.get("/readyz").await;
-    assert_eq!((status, ready["store"].as_str()), (200, Some("memory")));
+    assert_eq!(
+        (status, ready["store"].as_str()),
+        (200, Some(crate::helpers::default_store_kind()))
+    );
 
     app.post_json(
         "/v1/events",
@@ -40,7 +43,10 @@ async fn health_readiness_and_metrics_answer() {
         "touchpoint_events_total{result=\"accepted\"}",
         "touchpoint_events_total{result=\"duplicate\"}",
         "touchpoint_events_total{result=\"rejected\"}",
-        "touchpoint_store_operation_duration_seconds_bucket{store=\"memory\",op=\"apply\"",
+        &format!(
+            "touchpoint_store_operation_duration_seconds_bucket{{store=\"{}\",op=\"apply\"",
+            crate::helpers::default_store_kind()
+        ),
     ] {
         assert!(text.contains(needle), "missing {needle} in\n{text}");
     }
@@ -119,7 +125,10 @@ async fn the_dashboard_and_alerts_read_metrics_that_exist_from_the_start() {
     for needle in [
         "touchpoint_decisions_total{outcome=\"degraded\"}",
         "touchpoint_events_total{result=\"rejected\"}",
-        "touchpoint_store_errors_total{store=\"memory\",op=\"apply\",kind=\"timeout\"}",
+        &format!(
+            "touchpoint_store_errors_total{{store=\"{}\",op=\"apply\",kind=\"timeout\"}}",
+            crate::helpers::default_store_kind()
+        ),
         "touchpoint_model_reloads_total{result=\"error\"}",
         "touchpoint_decision_log_dropped_total",
         "touchpoint_arm_decisions_total{arm=\"challenger\"}",

@@ -82,23 +82,27 @@ async fn due_actions_reach_the_redis_stream_once_with_two_replicas() {
     ];
     let planned = plan(&replicas, 20).await;
     assert!(planned.len() >= 10, "{planned:?}");
+    // The stream, or on a cluster its shards (`tp:outbound:stream:{sN}`).
     let read = || {
-        let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-            .arg("tp:outbound:stream")
-            .arg("-")
-            .arg("+")
-            .query(&mut redis.connection())
-            .unwrap();
-        reply
-            .ids
-            .iter()
-            .map(|e| match e.map.get("action") {
+        let mut actions = Vec::new();
+        for key in redis.keys() {
+            if key != "tp:outbound:stream" && !key.starts_with("tp:outbound:stream:{s") {
+                continue;
+            }
+            let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+                .arg(&key)
+                .arg("-")
+                .arg("+")
+                .query(&mut redis.connection())
+                .unwrap();
+            actions.extend(reply.ids.iter().map(|e| match e.map.get("action") {
                 Some(redis::Value::BulkString(b)) => {
                     serde_json::from_slice::<serde_json::Value>(b).unwrap()
                 }
                 other => panic!("{other:?}"),
-            })
-            .collect::<Vec<_>>()
+            }));
+        }
+        actions
     };
     let started = Instant::now();
     let mut sent = read();

@@ -1,5 +1,10 @@
 //! A private `redis-server` on a free port, for tests and benches (shared by both through
 //! `#[path]`, so there is one harness).
+//!
+//! With `TOUCHPOINT_TEST_STORE=cluster` (`scripts/test` runs the store, API and fault tests a
+//! second time so) every [`RedisServer`] but a TLS one is a private six-node Redis Cluster
+//! behind the same methods, and [`shared_cluster`] backs the tests that would use the
+//! embedded store: the tests themselves run unchanged.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -14,8 +19,22 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A private Redis server. Killed when dropped.
+/// Whether the tests' stores run on a Redis Cluster (`TOUCHPOINT_TEST_STORE=cluster`).
+pub fn on_cluster() -> bool {
+    std::env::var("TOUCHPOINT_TEST_STORE").is_ok_and(|v| v == "cluster")
+}
+
+/// One cluster for the whole test process, for the tests that would use the embedded store,
+/// each with a key prefix of its own ([`on_cluster`] only). Its nodes outlive no test run:
+/// each is watched by a shell that stops it once this process is gone.
+pub fn shared_cluster() -> &'static RedisCluster {
+    static SHARED: std::sync::OnceLock<RedisCluster> = std::sync::OnceLock::new();
+    SHARED.get_or_init(|| RedisCluster::launch(false, true))
+}
+
+/// A private Redis server, or with [`on_cluster`] a private cluster. Killed when dropped.
 pub struct RedisServer {
+    cluster: Option<RedisCluster>,
     child: Option<Child>,
     pub port: u16,
     dir: tempfile::TempDir,
@@ -116,6 +135,7 @@ impl RedisServer {
             "san.ext",
         ]);
         let mut server = Self {
+            cluster: None,
             child: None,
             port: free_port(),
             dir,
@@ -133,14 +153,36 @@ impl RedisServer {
 
     fn launch(port: u16, dir: tempfile::TempDir, durable: bool) -> Self {
         let mut server = Self {
+            cluster: on_cluster().then(|| RedisCluster::launch(durable, false)),
             child: None,
             port,
             dir,
             durable,
             tls: false,
         };
-        server.spawn();
+        if server.cluster.is_none() {
+            server.spawn();
+        }
         server
+    }
+
+    /// Points a store's settings at this server (or cluster).
+    pub fn configure(&self, store: &mut touchpoint::settings::StoreSettings) {
+        match &self.cluster {
+            Some(c) => {
+                store.redis_url.clear();
+                store.redis_cluster_nodes = c.urls();
+            }
+            None => store.redis_url = self.url(),
+        }
+    }
+
+    /// The same as the environment of a `touchpoint` process.
+    pub fn store_env(&self) -> (&'static str, String) {
+        match &self.cluster {
+            Some(c) => ("TOUCHPOINT__STORE__REDIS_CLUSTER_NODES", c.urls().join(",")),
+            None => ("TOUCHPOINT__STORE__REDIS_URL", self.url()),
+        }
     }
 
     fn spawn(&mut self) {
@@ -196,7 +238,9 @@ impl RedisServer {
         }
     }
 
+    /// The one server's address (not of a cluster: [`RedisServer::configure`]).
     pub fn url(&self) -> String {
+        assert!(self.cluster.is_none(), "a cluster has no one address");
         let scheme = if self.tls { "rediss" } else { "redis" };
         format!("{scheme}://127.0.0.1:{}/0", self.port)
     }
@@ -205,12 +249,23 @@ impl RedisServer {
         redis::Client::open(self.url()).unwrap()
     }
 
-    pub fn connection(&self) -> redis::Connection {
-        self.client().get_connection().unwrap()
+    pub fn connection(&self) -> TestConnection {
+        match &self.cluster {
+            Some(c) => TestConnection::Cluster(Box::new(
+                redis::cluster::ClusterClient::new(c.urls())
+                    .unwrap()
+                    .get_connection()
+                    .unwrap(),
+            )),
+            None => TestConnection::Node(self.client().get_connection().unwrap()),
+        }
     }
 
     /// SIGKILL: the server dies without a chance to flush anything.
     pub fn kill(&mut self) {
+        if let Some(c) = &mut self.cluster {
+            c.nodes.iter_mut().for_each(ClusterNode::kill);
+        }
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -220,6 +275,11 @@ impl RedisServer {
     /// Starts it again on the same port and directory (a durable server reloads its data).
     pub fn restart(&mut self) {
         self.kill();
+        if let Some(c) = &mut self.cluster {
+            c.nodes.iter_mut().for_each(ClusterNode::restart);
+            c.wait_healthy(Duration::from_secs(30));
+            return;
+        }
         self.spawn();
     }
 
@@ -234,22 +294,101 @@ impl RedisServer {
     }
 
     fn signal(&self, sig: &str) {
-        let pid = self.child.as_ref().expect("server running").id();
-        let ok = Command::new("kill")
-            .arg(sig)
-            .arg(pid.to_string())
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill {sig} {pid}");
+        let pids: Vec<u32> = match &self.cluster {
+            Some(c) => c
+                .nodes
+                .iter()
+                .filter_map(|n| n.child.as_ref())
+                .map(Child::id)
+                .collect(),
+            None => vec![self.child.as_ref().expect("server running").id()],
+        };
+        for pid in pids {
+            signal(pid, sig);
+        }
     }
 
     /// Every key in the server.
     pub fn keys(&self) -> Vec<String> {
+        if let Some(c) = &self.cluster {
+            return c.keys();
+        }
         let mut c = self.connection();
         let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut c).unwrap();
         keys.sort();
         keys
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .arg(sig)
+        .arg(pid.to_string())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig} {pid}");
+}
+
+/// A connection to a test server, or to a test cluster (commands routed by key).
+pub enum TestConnection {
+    Node(redis::Connection),
+    Cluster(Box<redis::cluster::ClusterConnection>),
+}
+
+impl redis::ConnectionLike for TestConnection {
+    fn req_packed_command(&mut self, cmd: &[u8]) -> redis::RedisResult<redis::Value> {
+        match self {
+            Self::Node(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands(
+        &mut self,
+        cmd: &[u8],
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisResult<Vec<redis::Value>> {
+        match self {
+            Self::Node(c) => c.req_packed_commands(cmd, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn req_command(&mut self, cmd: &redis::Cmd) -> redis::RedisResult<redis::Value> {
+        match self {
+            Self::Node(c) => c.req_command(cmd),
+            Self::Cluster(c) => c.req_command(cmd),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Node(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
+
+    fn supports_pipelining(&self) -> bool {
+        match self {
+            Self::Node(c) => c.supports_pipelining(),
+            Self::Cluster(c) => c.supports_pipelining(),
+        }
+    }
+
+    fn check_connection(&mut self) -> bool {
+        match self {
+            Self::Node(c) => c.check_connection(),
+            Self::Cluster(c) => c.check_connection(),
+        }
+    }
+
+    fn is_open(&self) -> bool {
+        match self {
+            Self::Node(c) => c.is_open(),
+            Self::Cluster(c) => c.is_open(),
+        }
     }
 }
 
@@ -272,33 +411,53 @@ pub struct ClusterNode {
     pub port: u16,
     bus: u16,
     dir: PathBuf,
+    /// Every acknowledged write in the append-only file first (`appendfsync always`).
+    durable: bool,
+    /// Started by a shell that stops it once the test process is gone.
+    watched: bool,
 }
 
 impl ClusterNode {
-    fn spawn(port: u16, bus: u16, dir: &std::path::Path) -> Child {
-        Command::new(redis_server_binary())
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+    fn spawn(&self) -> Child {
+        let mut cmd = if self.watched {
+            let mut sh = Command::new("sh");
+            sh.arg("-c")
+                .arg(
+                    "\"$0\" \"$@\" & node=$!; \
+                     while kill -0 $PPID 2>/dev/null && kill -0 $node 2>/dev/null; do sleep 1; done; \
+                     kill $node",
+                )
+                .arg(redis_server_binary());
+            sh
+        } else {
+            Command::new(redis_server_binary())
+        };
+        cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             // The cluster bus on a free port of its own: the default, the port + 10000, may
             // be taken or past 65535.
-            .args(["--cluster-port", &bus.to_string()])
+            .args(["--cluster-port", &self.bus.to_string()])
             .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "1000"])
             .args(["--cluster-config-file", "nodes.conf"])
             .arg("--dir")
-            .arg(dir)
-            .args(["--save", "", "--appendonly", "no"])
+            .arg(&self.dir)
+            .args(["--save", ""])
             // A replica's first sync at once, not after the default 5 s delay.
             .args(["--repl-diskless-sync-delay", "0"])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server starts")
+            .stderr(Stdio::null());
+        if self.durable {
+            cmd.args(["--appendonly", "yes", "--appendfsync", "always"]);
+        } else {
+            cmd.args(["--appendonly", "no"]);
+        }
+        cmd.spawn().expect("redis-server starts")
     }
 
     /// Starts a killed node again: it rejoins the cluster (its `nodes.conf` kept), as a
     /// replica when another node took over its slots.
     pub fn restart(&mut self) {
         self.kill();
-        self.child = Some(Self::spawn(self.port, self.bus, &self.dir));
+        self.child = Some(self.spawn());
     }
 
     pub fn url(&self) -> String {
@@ -340,20 +499,25 @@ impl ClusterNode {
 impl RedisCluster {
     /// Starts the six nodes and waits until the cluster is up and every replica in sync.
     pub fn start() -> Self {
+        Self::launch(false, false)
+    }
+
+    fn launch(durable: bool, watched: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut nodes = Vec::new();
         for i in 0..6 {
-            let port = free_port();
             let node_dir = dir.path().join(format!("n{i}"));
             std::fs::create_dir_all(&node_dir).unwrap();
-            let bus = free_port();
-            let child = ClusterNode::spawn(port, bus, &node_dir);
-            nodes.push(ClusterNode {
-                child: Some(child),
-                port,
-                bus,
+            let mut node = ClusterNode {
+                child: None,
+                port: free_port(),
+                bus: free_port(),
                 dir: node_dir,
-            });
+                durable,
+                watched,
+            };
+            node.child = Some(node.spawn());
+            nodes.push(node);
         }
         let started = Instant::now();
         for n in &mut nodes {
@@ -371,7 +535,7 @@ impl RedisCluster {
                 {
                     n.port = free_port();
                     n.bus = free_port();
-                    n.child = Some(ClusterNode::spawn(n.port, n.bus, &n.dir));
+                    n.child = Some(n.spawn());
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }

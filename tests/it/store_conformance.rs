@@ -269,11 +269,9 @@ async fn memory_store_passes_the_conformance_suite() {
 }
 
 pub async fn redis_store(redis: &RedisServer) -> RedisStore {
-    store_with(StoreSettings {
-        redis_url: redis.url(),
-        ..StoreSettings::default()
-    })
-    .await
+    let mut settings = StoreSettings::default();
+    redis.configure(&mut settings);
+    store_with(settings).await
 }
 
 /// The Redis store these settings name, with the default profile limits.
