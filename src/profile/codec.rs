@@ -2,12 +2,13 @@
 //! varints, no field names). A profile is one value in the store, so one customer's update
 //! is one atomic write; the format byte lets a later version read older profiles.
 //!
-//! Format 3 (written now) stores the de-duplication memory apart, after the profile (whose
-//! own `seen` list is then empty): as runs of the event ids applied in one minute, each id
-//! hash its 8 bytes, the minute once a run. Stored as a list of (hash, minute) pairs,
-//! postcard's varints took 13-14 bytes an event (a random 64-bit hash needs 9-10 bytes
-//! as a varint); as runs, 8 and a few bytes a run: a customer's history imported at once
-//! is one or a few runs. Formats 1 and 2 are still read.
+//! Format 4 (written now, [`super::compact`]) writes times as differences, each offer id
+//! once, ids front-coded and only the channels in use. Formats 1 to 3 are still read; from
+//! format 3 on, the de-duplication memory is stored as runs of the event ids applied in one
+//! minute, each id hash its 8 bytes, the minute once a run: as a list of (hash, minute)
+//! pairs, postcard's varints took 13-14 bytes an event (a random 64-bit hash needs 9-10
+//! bytes as a varint); as runs, 8 and a few bytes a run: a customer's history imported at
+//! once is one or a few runs.
 
 use std::collections::VecDeque;
 
@@ -24,14 +25,17 @@ const FORMAT_V2: u8 = 2;
 /// The profile with an empty `seen`, then the de-duplication memory as [`SeenRun`]s, then
 /// the open exposures.
 const FORMAT_V3: u8 = 3;
+/// [`super::compact`]'s head and tail.
+const FORMAT_V4: u8 = 4;
 
-/// Event ids applied in one minute, in the order applied.
+/// Event ids applied in one minute, in the order applied (format 3).
 #[derive(serde::Serialize, Deserialize)]
 struct SeenRun {
     minute: u32,
     hashes: Vec<[u8; 8]>,
 }
 
+#[cfg(test)]
 fn runs_of(seen: &VecDeque<SeenEvent>) -> Vec<SeenRun> {
     let mut runs: Vec<SeenRun> = Vec::new();
     for s in seen {
@@ -58,8 +62,10 @@ fn seen_of(runs: Vec<SeenRun>) -> VecDeque<SeenEvent> {
 }
 
 /// Counts what postcard writes (the encoded length of a value, without keeping it).
+#[cfg(test)]
 struct Counter(usize);
 
+#[cfg(test)]
 impl std::io::Write for Counter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.0 += buf.len();
@@ -75,10 +81,12 @@ impl std::io::Write for Counter {
 pub enum CodecError {
     #[error("stored profile is empty")]
     Empty,
-    #[error("stored profile has format {0}, this version reads formats {FORMAT_V1} to {FORMAT_V3}")]
+    #[error("stored profile has format {0}, this version reads formats {FORMAT_V1} to {FORMAT_V4}")]
     UnknownFormat(u8),
     #[error("stored profile does not decode: {0}")]
     Corrupt(#[from] postcard::Error),
+    #[error("stored profile does not decode: {0} is out of range")]
+    Invalid(&'static str),
 }
 
 pub fn encode(profile: &Profile) -> Vec<u8> {
@@ -89,9 +97,17 @@ pub fn encode(profile: &Profile) -> Vec<u8> {
 pub fn encode_with_prefix(profile: &Profile, prefix: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(1024);
     out.extend_from_slice(prefix);
-    out.push(FORMAT_V3);
-    // Serialising plain owned data into a Vec cannot fail. `seen` is the profile's last
-    // field: its encoding, the tail, is cut off and an empty list put in its place.
+    out.push(FORMAT_V4);
+    super::compact::encode_into(profile, &mut out);
+    out
+}
+
+/// Format 3, as earlier versions wrote it (the tests read it back).
+#[cfg(test)]
+fn encode_v3(profile: &Profile) -> Vec<u8> {
+    let mut out = vec![FORMAT_V3];
+    // `seen` is the profile's last field: its encoding, the tail, is cut off and an empty
+    // list put in its place.
     postcard::to_io(profile, &mut out).expect("profile encodes");
     let seen = postcard::to_io(&profile.seen, Counter(0))
         .expect("seen encodes")
@@ -106,21 +122,31 @@ pub fn encode_with_prefix(profile: &Profile, prefix: &[u8]) -> Vec<u8> {
 pub fn decode(bytes: &[u8]) -> Result<Profile, CodecError> {
     match bytes.split_first() {
         None => Err(CodecError::Empty),
-        Some((&FORMAT_V1, rest)) => Ok(postcard::from_bytes(rest)?),
+        Some((&FORMAT_V1, rest)) => Ok(narrowed(postcard::from_bytes(rest)?)),
         Some((&FORMAT_V2, rest)) => {
             let (mut profile, rest): (Profile, _) = postcard::take_from_bytes(rest)?;
             profile.exposures = postcard::from_bytes(rest)?;
-            Ok(profile)
+            Ok(narrowed(profile))
         }
         Some((&FORMAT_V3, rest)) => {
             let (mut profile, rest): (Profile, _) = postcard::take_from_bytes(rest)?;
             let (runs, rest): (Vec<SeenRun>, _) = postcard::take_from_bytes(rest)?;
             profile.seen = seen_of(runs);
             profile.exposures = postcard::from_bytes(rest)?;
-            Ok(profile)
+            Ok(narrowed(profile))
         }
+        Some((&FORMAT_V4, rest)) => super::compact::decode(rest, true),
         Some((&other, _)) => Err(CodecError::UnknownFormat(other)),
     }
+}
+
+/// Formats 1 to 3 remembered an event id by its whole 64-bit xxh3: its fingerprint now is
+/// the top bits ([`super::state::event_id_hash`]).
+fn narrowed(mut profile: Profile) -> Profile {
+    for s in &mut profile.seen {
+        s.id_hash >>= 64 - super::state::EVENT_HASH_BITS;
+    }
+    profile
 }
 
 /// Decodes what a decision reads: everything but the two lists at the end of the encoding,
@@ -136,6 +162,7 @@ pub fn decode_for_decision(bytes: &[u8]) -> Result<Profile, CodecError> {
         Some((&FORMAT_V1 | &FORMAT_V2 | &FORMAT_V3, rest)) => {
             Ok(postcard::from_bytes::<DecisionPart>(rest)?.0)
         }
+        Some((&FORMAT_V4, rest)) => super::compact::decode(rest, false),
         Some((&other, _)) => Err(CodecError::UnknownFormat(other)),
     }
 }
@@ -399,17 +426,21 @@ mod tests {
             });
         }
         p.exposures.clear();
-        let v3 = encode(&p);
+        let v3 = encode_v3(&p);
         assert_eq!(v3[0], FORMAT_V3);
-        assert_eq!(decode(&v3).unwrap(), p);
+        // Read back with the fingerprints of today: the top 48 bits of the hashes.
+        let now = narrowed(p.clone());
+        assert_ne!(now, p);
+        assert_eq!(decode(&v3).unwrap(), now);
+        assert_eq!(decode(&encode(&now)).unwrap(), now);
         assert_eq!(decode_for_decision(&v3).unwrap().events, 120);
         let mut v1 = vec![FORMAT_V1];
         postcard::to_io(&p, &mut v1).unwrap();
-        assert_eq!(decode(&v1).unwrap(), p);
+        assert_eq!(decode(&v1).unwrap(), now);
         let mut v2 = vec![FORMAT_V2];
         postcard::to_io(&p, &mut v2).unwrap();
         postcard::to_io(&p.exposures, &mut v2).unwrap();
-        assert_eq!(decode(&v2).unwrap(), p);
+        assert_eq!(decode(&v2).unwrap(), now);
         // Three runs of 8-byte hashes against a (varint hash, varint minute) per event: at
         // least 4 bytes an event less.
         assert!(v3.len() + 120 * 4 < v1.len(), "{} {}", v3.len(), v1.len());

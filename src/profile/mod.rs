@@ -4,6 +4,7 @@
 
 pub mod channel;
 pub mod codec;
+mod compact;
 pub mod event;
 pub mod ids;
 pub mod memory;

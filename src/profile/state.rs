@@ -84,7 +84,7 @@ impl ProfileLimits {
     /// every id and text at its largest allowed length. Typical profiles are far smaller.
     pub fn byte_budget(&self) -> usize {
         // Lengths are limited in characters, up to four bytes each in UTF-8.
-        const ID: usize = 4 * 128 + 2; // an id and its length prefix
+        const ID: usize = 4 * 128 + 5; // an id, its length and the prefix it shares
         const OFFER: usize = ID;
         const TIME: usize = 10; // zig-zag varint i64, worst case
         let attributes = self.attributes * (64 + 2 + 4 * 256 + 2 + TIME + 1);
@@ -263,8 +263,7 @@ impl RecentKind {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeenEvent {
-    /// xxh3 of the event id: 8 bytes instead of up to 128, with a collision chance of
-    /// about 2^-64 per pair, far below any other failure.
+    /// The event id's fingerprint ([`event_id_hash`]).
     pub id_hash: u64,
     /// Unix minutes when it was applied (ingest time, not event time).
     pub applied_minute: u32,
@@ -283,8 +282,16 @@ pub struct PurchaseSummary {
     pub mean_repeat_spend: f64,
 }
 
+/// The bits of an event id's fingerprint ([`event_id_hash`]).
+pub const EVENT_HASH_BITS: u32 = 48;
+
+/// An event id's fingerprint for the de-duplication memory: the top 48 bits of its xxh3,
+/// stored in 6 bytes instead of the id's up to 128. A new event is taken for a duplicate
+/// only if its fingerprint equals one of the customer's `n` remembered ones, a chance of
+/// `n / 2^48`: with the 47 ids of a customer's imported history, one event in about six
+/// trillion; with the most a memory holds (`dedup_ids`, 20,000), one in 14 billion.
 pub fn event_id_hash(event_id: &str) -> u64 {
-    xxhash_rust::xxh3::xxh3_64(event_id.as_bytes())
+    xxhash_rust::xxh3::xxh3_64(event_id.as_bytes()) >> (64 - EVENT_HASH_BITS)
 }
 
 impl Profile {
