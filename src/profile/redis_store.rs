@@ -521,6 +521,56 @@ impl RedisStore {
         vec![group]
     }
 
+    /// Takes an erased customer's actions out of the outbound stream (`outbound.feed =
+    /// "redis"`): a sender that has not read them yet never sees them. Their shard of the
+    /// stream is read a page at a time; an action names its customer in its message
+    /// ([`DueAction::message`], compact JSON), and a customer id holds no character JSON
+    /// escapes, so the text `"customer_id":"<id>"` finds exactly theirs.
+    async fn erase_from_outbound_stream(&self, customer: &CustomerId) -> Result<u64, StoreError> {
+        const PAGE: usize = 1000;
+        let stream = &self.outbound_stream_keys()[self.layout.shard_of(customer.as_str())];
+        let needle = format!("\"customer_id\":\"{}\"", customer.as_str());
+        let finder = memchr::memmem::Finder::new(needle.as_bytes());
+        let mut conn = self.conn.clone();
+        let (mut start, mut removed) = ("-".to_owned(), 0);
+        loop {
+            let page: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+                .arg(stream)
+                .arg(&start)
+                .arg("+")
+                .arg("COUNT")
+                .arg(PAGE)
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            let Some(last) = page.ids.last() else {
+                return Ok(removed);
+            };
+            start = format!("({}", last.id);
+            let doomed: Vec<&str> = page
+                .ids
+                .iter()
+                .filter(|e| match e.map.get("action") {
+                    Some(Value::BulkString(m)) => finder.find(m).is_some(),
+                    _ => false,
+                })
+                .map(|e| e.id.as_str())
+                .collect();
+            if !doomed.is_empty() {
+                let n: u64 = redis::cmd("XDEL")
+                    .arg(stream)
+                    .arg(&doomed)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(unavailable)?;
+                removed += n;
+            }
+            if page.ids.len() < PAGE {
+                return Ok(removed);
+            }
+        }
+    }
+
     /// The outbound feed's streams (`outbound.feed = "redis"`), shard by shard.
     pub fn outbound_stream_keys(&self) -> Vec<String> {
         self.outbound_keys("stream")
@@ -1105,6 +1155,7 @@ impl ProfileStore for RedisStore {
                 .await
                 .map_err(unavailable)?;
         }
+        self.erase_from_outbound_stream(customer).await?;
         let now = chrono::Utc::now().timestamp();
         let window = u64::from(self.limits.dedup_window_hours) * 3600;
         // One script: the tombstone and the deletion together (the keys share a slot).

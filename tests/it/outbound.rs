@@ -129,6 +129,19 @@ async fn due_actions_reach_the_redis_stream_once_with_two_replicas() {
             "{m}"
         );
     }
+    // An erased customer's actions leave the stream; the others' stay.
+    let gone = sent[0]["customer_id"].as_str().unwrap().to_owned();
+    let theirs = sent
+        .iter()
+        .filter(|m| m["customer_id"] == gone.as_str())
+        .count();
+    assert_eq!(
+        replicas[1].delete(&format!("/v1/customers/{gone}")).await,
+        204
+    );
+    let left = read();
+    assert_eq!(left.len(), sent.len() - theirs);
+    assert!(left.iter().all(|m| m["customer_id"] != gone.as_str()));
     for app in replicas {
         app.stop().await;
     }
