@@ -111,7 +111,7 @@ pub async fn plan(
                     return;
                 };
                 let d = decider.decide(request).await;
-                let planned = d.actions.iter().filter(|a| a.counts_as_contact).count();
+                let planned = d.actions.iter().filter(|a| a.planned).count();
                 let mut line = d.to_json();
                 line.push(b'\n');
                 let answer = Answer {

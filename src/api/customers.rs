@@ -64,8 +64,9 @@ pub struct CustomerView {
     pub engagement: EngagementView,
     /// Newest first.
     pub recent_contacts: Vec<ContactView>,
-    /// Outbound actions decisions planned and the sender has not reported yet, which count
-    /// toward the contact limits as of `at`; by send time.
+    /// Outbound actions decisions planned and the sender has not reported yet, not lapsed
+    /// as of `at` (marketing actions count toward the contact limits, service messages
+    /// toward their offers' caps); by send time.
     pub planned: Vec<PlannedView>,
     /// Newest first.
     pub recent_responses: Vec<ResponseView>,

@@ -65,8 +65,12 @@ pub struct Action {
     /// `send_at` in Unix seconds, for the decision log.
     #[serde(skip)]
     pub send_at_unix: i64,
-    /// An outbound marketing action, planned: recorded, it counts toward the contact limits
-    /// of later decisions until it is sent or lapses ([`crate::profile::planned`]).
+    /// An outbound action to be sent at `send_at`: recorded as planned, for the outbound
+    /// feed ([`crate::profile::planned`]).
+    #[serde(skip)]
+    pub planned: bool,
+    /// A planned marketing action (not a service message): it counts toward the contact
+    /// limits of later decisions until it is sent or lapses.
     #[serde(skip)]
     pub counts_as_contact: bool,
     /// Predicted probability of a positive response.
@@ -276,6 +280,7 @@ mod tests {
             channel,
             send_at: "2026-11-22T18:00:00Z".into(),
             send_at_unix: 1_795_370_400,
+            planned: false,
             counts_as_contact: false,
             propensity: x,
             value: 45.0 * x,

@@ -143,6 +143,7 @@ fn action(
         channel: plan.channel,
         send_at: rfc3339(c.slot.at),
         send_at_unix: c.slot.at,
+        planned: !plan.now && plan.channel.is_outbound(),
         counts_as_contact: planned_marketing && plan.channel.is_outbound(),
         propensity: c.propensity,
         value: c.value,

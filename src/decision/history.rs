@@ -45,10 +45,10 @@ impl<'a> History<'a> {
                 continue;
             }
             let offer = catalog.offer_index(p.offer_id.as_str());
-            if offer.is_some_and(|i| catalog.offers[i].service) {
-                continue;
+            // A service message counts toward its offer's cap, not the contact limits.
+            if p.counts && !offer.is_some_and(|i| catalog.offers[i].service) {
+                ledger.plan(p.channel, p.send_at);
             }
-            ledger.plan(p.channel, p.send_at);
             if let Some(i) = offer {
                 planned_offers.push((i, p.send_at));
             }

@@ -360,6 +360,7 @@ mod tests {
             channel: c.channel,
             send_at: rfc3339(c.send_at),
             send_at_unix: c.send_at,
+            planned: false,
             counts_as_contact: false,
             propensity: c.propensity,
             value: c.value,

@@ -335,11 +335,12 @@ enum Planned {
     Changed,
 }
 
-/// Records the decision's planned outbound marketing actions, so that later decisions
-/// count them toward the contact limits, if the customer's plans are still as the decision
-/// read them (`seen`). When that cannot be done within `budget`, or they changed and this
-/// is the `last_try`, the actions are taken out of the answer (a limit could otherwise be
-/// broken) and the decision says `degraded`.
+/// Records the decision's planned outbound actions, for the outbound feed and so that later
+/// decisions count them toward the contact limits (a service message toward its offer's cap
+/// only), if the customer's plans are still as the decision read them (`seen`). When that
+/// cannot be done within `budget`, or they changed and this is the `last_try`, the planned
+/// actions are taken out of the answer (a limit could otherwise be broken; an answered
+/// outbound action is always on the feed) and the decision says `degraded`.
 async fn record_planned(
     profiles: &Profiles,
     customer: &CustomerId,
@@ -352,7 +353,7 @@ async fn record_planned(
     let planned: Vec<PlannedAction> = decision
         .actions
         .iter()
-        .filter(|a| a.counts_as_contact)
+        .filter(|a| a.planned)
         .map(|a| PlannedAction {
             decision_id: decision.decision_id.clone(),
             offer_id: a.offer_id.clone(),
@@ -360,6 +361,7 @@ async fn record_planned(
             send_at: a.send_at_unix,
             made_at: decision.log.at,
             until: a.send_at_unix.saturating_add(grace),
+            counts: a.counts_as_contact,
         })
         .collect();
     if planned.is_empty() {
@@ -384,7 +386,7 @@ async fn record_planned(
             });
         }
     }
-    decision.actions.retain(|a| !a.counts_as_contact);
+    decision.actions.retain(|a| !a.planned);
     for (i, a) in decision.actions.iter_mut().enumerate() {
         a.rank = i + 1;
     }
@@ -526,6 +528,7 @@ mod tests {
             channel,
             send_at: "2026-12-01T18:00:00Z".into(),
             send_at_unix: 1_796_148_000,
+            planned,
             counts_as_contact: planned,
             propensity: 0.1,
             value: 10.0,

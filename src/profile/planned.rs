@@ -1,6 +1,8 @@
-//! Planned actions: outbound marketing actions a decision answered with and that the sender
-//! has not reported yet. Each counts toward the customer's contact limits as a contact at
-//! its `send_at`, so that two planners asking one after the other (two campaigns, a retry)
+//! Planned actions: outbound actions a decision answered with, to be sent at their
+//! `send_at`, that the sender has not reported yet; the outbound feed hands each to a sender
+//! when its time comes. A marketing action counts toward the customer's contact limits as a
+//! contact at its `send_at` (a service message toward its offer's cap only,
+//! [`PlannedAction::counts`]), so that two planners asking one after the other (two campaigns, a retry)
 //! cannot together plan more than the limits allow. It stops counting when the sender
 //! reports it (a `contact` event for the same offer on the same channel, at or after the
 //! decision; each contact answers one plan), or when it lapses,
@@ -19,8 +21,10 @@ use serde::{Deserialize, Serialize};
 use super::state::ContactRecord;
 use super::{Channel, DecisionId, OfferId};
 
-/// The format byte of a stored entry.
-const ENTRY_FORMAT: u8 = 1;
+/// The format byte of a stored entry: format 2 adds [`PlannedAction::counts`] (format 1's
+/// entries, all marketing, still read).
+const ENTRY_FORMAT: u8 = 2;
+const ENTRY_FORMAT_V1: u8 = 1;
 
 /// Planned actions kept per customer, the newest; older ones are dropped past it (and
 /// [`KEPT_AFTER_LAPSE`] after they lapse).
@@ -38,6 +42,20 @@ pub struct PlannedAction {
     pub made_at: i64,
     /// From then on it no longer counts (unix seconds): `send_at` plus the grace.
     pub until: i64,
+    /// A marketing action: it counts toward the contact limits. A service message counts
+    /// toward its offer's cap only.
+    pub counts: bool,
+}
+
+/// An entry of format 1: a marketing action.
+#[derive(Deserialize)]
+struct PlannedActionV1 {
+    decision_id: DecisionId,
+    offer_id: OfferId,
+    channel: Channel,
+    send_at: i64,
+    made_at: i64,
+    until: i64,
 }
 
 impl PlannedAction {
@@ -58,6 +76,17 @@ impl PlannedAction {
     pub fn decode(bytes: &[u8]) -> Option<Self> {
         let read = match bytes.split_first() {
             Some((&ENTRY_FORMAT, rest)) => postcard::from_bytes(rest).map_err(|e| e.to_string()),
+            Some((&ENTRY_FORMAT_V1, rest)) => postcard::from_bytes::<PlannedActionV1>(rest)
+                .map(|p| Self {
+                    decision_id: p.decision_id,
+                    offer_id: p.offer_id,
+                    channel: p.channel,
+                    send_at: p.send_at,
+                    made_at: p.made_at,
+                    until: p.until,
+                    counts: true,
+                })
+                .map_err(|e| e.to_string()),
             _ => Err("unknown format".to_owned()),
         };
         read.inspect_err(
@@ -108,7 +137,8 @@ impl PlannedMark {
 pub const CLOCK_SKEW: i64 = 300;
 
 /// The planned actions that still count at `t`, for a customer with these contacts: those
-/// made by `t`, not sent and not lapsed. A contact of the offer on the channel, at or after a
+/// made by `t`, not sent and not lapsed (a service message toward its offer's cap only,
+/// [`PlannedAction::counts`]). A contact of the offer on the channel, at or after a
 /// plan's decision (less [`CLOCK_SKEW`]), is that plan sent; each contact answers one plan,
 /// the oldest plans first (lapsed ones too: a plan sent late must not pass for a newer one),
 /// each taking the earliest contact that fits it. That answers as many plans as any matching
@@ -165,6 +195,7 @@ mod tests {
             send_at: 1_000,
             made_at: 500,
             until: 2_000,
+            counts: true,
         }
     }
 
@@ -175,6 +206,32 @@ mod tests {
             offer_id: Some(OfferId::parse(offer).unwrap()),
             decision_id: None,
         }
+    }
+
+    /// A planned service message reads back as one; an entry stored by an earlier version
+    /// (format 1) reads as a marketing action.
+    #[test]
+    fn planned_service_messages_and_old_entries_read_back() {
+        let service = PlannedAction {
+            counts: false,
+            ..planned()
+        };
+        assert_eq!(PlannedAction::decode(&service.encode()), Some(service));
+        let p = planned();
+        let mut v1 = vec![ENTRY_FORMAT_V1];
+        postcard::to_io(
+            &(
+                &p.decision_id,
+                &p.offer_id,
+                p.channel,
+                p.send_at,
+                p.made_at,
+                p.until,
+            ),
+            &mut v1,
+        )
+        .unwrap();
+        assert_eq!(PlannedAction::decode(&v1), Some(p));
     }
 
     #[test]

@@ -314,6 +314,7 @@ proptest! {
                 send_at: made_at + after,
                 made_at,
                 until: made_at + after + grace,
+                counts: true,
             }
         }).collect();
         let chooser = settings.exploration.policy();

@@ -560,13 +560,24 @@ pub(crate) async fn planned_actions_count_toward_the_limits_until_sent(app: &Tes
     // Not sent yet, the second plan takes the last place (2 of 2).
     let third = decide(ask(None)).await;
     assert!(!marketing(&third), "one contact and one plan: {third}");
-    // The customer view shows the plan still counting, and not the one sent.
+    // The customer view shows the plans pending, not the one sent: the second, and the
+    // third's service message (planned for the sender, counting toward its offer's cap only).
     let (status, view) = app.get("/v1/customers/c-plan").await;
     assert_eq!(status, 200, "{view}");
     let planned = view["planned"].as_array().unwrap();
-    assert_eq!(planned.len(), 1, "{view}");
-    assert_eq!(planned[0]["decision_id"], second["decision_id"]);
-    assert_eq!(planned[0]["send_at"], second["actions"][0]["send_at"]);
+    assert_eq!(planned.len(), 2, "{view}");
+    let of = |d: &serde_json::Value| {
+        planned
+            .iter()
+            .find(|p| p["decision_id"] == d["decision_id"])
+            .cloned()
+    };
+    let kept = of(&second).expect("the second plan");
+    assert_eq!(kept["send_at"], second["actions"][0]["send_at"]);
+    assert_eq!(
+        of(&third).expect("the service message")["offer_id"],
+        third["actions"][0]["offer_id"]
+    );
     // Never sent, the plan lapses a day (planned_grace_hours) after its send time.
     let send_at = DateTime::parse_from_rfc3339(second["actions"][0]["send_at"].as_str().unwrap())
         .unwrap()

@@ -78,6 +78,7 @@ pub async fn conformance(store: Arc<dyn ProfileStore>) {
         send_at: now + 60 * i,
         made_at: now,
         until: now + 3600 + 60 * i,
+        counts: true,
     };
     let seen = |store: &Arc<dyn ProfileStore>, c: &str| {
         let (store, c) = (store.clone(), cid(c));
@@ -232,8 +233,10 @@ pub async fn conformance(store: Arc<dyn ProfileStore>) {
     // lapses unreleased, and is gone once released; one not due yet waits.
     store.index_outbound();
     let mark = seen(&store, "c-due").await;
+    // A service message: planned for the feed, not counted, claimed all the same.
     let due = PlannedAction {
         decision_id: DecisionId::parse("d-due").unwrap(),
+        counts: false,
         ..planned(0)
     };
     let later = PlannedAction {
