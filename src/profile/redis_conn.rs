@@ -217,6 +217,55 @@ impl Layout {
     }
 }
 
+/// Entries read from a stream per `XRANGE` while deleting some ([`xdel_where`]).
+const XDEL_PAGE: usize = 1000;
+
+/// Deletes the entries of `stream` whose `field` holds bytes that `doomed` picks (erasure),
+/// reading the stream a page at a time; answers how many went.
+pub async fn xdel_where(
+    conn: &mut Conn,
+    stream: &str,
+    field: &str,
+    doomed: impl Fn(&[u8]) -> bool,
+) -> RedisResult<u64> {
+    let mut start = "-".to_owned();
+    let mut removed = 0;
+    loop {
+        let page: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+            .arg(stream)
+            .arg(&start)
+            .arg("+")
+            .arg("COUNT")
+            .arg(XDEL_PAGE)
+            .query_async(conn)
+            .await?;
+        let Some(last) = page.ids.last() else {
+            return Ok(removed);
+        };
+        start = format!("({}", last.id);
+        let ids: Vec<&str> = page
+            .ids
+            .iter()
+            .filter(|e| match e.map.get(field) {
+                Some(Value::BulkString(bytes)) => doomed(bytes),
+                _ => false,
+            })
+            .map(|e| e.id.as_str())
+            .collect();
+        if !ids.is_empty() {
+            let n: u64 = redis::cmd("XDEL")
+                .arg(stream)
+                .arg(&ids)
+                .query_async(conn)
+                .await?;
+            removed += n;
+        }
+        if page.ids.len() < XDEL_PAGE {
+            return Ok(removed);
+        }
+    }
+}
+
 /// A cursor over the shards of a stream: the last id read from each, space-separated (an
 /// empty entry, `-`, for a shard not read yet). One server's cursor is the one id.
 pub fn split_cursor(cursor: &str, shards: usize) -> Vec<String> {

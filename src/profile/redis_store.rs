@@ -38,7 +38,7 @@ use super::codec;
 use super::event::Event;
 use super::ids::CustomerId;
 use super::planned::{KEPT_AFTER_LAPSE, MAX_PLANNED, PlannedAction, PlannedMark};
-use super::redis_conn::{Conn, Layout, join_cursor, split_cursor};
+use super::redis_conn::{Conn, Layout, join_cursor, split_cursor, xdel_where};
 use super::state::{Profile, ProfileLimits};
 use super::store::{
     ApplyOutcome, DecisionRead, DueAction, ProfileStore, StoreError, apply_events,
@@ -527,48 +527,14 @@ impl RedisStore {
     /// ([`DueAction::message`], compact JSON), and a customer id holds no character JSON
     /// escapes, so the text `"customer_id":"<id>"` finds exactly theirs.
     async fn erase_from_outbound_stream(&self, customer: &CustomerId) -> Result<u64, StoreError> {
-        const PAGE: usize = 1000;
         let stream = &self.outbound_stream_keys()[self.layout.shard_of(customer.as_str())];
         let needle = format!("\"customer_id\":\"{}\"", customer.as_str());
         let finder = memchr::memmem::Finder::new(needle.as_bytes());
-        let mut conn = self.conn.clone();
-        let (mut start, mut removed) = ("-".to_owned(), 0);
-        loop {
-            let page: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-                .arg(stream)
-                .arg(&start)
-                .arg("+")
-                .arg("COUNT")
-                .arg(PAGE)
-                .query_async(&mut conn)
-                .await
-                .map_err(unavailable)?;
-            let Some(last) = page.ids.last() else {
-                return Ok(removed);
-            };
-            start = format!("({}", last.id);
-            let doomed: Vec<&str> = page
-                .ids
-                .iter()
-                .filter(|e| match e.map.get("action") {
-                    Some(Value::BulkString(m)) => finder.find(m).is_some(),
-                    _ => false,
-                })
-                .map(|e| e.id.as_str())
-                .collect();
-            if !doomed.is_empty() {
-                let n: u64 = redis::cmd("XDEL")
-                    .arg(stream)
-                    .arg(&doomed)
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(unavailable)?;
-                removed += n;
-            }
-            if page.ids.len() < PAGE {
-                return Ok(removed);
-            }
-        }
+        xdel_where(&mut self.conn.clone(), stream, "action", |m| {
+            finder.find(m).is_some()
+        })
+        .await
+        .map_err(unavailable)
     }
 
     /// The outbound feed's streams (`outbound.feed = "redis"`), shard by shard.

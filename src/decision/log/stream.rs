@@ -7,56 +7,9 @@ use tokio::sync::mpsc;
 
 use super::erasure::{Erasures, answer};
 use super::{DecisionLogSettings, Item, next_batch};
-use crate::profile::redis_conn::{Conn, Layout};
+use crate::profile::redis_conn::{Conn, Layout, xdel_where};
 use crate::profile::redis_store::{RedisOptions, connect_conn};
 use crate::telemetry::metrics as m;
-
-/// Entries read from the stream per `XRANGE` while erasing.
-const ERASE_PAGE: usize = 1000;
-
-/// Removes the erased customers' entries from one shard of the stream, a page at a time.
-async fn erase_from_stream(
-    conn: &mut Conn,
-    stream: &str,
-    erasures: &Erasures,
-) -> redis::RedisResult<u64> {
-    let mut start = "-".to_owned();
-    let mut removed = 0;
-    loop {
-        let page: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-            .arg(stream)
-            .arg(&start)
-            .arg("+")
-            .arg("COUNT")
-            .arg(ERASE_PAGE)
-            .query_async(conn)
-            .await?;
-        let Some(last) = page.ids.last() else {
-            return Ok(removed);
-        };
-        start = format!("({}", last.id);
-        let doomed: Vec<&str> = page
-            .ids
-            .iter()
-            .filter(|e| match e.map.get("decision") {
-                Some(redis::Value::BulkString(record)) => erasures.covers(record),
-                _ => false,
-            })
-            .map(|e| e.id.as_str())
-            .collect();
-        if !doomed.is_empty() {
-            let n: u64 = redis::cmd("XDEL")
-                .arg(stream)
-                .arg(&doomed)
-                .query_async(conn)
-                .await?;
-            removed += n;
-        }
-        if page.ids.len() < ERASE_PAGE {
-            return Ok(removed);
-        }
-    }
-}
 
 /// Erases the customers' records from the shards that hold them (each customer's records
 /// are in one shard).
@@ -75,9 +28,12 @@ async fn erase(
         if erasures.is_empty() {
             continue;
         }
-        let result = erase_from_stream(conn, &layout.key(stream, shard), &Erasures::new(&erasures))
-            .await
-            .map_err(|e| e.to_string());
+        let doomed = Erasures::new(&erasures);
+        let result = xdel_where(conn, &layout.key(stream, shard), "decision", |record| {
+            doomed.covers(record)
+        })
+        .await
+        .map_err(|e| e.to_string());
         answers.push((erasures, result));
     }
     answers
