@@ -286,7 +286,7 @@ impl ProfileStore for Encoded {
         };
         Ok(DecisionRead {
             profile,
-            planned_mark: PlannedMark::of(&planned),
+            planned_mark: PlannedMark::of(&planned, None),
             planned,
         })
     }

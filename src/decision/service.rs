@@ -521,7 +521,8 @@ mod tests {
         }
     }
 
-    fn action(rank: usize, offer: &str, channel: Channel, planned: bool) -> Action {
+    /// An action: `planned` outbound (to be sent later), a marketing one if it `counts`.
+    fn action(rank: usize, offer: &str, channel: Channel, planned: bool, counts: bool) -> Action {
         Action {
             rank,
             offer_id: OfferId::parse(offer).unwrap(),
@@ -529,7 +530,7 @@ mod tests {
             send_at: "2026-12-01T18:00:00Z".into(),
             send_at_unix: 1_796_148_000,
             planned,
-            counts_as_contact: planned,
+            counts_as_contact: counts,
             propensity: 0.1,
             value: 10.0,
             priority: 1.0,
@@ -547,9 +548,10 @@ mod tests {
             arm: ModelArm::Champion,
             degraded: false,
             actions: vec![
-                action(1, "gold-card", Channel::Email, true),
-                action(2, "payment-due-reminder", Channel::Sms, false),
-                action(3, "personal-loan", Channel::Sms, true),
+                action(1, "gold-card", Channel::Email, true, true),
+                action(2, "payment-due-reminder", Channel::Sms, true, false),
+                action(3, "personal-loan", Channel::Sms, true, true),
+                action(4, "security-tips", Channel::Web, false, false),
             ],
             suppressed: None,
             log: LogDetails {
@@ -563,8 +565,9 @@ mod tests {
         }
     }
 
-    /// Recorded, the planned marketing actions (not the service message) are the customer's
-    /// plans; not recorded, they leave the answer, which says it is degraded.
+    /// Recorded, the planned outbound actions are the customer's plans (the service message
+    /// among them, not counting); not recorded, they leave the answer (all but the web
+    /// content shown now), which says it is degraded.
     #[actix_web::test]
     async fn planned_actions_are_recorded_or_withdrawn() {
         let customer = CustomerId::parse("c-1").unwrap();
@@ -587,23 +590,30 @@ mod tests {
                 .collect();
             if fail {
                 assert!(plans.is_empty());
-                assert_eq!(offers, [("payment-due-reminder", 1)]);
+                assert_eq!(offers, [("security-tips", 1)]);
                 assert!(d.degraded);
             } else {
-                let planned: Vec<(&str, Channel, i64, i64)> = plans
+                let planned: Vec<(&str, Channel, i64, i64, bool)> = plans
                     .iter()
-                    .map(|p| (p.offer_id.as_str(), p.channel, p.made_at, p.until))
+                    .map(|p| (p.offer_id.as_str(), p.channel, p.made_at, p.until, p.counts))
                     .collect();
                 let until = 1_796_148_000 + 3600;
                 assert_eq!(
                     planned,
                     [
-                        ("gold-card", Channel::Email, 1_796_119_200, until),
-                        ("personal-loan", Channel::Sms, 1_796_119_200, until)
+                        ("gold-card", Channel::Email, 1_796_119_200, until, true),
+                        (
+                            "payment-due-reminder",
+                            Channel::Sms,
+                            1_796_119_200,
+                            until,
+                            false
+                        ),
+                        ("personal-loan", Channel::Sms, 1_796_119_200, until, true)
                     ]
                 );
                 assert!(plans.iter().all(|p| p.decision_id.as_str() == "d-1"));
-                assert_eq!(offers.len(), 3);
+                assert_eq!(offers.len(), 4);
                 assert!(!d.degraded);
                 // A second decision that read the plans before the first recorded them is
                 // told to decide again; on its last try it answers without them.
@@ -611,13 +621,13 @@ mod tests {
                 let again =
                     record_planned(&profiles, &customer, &mut late, &seen, 3600, budget, false);
                 assert_eq!(again.await, Planned::Changed);
-                assert_eq!(late.actions.len(), 3);
+                assert_eq!(late.actions.len(), 4);
                 let last =
                     record_planned(&profiles, &customer, &mut late, &seen, 3600, budget, true);
                 assert_eq!(last.await, Planned::Recorded);
                 assert_eq!(late.actions.len(), 1);
                 assert!(late.degraded);
-                assert_eq!(profiles.planned(&customer).await.unwrap().len(), 2);
+                assert_eq!(profiles.planned(&customer).await.unwrap().len(), 3);
             }
         }
     }

@@ -178,9 +178,10 @@ impl ProfileStore for MemoryStore {
         } else {
             Vec::new()
         };
+        let erased = self.erased_at(customer, chrono::Utc::now().timestamp());
         Ok(DecisionRead {
             profile,
-            planned_mark: PlannedMark::of(&planned),
+            planned_mark: PlannedMark::of(&planned, erased),
             planned,
         })
     }
@@ -199,9 +200,11 @@ impl ProfileStore for MemoryStore {
         seen: &PlannedMark,
         now: i64,
     ) -> Result<bool, StoreError> {
+        // By the clock, as the decision read it (`now` may be a planner's own time).
+        let erased = self.erased_at(customer, chrono::Utc::now().timestamp());
         let mut shard = lock(self.planned_shard(customer.as_str()));
         let list = shard.entry(customer.clone()).or_default();
-        if PlannedMark::of(list) != *seen {
+        if PlannedMark::of(list, erased) != *seen {
             return Ok(false);
         }
         list.retain(|p| p.until + KEPT_AFTER_LAPSE > now);

@@ -108,24 +108,33 @@ pub struct PlannedMark {
     pub len: usize,
     /// Empty when there is no entry.
     pub newest: Vec<u8>,
+    /// The customer's erasure tombstone as read: the erasure's time in decimal, empty when
+    /// there is none. A customer erased after the decision read them gets no plan recorded,
+    /// whichever replica erased them.
+    pub erased: Vec<u8>,
 }
 
 impl PlannedMark {
-    /// The mark of entries as stored.
-    pub fn of_entries(entries: &[Vec<u8>]) -> Self {
+    /// The mark of entries as stored, and the tombstone as stored.
+    pub fn of_entries(entries: &[Vec<u8>], erased: Option<Vec<u8>>) -> Self {
         Self {
             len: entries.len(),
             newest: entries.last().cloned().unwrap_or_default(),
+            erased: erased.unwrap_or_default(),
         }
     }
 
-    /// The mark of planned actions kept as values (the memory store).
-    pub fn of(planned: &[PlannedAction]) -> Self {
+    /// The mark of planned actions kept as values, and of the erasure's time (the memory
+    /// store).
+    pub fn of(planned: &[PlannedAction], erased_at: Option<i64>) -> Self {
         Self {
             len: planned.len(),
             newest: planned
                 .last()
                 .map(PlannedAction::encode)
+                .unwrap_or_default(),
+            erased: erased_at
+                .map(|t| t.to_string().into_bytes())
                 .unwrap_or_default(),
         }
     }

@@ -74,17 +74,19 @@ end
 return written
 "#;
 
-/// Records planned actions if the customer's stored entries are as the decision saw them
-/// ([`PlannedMark`]). KEYS[1] is the list; ARGV: entries seen, the newest seen (empty when
-/// none), the most entries kept, the key's time to live (s), then the new entries. Answers 1
-/// (recorded) or 0 (changed meanwhile: nothing recorded).
+/// Records planned actions if the customer's stored entries and erasure tombstone are as the
+/// decision saw them ([`PlannedMark`]). KEYS[1] is the list, KEYS[2] the tombstone; ARGV:
+/// entries seen, the newest seen (empty when none), the most entries kept, the key's time to
+/// live (s), the tombstone seen (empty when none), then the new entries. Answers 1 (recorded)
+/// or 0 (changed meanwhile, or the customer erased: nothing recorded).
 static PLAN_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
     redis::Script::new(
         r#"
 local n = redis.call('LLEN', KEYS[1])
 if n ~= tonumber(ARGV[1]) then return 0 end
 if n > 0 and redis.call('LINDEX', KEYS[1], -1) ~= ARGV[2] then return 0 end
-redis.call('RPUSH', KEYS[1], unpack(ARGV, 5))
+if (redis.call('GET', KEYS[2]) or '') ~= ARGV[5] then return 0 end
+redis.call('RPUSH', KEYS[1], unpack(ARGV, 6))
 redis.call('LTRIM', KEYS[1], -tonumber(ARGV[3]), -1)
 redis.call('EXPIRE', KEYS[1], ARGV[4], 'NX')
 redis.call('EXPIRE', KEYS[1], ARGV[4], 'GT')
@@ -972,19 +974,21 @@ impl ProfileStore for RedisStore {
                 ..DecisionRead::default()
             });
         }
-        // One round trip: the profile and the planned actions.
+        // One round trip: the profile, the planned actions and the erasure tombstone.
         let mut pipe = redis::pipe();
         pipe.cmd("GET")
             .arg(self.profile_key(customer.as_str()))
-            .add_command(self.planned_range(customer));
+            .add_command(self.planned_range(customer))
+            .cmd("GET")
+            .arg(self.erased_key(customer.as_str()));
         let pipe = &pipe;
-        let (bytes, planned): (Option<Vec<u8>>, Vec<Vec<u8>>) = self
+        let (bytes, planned, erased): (Option<Vec<u8>>, Vec<Vec<u8>>, Option<Vec<u8>>) = self
             .read_retrying(|mut c| async move { pipe.query_async(&mut c).await })
             .await?;
         let profile = decode_stored(customer, bytes, codec::decode_for_decision)?;
         Ok(DecisionRead {
             profile,
-            planned_mark: PlannedMark::of_entries(&planned),
+            planned_mark: PlannedMark::of_entries(&planned, erased),
             planned: PlannedAction::decode_all(&planned),
         })
     }
@@ -1016,12 +1020,14 @@ impl ProfileStore for RedisStore {
         let mut script = redis::cmd("EVALSHA");
         script
             .arg(PLAN_SCRIPT.get_hash())
-            .arg(1)
+            .arg(2)
             .arg(self.planned_key(customer.as_str()))
+            .arg(self.erased_key(customer.as_str()))
             .arg(seen.len)
             .arg(&seen.newest)
             .arg(MAX_PLANNED)
-            .arg(live);
+            .arg(live)
+            .arg(&seen.erased);
         for p in planned {
             script.arg(p.encode());
         }

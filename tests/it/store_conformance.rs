@@ -144,6 +144,24 @@ pub async fn conformance(store: Arc<dyn ProfileStore>) {
             .planned
             .is_empty()
     );
+    // A decision that read a customer before they were erased (on another replica, say)
+    // records nothing; one that reads them after (a customer coming back) does.
+    let mark = seen(&store, "c-gone").await;
+    store.erase(&cid("c-gone")).await.unwrap();
+    assert!(
+        !store
+            .plan(&cid("c-gone"), &[planned(0)], &mark, now)
+            .await
+            .unwrap()
+    );
+    assert!(store.planned(&cid("c-gone")).await.unwrap().is_empty());
+    let mark = seen(&store, "c-gone").await;
+    assert!(
+        store
+            .plan(&cid("c-gone"), &[planned(0)], &mark, now)
+            .await
+            .unwrap()
+    );
 
     // The same batch again changes nothing and is counted as duplicates.
     let again = store.apply(&batch, now + 60).await.unwrap();
