@@ -45,6 +45,13 @@ impl Conn {
     /// in order; a command the server refused answers [`Value::ServerError`], and only a
     /// connection's failure fails the call.
     pub async fn run(&self, groups: Vec<Group>) -> RedisResult<Vec<Vec<Value>>> {
+        self.run_each(groups).await.into_iter().collect()
+    }
+
+    /// [`Conn::run`], each group's answers or error apart: on a cluster one shard that
+    /// fails leaves the others' answers (on one server the groups share one pipeline, so
+    /// all answer or all fail).
+    pub async fn run_each(&self, groups: Vec<Group>) -> Vec<RedisResult<Vec<Value>>> {
         match self {
             Conn::Node(c) => {
                 let sizes: Vec<usize> = groups.iter().map(Vec::len).collect();
@@ -56,14 +63,22 @@ impl Conn {
                 let mut all: Vec<Value> = if sizes.iter().sum::<usize>() == 0 {
                     Vec::new()
                 } else {
-                    pipe.query_async(&mut c.clone()).await?
+                    match pipe.query_async(&mut c.clone()).await {
+                        Ok(all) => all,
+                        Err(e) => {
+                            let mut failed: Vec<RedisResult<Vec<Value>>> =
+                                sizes.iter().skip(1).map(|_| Err(e.clone())).collect();
+                            failed.insert(0, Err(e));
+                            return failed;
+                        }
+                    }
                 };
                 let mut answers = Vec::with_capacity(sizes.len());
                 let mut rest = all.drain(..);
                 for n in sizes {
-                    answers.push(rest.by_ref().take(n).collect());
+                    answers.push(Ok(rest.by_ref().take(n).collect()));
                 }
-                Ok(answers)
+                answers
             }
             Conn::Cluster(c) => {
                 let calls = groups.into_iter().map(|group| {
@@ -80,10 +95,7 @@ impl Conn {
                         pipe.query_async::<Vec<Value>>(&mut conn).await
                     }
                 });
-                futures_util::future::join_all(calls)
-                    .await
-                    .into_iter()
-                    .collect()
+                futures_util::future::join_all(calls).await
             }
         }
     }

@@ -1215,16 +1215,29 @@ impl ProfileStore for RedisStore {
                 vec![cmd]
             })
             .collect();
-        let answers = self.conn.run(groups).await.map_err(unavailable)?;
+        // Shard by shard: a shard that cannot answer (its master lost, say) holds back its own
+        // actions, not the others' (those claimed are leased: failing the whole call would
+        // leave them until their lease lapses).
         let mut out = Vec::new();
-        for answer in answers {
-            let entries: Vec<Vec<u8>> = match answer.into_iter().next() {
-                Some(v) => redis::from_redis_value(v).map_err(|e| unavailable(e.into()))?,
-                None => Vec::new(),
-            };
-            out.extend(entries.into_iter().filter_map(DueAction::from_entry));
+        let mut failed = None;
+        for answer in self.conn.run_each(groups).await {
+            let entries = answer.and_then(|a| match a.into_iter().next() {
+                Some(v) => redis::from_redis_value::<Vec<Vec<u8>>>(v).map_err(RedisError::from),
+                None => Ok(Vec::new()),
+            });
+            match entries {
+                Ok(entries) => out.extend(entries.into_iter().filter_map(DueAction::from_entry)),
+                Err(e) => failed = Some(e),
+            }
         }
-        Ok(out)
+        match failed {
+            Some(e) if out.is_empty() => Err(unavailable(e)),
+            Some(e) => {
+                tracing::warn!(error = %e, "a shard of the outbound index did not answer; its actions wait");
+                Ok(out)
+            }
+            None => Ok(out),
+        }
     }
 
     async fn release(&self, actions: &[DueAction]) -> Result<(), StoreError> {

@@ -273,3 +273,79 @@ async fn a_master_killed_under_event_load_loses_no_acknowledged_event() {
     );
     app.stop().await;
 }
+
+/// A master that does not answer holds back the actions of its own shards of the outbound
+/// index only: the others' are claimed at once (failing the whole claim would have left
+/// them leased, and unsent, until the lease lapsed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_master_holds_back_only_its_own_outbound_actions() {
+    use touchpoint::profile::planned::PlannedAction;
+    use touchpoint::profile::redis_conn::Layout;
+    use touchpoint::profile::{Channel, DecisionId, OfferId};
+
+    let cluster = start_cluster().await;
+    let store = crate::store_conformance::store_with(StoreSettings {
+        redis_cluster_nodes: cluster.urls(),
+        response_timeout_ms: 300,
+        ..StoreSettings::default()
+    })
+    .await;
+    store.index_outbound();
+    let now = chrono::Utc::now().timestamp();
+    let customers: Vec<String> = (0..24).map(|i| format!("c-due-{i}")).collect();
+    for (i, c) in customers.iter().enumerate() {
+        let id = CustomerId::parse(c.as_str()).unwrap();
+        let mark = store
+            .load_for_decision(&id, true)
+            .await
+            .unwrap()
+            .planned_mark;
+        let action = PlannedAction {
+            decision_id: DecisionId::parse(format!("d-{i}")).unwrap(),
+            offer_id: OfferId::parse("gold-card").unwrap(),
+            channel: Channel::Email,
+            send_at: now - 10,
+            made_at: now - 60,
+            until: now + 3600,
+            counts: true,
+        };
+        assert!(store.plan(&id, &[action], &mark, now).await.unwrap());
+    }
+    // The master of one index shard stops answering (not long enough for a failover).
+    let layout = Layout::for_cluster(true);
+    let index_key = |c: &str| layout.key("tp:outbound:due", layout.shard_of(c));
+    let silent = cluster.master_of(&index_key(&customers[0]));
+    let (held, free): (Vec<&String>, Vec<&String>) = customers
+        .iter()
+        .partition(|c| cluster.master_of(&index_key(c)) == silent);
+    assert!(!free.is_empty() && !held.is_empty());
+    cluster.nodes[silent].pause();
+    let claimed = store.claim_due(now, 100, 30).await;
+    cluster.nodes[silent].resume();
+    let claimed = claimed.expect("the answering shards' actions");
+    let mut got: Vec<String> = claimed
+        .iter()
+        .map(|a| a.customer_id.as_str().to_owned())
+        .collect();
+    got.sort();
+    let mut expected: Vec<String> = free.into_iter().cloned().collect();
+    expected.sort();
+    assert_eq!(got, expected);
+    // Those sent, and the silent master back: its actions are claimed in their turn, at the
+    // latest once the lease lapses (the claim it did not answer in time may have run).
+    store.release(&claimed).await.unwrap();
+    let mut rest: Vec<String> = Vec::new();
+    for _ in 0..50 {
+        if let Ok(more) = store.claim_due(now + 31, 100, 30).await {
+            rest.extend(more.into_iter().map(|a| a.customer_id.as_str().to_owned()));
+        }
+        if rest.len() >= held.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    rest.sort();
+    let mut held: Vec<String> = held.into_iter().cloned().collect();
+    held.sort();
+    assert_eq!(rest, held);
+}

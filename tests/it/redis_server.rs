@@ -277,7 +277,7 @@ impl RedisServer {
         self.kill();
         if let Some(c) = &mut self.cluster {
             c.nodes.iter_mut().for_each(ClusterNode::restart);
-            c.wait_healthy(Duration::from_secs(30));
+            c.wait_healthy(Duration::from_secs(90));
             return;
         }
         self.spawn();
@@ -479,6 +479,16 @@ impl ClusterNode {
         }
     }
 
+    /// SIGSTOP: the node hangs, its connections open.
+    pub fn pause(&self) {
+        signal(self.child.as_ref().expect("node running").id(), "-STOP");
+    }
+
+    /// SIGCONT after [`ClusterNode::pause`].
+    pub fn resume(&self) {
+        signal(self.child.as_ref().expect("node running").id(), "-CONT");
+    }
+
     fn info(&self, section: &str) -> Option<String> {
         let client = redis::Client::open(self.url()).ok()?;
         let mut c = client
@@ -558,7 +568,7 @@ impl RedisCluster {
             String::from_utf8_lossy(&out.stderr)
         );
         let cluster = Self { nodes, _dir: dir };
-        cluster.wait_healthy(Duration::from_secs(30));
+        cluster.wait_healthy(Duration::from_secs(90));
         cluster
     }
 
@@ -598,10 +608,20 @@ impl RedisCluster {
             if ok {
                 return;
             }
-            assert!(
-                started.elapsed() < limit,
-                "the cluster did not become healthy"
-            );
+            if started.elapsed() >= limit {
+                let states: Vec<String> = live
+                    .iter()
+                    .map(|n| {
+                        let info = n.info("replication").unwrap_or_default();
+                        let link = info
+                            .lines()
+                            .find(|l| l.starts_with("master_link_status:"))
+                            .unwrap_or("");
+                        format!("{}: {:?} {link}", n.port, n.role())
+                    })
+                    .collect();
+                panic!("the cluster did not become healthy: {states:?}");
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
     }
