@@ -3,12 +3,11 @@
 //! is one atomic write; the format byte lets a later version read older profiles.
 //!
 //! Format 4 (written now, [`super::compact`]) writes times as differences, each offer id
-//! once, ids front-coded and only the channels in use. Formats 1 to 3 are still read; from
-//! format 3 on, the de-duplication memory is stored as runs of the event ids applied in one
-//! minute, each id hash its 8 bytes, the minute once a run: as a list of (hash, minute)
-//! pairs, postcard's varints took 13-14 bytes an event (a random 64-bit hash needs 9-10
-//! bytes as a varint); as runs, 8 and a few bytes a run: a customer's history imported at
-//! once is one or a few runs.
+//! once, ids front-coded, only the channels in use, and the de-duplication memory as 48-bit
+//! fingerprints (or the place of the recent event with that id). Formats 1 to 3 are still
+//! read (their 64-bit hashes narrowed to today's fingerprints); format 3 stored the memory as
+//! runs of the event ids applied in one minute, each id hash its 8 bytes, the minute once a
+//! run.
 
 use std::collections::VecDeque;
 
