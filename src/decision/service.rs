@@ -339,8 +339,10 @@ enum Planned {
 /// decisions count them toward the contact limits (a service message toward its offer's cap
 /// only), if the customer's plans are still as the decision read them (`seen`). When that
 /// cannot be done within `budget`, or they changed and this is the `last_try`, the planned
-/// actions are taken out of the answer (a limit could otherwise be broken; an answered
-/// outbound action is always on the feed) and the decision says `degraded`.
+/// actions are taken out of the answer (a limit could otherwise be broken; so an answered
+/// outbound action is on the feed whenever plans are recorded at all, which they are not
+/// with `planned_grace_hours = 0` or for a customer this replica just erased) and the
+/// decision says `degraded`. With the store down, service messages leave the answer too.
 async fn record_planned(
     profiles: &Profiles,
     customer: &CustomerId,

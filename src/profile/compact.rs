@@ -127,16 +127,18 @@ fn seen_of(runs: Vec<SeenRun>, recent: &[u64]) -> Result<VecDeque<SeenEvent>, Co
         if run.which.len() != len.div_ceil(8) || marked as usize != run.in_recent.len() {
             return Err(CodecError::Invalid("a run of the de-duplication memory"));
         }
+        let bad = || CodecError::Invalid("a run of the de-duplication memory");
         let (mut hashes, mut places) = (run.hashes.iter(), run.in_recent.iter());
         for i in 0..len {
+            // A damaged run may mark bits past its length: then a list runs out here.
             let id_hash = if run.which[i / 8] & (1 << (i % 8)) != 0 {
-                let place = places.next().expect("as many as marked");
+                let place = places.next().ok_or_else(bad)?;
                 *recent
                     .get(*place as usize)
                     .ok_or(CodecError::Invalid("a recent event's place"))?
             } else {
                 let mut bytes = [0; 8];
-                bytes[..HASH_BYTES].copy_from_slice(hashes.next().expect("the rest"));
+                bytes[..HASH_BYTES].copy_from_slice(hashes.next().ok_or_else(bad)?);
                 u64::from_le_bytes(bytes)
             };
             seen.push_back(SeenEvent {
@@ -275,6 +277,9 @@ impl<'a> IdWriter<'a> {
     }
 }
 
+/// The longest id in bytes: 128 characters of up to four bytes.
+const MAX_ID_BYTES: usize = 4 * 128;
+
 /// Reads what [`IdWriter`] wrote.
 #[derive(Default)]
 struct IdReader {
@@ -288,6 +293,9 @@ impl IdReader {
             WireId::Uuid(bytes) => uuid::Uuid::from_bytes(*bytes).hyphenated().to_string(),
             WireId::Text { shared, rest } => {
                 let shared = *shared as usize;
+                if shared + rest.len() > MAX_ID_BYTES {
+                    return Err(CodecError::Invalid("an id's length"));
+                }
                 let prefix = self
                     .prev
                     .as_bytes()
@@ -359,7 +367,11 @@ fn wire_amount(amount: Option<f64>) -> WireAmount {
         return WireAmount::None;
     };
     let cents = (a * 100.0).round();
-    if (0.0..=1e15).contains(&cents) && (cents / 100.0).to_bits() == a.to_bits() {
+    // Bit for bit: -0.0 stays an exact f64.
+    if (0.0..=1e15).contains(&cents)
+        && (cents / 100.0).to_bits() == a.to_bits()
+        && a.is_sign_positive()
+    {
         WireAmount::Cents(cents as u64)
     } else {
         WireAmount::Exact(a)
@@ -793,6 +805,30 @@ mod tests {
                 }
                 p
             })
+    }
+
+    /// A damaged run that marks a bit past its length is refused, not a panic; an amount
+    /// of -0.0 comes back bit for bit.
+    #[test]
+    fn damaged_runs_are_refused_and_negative_zero_survives() {
+        let run = super::SeenRun {
+            minute: 1,
+            which: vec![0b1000_0001],
+            in_recent: vec![0, 0],
+            hashes: vec![[0; super::HASH_BYTES]],
+        };
+        assert!(super::seen_of(vec![run], &[7]).is_err());
+        let body = serde_json::json!({"events": [{"event_id": "e", "customer_id": "c",
+            "type": "purchase", "at": "2026-01-01T10:00:00Z", "amount": -0.0}]});
+        let events = crate::profile::event::parse_body(body.to_string().as_bytes()).unwrap();
+        let mut p = Profile::default();
+        p.apply(&events[0], &ProfileLimits::default(), 1_800_000_000)
+            .unwrap();
+        let back = decode(&encode(&p)).unwrap();
+        assert_eq!(
+            back.recent[0].amount.map(f64::to_bits),
+            p.recent[0].amount.map(f64::to_bits)
+        );
     }
 
     proptest! {

@@ -172,13 +172,14 @@ impl ProfileStore for MemoryStore {
         customer: &CustomerId,
         planned: bool,
     ) -> Result<DecisionRead, StoreError> {
+        // The tombstone first (an erasure sets it first): one under way shows in `plan`.
+        let erased = self.erased_at(customer, chrono::Utc::now().timestamp());
         let profile = lock(self.shard(customer.as_str())).get(customer).cloned();
         let planned = if planned {
             self.planned(customer).await?
         } else {
             Vec::new()
         };
-        let erased = self.erased_at(customer, chrono::Utc::now().timestamp());
         Ok(DecisionRead {
             profile,
             planned_mark: PlannedMark::of(&planned, erased),
@@ -200,9 +201,11 @@ impl ProfileStore for MemoryStore {
         seen: &PlannedMark,
         now: i64,
     ) -> Result<bool, StoreError> {
-        // By the clock, as the decision read it (`now` may be a planner's own time).
-        let erased = self.erased_at(customer, chrono::Utc::now().timestamp());
         let mut shard = lock(self.planned_shard(customer.as_str()));
+        // Under the plans' lock (an erasure sets the tombstone before it takes that lock, so
+        // one under way is seen), and by the clock, as the decision read it (`now` may be a
+        // planner's own time).
+        let erased = self.erased_at(customer, chrono::Utc::now().timestamp());
         let list = shard.entry(customer.clone()).or_default();
         if PlannedMark::of(list, erased) != *seen {
             return Ok(false);

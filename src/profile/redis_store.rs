@@ -525,18 +525,23 @@ impl RedisStore {
 
     /// Takes an erased customer's actions out of the outbound stream (`outbound.feed =
     /// "redis"`): a sender that has not read them yet never sees them. Their shard of the
-    /// stream is read a page at a time; an action names its customer in its message
+    /// stream is read a page at a time (the erasure runs it in the background, after the
+    /// profile and plans are gone); an action names its customer in its message
     /// ([`DueAction::message`], compact JSON), and a customer id holds no character JSON
     /// escapes, so the text `"customer_id":"<id>"` finds exactly theirs.
-    async fn erase_from_outbound_stream(&self, customer: &CustomerId) -> Result<u64, StoreError> {
-        let stream = &self.outbound_stream_keys()[self.layout.shard_of(customer.as_str())];
+    fn erase_from_outbound_stream(
+        &self,
+        customer: &CustomerId,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send + 'static {
+        let stream = self.outbound_stream_keys()[self.layout.shard_of(customer.as_str())].clone();
         let needle = format!("\"customer_id\":\"{}\"", customer.as_str());
-        let finder = memchr::memmem::Finder::new(needle.as_bytes());
-        xdel_where(&mut self.conn.clone(), stream, "action", |m| {
-            finder.find(m).is_some()
-        })
-        .await
-        .map_err(unavailable)
+        let mut conn = self.conn.clone();
+        async move {
+            let finder = memchr::memmem::Finder::new(needle.as_bytes());
+            xdel_where(&mut conn, &stream, "action", |m| finder.find(m).is_some())
+                .await
+                .map_err(unavailable)
+        }
     }
 
     /// The outbound feed's streams (`outbound.feed = "redis"`), shard by shard.
@@ -974,15 +979,17 @@ impl ProfileStore for RedisStore {
                 ..DecisionRead::default()
             });
         }
-        // One round trip: the profile, the planned actions and the erasure tombstone.
+        // One round trip: the erasure tombstone, the profile and the planned actions. The
+        // tombstone first: an erasure between the reads then shows in the plans' compare-
+        // and-set, whatever the later reads found.
         let mut pipe = redis::pipe();
         pipe.cmd("GET")
-            .arg(self.profile_key(customer.as_str()))
-            .add_command(self.planned_range(customer))
+            .arg(self.erased_key(customer.as_str()))
             .cmd("GET")
-            .arg(self.erased_key(customer.as_str()));
+            .arg(self.profile_key(customer.as_str()))
+            .add_command(self.planned_range(customer));
         let pipe = &pipe;
-        let (bytes, planned, erased): (Option<Vec<u8>>, Vec<Vec<u8>>, Option<Vec<u8>>) = self
+        let (erased, bytes, planned): (Option<Vec<u8>>, Option<Vec<u8>>, Vec<Vec<u8>>) = self
             .read_retrying(|mut c| async move { pipe.query_async(&mut c).await })
             .await?;
         let profile = decode_stored(customer, bytes, codec::decode_for_decision)?;
@@ -1127,7 +1134,6 @@ impl ProfileStore for RedisStore {
                 .await
                 .map_err(unavailable)?;
         }
-        self.erase_from_outbound_stream(customer).await?;
         let now = chrono::Utc::now().timestamp();
         let window = u64::from(self.limits.dedup_window_hours) * 3600;
         // One script: the tombstone and the deletion together (the keys share a slot).
@@ -1139,6 +1145,22 @@ impl ProfileStore for RedisStore {
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(unavailable)?;
+        // Then, with the outbound feed, their actions in its stream: a pass over their shard
+        // of it, which may take longer than a call's time limit, so apart from the answer.
+        if self.outbound.load(std::sync::atomic::Ordering::Relaxed) {
+            let purge = self.erase_from_outbound_stream(customer);
+            tokio::spawn(async move {
+                match purge.await {
+                    Ok(n) => tracing::debug!(
+                        removed = n,
+                        "erased actions taken out of the outbound stream"
+                    ),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot take an erased customer's actions out of the outbound stream")
+                    }
+                }
+            });
+        }
         Ok(removed > 0)
     }
 

@@ -413,7 +413,8 @@ pub struct ClusterNode {
     dir: PathBuf,
     /// Every acknowledged write in the append-only file first (`appendfsync always`).
     durable: bool,
-    /// Started by a shell that stops it once the test process is gone.
+    /// Started by a shell that stops it once the test process is gone: the child is then the
+    /// shell, so a watched node (the shared cluster's) is never killed, paused or restarted.
     watched: bool,
 }
 
