@@ -592,10 +592,14 @@ pub(crate) async fn planned_actions_count_toward_the_limits_until_sent(app: &Tes
 pub(crate) fn planner_settings(redis: Option<&RedisServer>) -> touchpoint::settings::Settings {
     let mut settings = test_settings(redis);
     settings.decision.exploration.epsilon = 0.0;
-    // The test's sender reports a plan sent at its send time, up to the horizon (72 h) ahead
+    // The test's sender reports a plan sent at its send time, up to the horizon ahead
     // of the test's clock.
     settings.ingest.max_clock_skew_secs = 4 * 86_400;
     let policy = &mut settings.decision.contact_policy;
+    // Send times within two days, so that every slot is in one 3-day window with the test's
+    // contacts: with the default 72 h a slot exactly 3 days after the first email (a good
+    // hour at some times of day) is outside that email's window, and rightly allowed.
+    policy.horizon_hours = 48;
     policy
         .channel_limits
         .retain(|l| l.channel != touchpoint::profile::Channel::Email);
