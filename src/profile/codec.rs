@@ -236,7 +236,7 @@ impl<'de> serde::Deserialize<'de> for DecisionPart {
 }
 
 /// A profile's engagement by hour of week as stored ([`engagement`]).
-struct Engagement(Vec<u32>);
+pub(super) struct Engagement(pub(super) Vec<u32>);
 
 impl<'de> Deserialize<'de> for Engagement {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

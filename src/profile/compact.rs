@@ -21,7 +21,7 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 
 use super::Channel;
-use super::codec::{CodecError, engagement};
+use super::codec::{CodecError, Engagement, engagement};
 use super::event::{AttrValue, Outcome};
 use super::ids::{DecisionId, OfferId};
 use super::state::{
@@ -29,14 +29,13 @@ use super::state::{
     PurchaseHistory, RecentEvent, RecentKind, ResponseRecord, SeenEvent, event_id_hash,
 };
 
-/// What a decision reads, in this order.
-#[derive(Serialize, Deserialize)]
+/// What a decision reads, in this order (read back by [`HeadSeed`], field by field).
+#[derive(Serialize)]
 struct Head<'a> {
     first_seen: Option<i64>,
     /// From `first_seen`, as every other time here but those of a list in time order.
     last_seen: Option<i64>,
     events: u64,
-    #[serde(borrow)]
     attributes: Vec<WireAttribute<'a>>,
     consents: [Option<(bool, i64)>; Channel::COUNT],
     purchases: PurchaseHistory,
@@ -45,9 +44,7 @@ struct Head<'a> {
     engagement: Vec<u32>,
     /// Every offer id the profile names, once.
     offer_ids: Vec<OfferId>,
-    #[serde(borrow)]
     contacts: Vec<WireContact<'a>>,
-    #[serde(borrow)]
     responses: Vec<WireResponse<'a>>,
     offers: Vec<WireOffer>,
 }
@@ -154,7 +151,8 @@ fn recent_hashes(recent: &VecDeque<RecentEvent>) -> Vec<u64> {
     recent.iter().map(|r| event_id_hash(&r.event_id)).collect()
 }
 
-#[derive(Serialize, Deserialize)]
+/// Read back as an [`Attribute`] (the same fields), its time then made absolute.
+#[derive(Serialize)]
 struct WireAttribute<'a> {
     name: &'a str,
     value: AttrValue,
@@ -516,10 +514,6 @@ impl<'de> serde::de::DeserializeSeed<'de> for HeadSeed {
 
 /// [`Head`]'s fields.
 const HEAD_FIELDS: usize = 12;
-
-/// The engagement as [`Head`] holds it.
-#[derive(Deserialize)]
-struct Engagement(#[serde(with = "engagement")] Vec<u32>);
 
 fn invalid<E: serde::de::Error>(e: CodecError) -> E {
     E::custom(e)
