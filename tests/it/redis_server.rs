@@ -459,6 +459,32 @@ impl ClusterNode {
     pub fn restart(&mut self) {
         self.kill();
         self.child = Some(self.spawn());
+        self.wait_up();
+    }
+
+    /// Waits until the node answers. A port found free may be taken by another test's
+    /// server before this one binds it (or, on a restart, while the node was down): such
+    /// a node exits at once, and starts again on other ports. A node restarted so finds
+    /// the others where its `nodes.conf` says, and they learn its new address from it.
+    fn wait_up(&mut self) {
+        let started = Instant::now();
+        while self.info("server").is_none() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "node {} did not come up",
+                self.port
+            );
+            if self
+                .child
+                .as_mut()
+                .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))))
+            {
+                self.port = free_port();
+                self.bus = free_port();
+                self.child = Some(self.spawn());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn url(&self) -> String {
@@ -530,26 +556,8 @@ impl RedisCluster {
             node.child = Some(node.spawn());
             nodes.push(node);
         }
-        let started = Instant::now();
         for n in &mut nodes {
-            while n.info("server").is_none() {
-                assert!(
-                    started.elapsed() < Duration::from_secs(20),
-                    "node {} did not come up",
-                    n.port
-                );
-                // A port found free may be taken by another test's server before this one
-                // binds it: such a node exits at once, and starts again on other ports.
-                if n.child
-                    .as_mut()
-                    .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))))
-                {
-                    n.port = free_port();
-                    n.bus = free_port();
-                    n.child = Some(n.spawn());
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            n.wait_up();
         }
         let addrs: Vec<String> = nodes
             .iter()
