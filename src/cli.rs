@@ -618,6 +618,9 @@ async fn import(
     println!("  accepted:   {}", summary.accepted);
     println!("  duplicates: {}", summary.duplicates);
     println!("  rejected:   {}", summary.rejected_total);
+    if summary.compressed > 0 {
+        println!("  compressed: {} profiles", summary.compressed);
+    }
     for r in summary.rejected.iter().take(20) {
         println!("    line {}: {}", r.line, r.reason);
     }

@@ -6,8 +6,14 @@
 //! `import.in_flight` batches in the store at once (each batch is two pipelined round trips on
 //! Redis). A batch the store refuses is retried with backoff; events are de-duplicated by id,
 //! so a retry, or re-running a whole import, never counts an event twice.
+//!
+//! A Redis store with no profile compression dictionary yet gets one at the end: made from a
+//! sample of the imported customers' profiles, then every imported profile written again
+//! compressed with it ([`crate::profile::dictionary`]); what is written after that, by any
+//! replica, is compressed too. (The customers are remembered for that only up to
+//! [`COMPRESSED_AFTER_IMPORT`]; the rest are compressed when next written.)
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -18,12 +24,14 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::profile::event::parse_line_received;
-use crate::profile::{ApplyOutcome, Event, Profiles, StoreError};
+use crate::profile::{ApplyOutcome, CustomerId, Event, Profiles, StoreError};
 use crate::settings::ImportSettings;
 
 /// Rejected lines listed in the summary; the rest are only counted.
 const REJECTS_KEPT: usize = 1000;
 const STORE_ATTEMPTS: u32 = 5;
+/// The most customers an import remembers to compress at its end.
+pub const COMPRESSED_AFTER_IMPORT: usize = 10_000_000;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rejected {
@@ -40,6 +48,8 @@ pub struct ImportSummary {
     pub rejected_total: u64,
     /// The first rejected lines, in file order.
     pub rejected: Vec<Rejected>,
+    /// Profiles written again compressed with a dictionary made at the end of the import.
+    pub compressed: usize,
     pub elapsed: Duration,
 }
 
@@ -65,6 +75,11 @@ pub enum ImportError {
         last_line: u64,
         source: StoreError,
     },
+    #[error(
+        "every event is applied, but compressing the imported profiles failed: {source}. \
+         They stay as they are (uncompressed); running the import again finishes it"
+    )]
+    Compress { source: StoreError },
 }
 
 struct Batch {
@@ -99,6 +114,8 @@ pub async fn import_events(
         tokio::task::spawn_blocking(move || read_batches(file, &reader_opts, max_ahead, &bar, &tx));
 
     let mut summary = ImportSummary::default();
+    // The customers to compress at the end, when the store has no dictionary yet.
+    let mut customers: Option<HashSet<CustomerId>> = profiles.wants_dictionary().then(HashSet::new);
     let mut in_flight: JoinSet<Result<ApplyOutcome, ImportError>> = JoinSet::new();
     let mut failure = None;
     while let Some(batch) = rx.recv().await {
@@ -120,6 +137,13 @@ pub async fn import_events(
             .extend(batch.rejected.into_iter().take(room));
         if batch.events.is_empty() {
             continue;
+        }
+        if let Some(set) = &mut customers {
+            for e in &batch.events {
+                if set.len() < COMPRESSED_AFTER_IMPORT && !set.contains(&e.customer_id) {
+                    set.insert(e.customer_id.clone());
+                }
+            }
         }
         while in_flight.len() >= opts.in_flight {
             if let Some(done) = in_flight.join_next().await {
@@ -158,6 +182,15 @@ pub async fn import_events(
     let _ = reader.await;
     if let Some(e) = failure {
         return Err(e);
+    }
+    if let Some(set) = customers {
+        let mut customers: Vec<CustomerId> = set.into_iter().collect();
+        customers.sort_unstable();
+        progress.set_message("compressing profiles");
+        summary.compressed = profiles
+            .compress(&customers, chrono::Utc::now().timestamp())
+            .await
+            .map_err(|source| ImportError::Compress { source })?;
     }
     summary.elapsed = started.elapsed();
     Ok(summary)

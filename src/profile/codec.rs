@@ -8,12 +8,18 @@
 //! read (their 64-bit hashes narrowed to today's fingerprints); format 3 stored the memory as
 //! runs of the event ids applied in one minute, each id hash its 8 bytes, the minute once a
 //! run.
+//!
+//! Format 5 is format 4 compressed against a store-wide dictionary
+//! ([`super::dictionary`]): the dictionary's name (4 bytes), the length of the format-4
+//! bytes (a varint), then the LZ4 block. A store writes it once it has a dictionary, and
+//! format 4 without one (or when compressing would not save a byte).
 
 use std::collections::VecDeque;
 
 use serde::Deserialize;
 
 use super::Channel;
+use super::dictionary::{Dictionaries, Dictionary};
 use super::event::Outcome;
 use super::ids::OfferId;
 use super::state::{ContactRecord, Profile, ResponseRecord, SeenEvent};
@@ -26,6 +32,12 @@ const FORMAT_V2: u8 = 2;
 const FORMAT_V3: u8 = 3;
 /// [`super::compact`]'s head and tail.
 const FORMAT_V4: u8 = 4;
+/// Format 4's bytes compressed against a dictionary.
+const FORMAT_V5: u8 = 5;
+
+/// A stored profile decompresses to at most this many bytes (the limits' largest profile is
+/// well under a megabyte): a damaged length is refused before anything is allocated.
+const MAX_DECOMPRESSED: usize = 16 << 20;
 
 /// Event ids applied in one minute, in the order applied (format 3).
 #[derive(serde::Serialize, Deserialize)]
@@ -80,8 +92,10 @@ impl std::io::Write for Counter {
 pub enum CodecError {
     #[error("stored profile is empty")]
     Empty,
-    #[error("stored profile has format {0}, this version reads formats {FORMAT_V1} to {FORMAT_V4}")]
+    #[error("stored profile has format {0}, this version reads formats {FORMAT_V1} to {FORMAT_V5}")]
     UnknownFormat(u8),
+    #[error("stored profile is compressed with dictionary {0:08x}, which the store does not have")]
+    UnknownDictionary(u32),
     #[error("stored profile does not decode: {0}")]
     Corrupt(#[from] postcard::Error),
     #[error("stored profile does not decode: {0} is out of range")]
@@ -89,16 +103,61 @@ pub enum CodecError {
 }
 
 pub fn encode(profile: &Profile) -> Vec<u8> {
-    encode_with_prefix(profile, &[])
+    encode_with_prefix(profile, &[], None)
 }
 
-/// Encodes after `prefix` (a store's version stamp), saving a copy of the whole value.
-pub fn encode_with_prefix(profile: &Profile, prefix: &[u8]) -> Vec<u8> {
+/// Encodes after `prefix` (a store's version stamp), saving a copy of the whole value; with
+/// a dictionary, compressed (format 5) when that is smaller.
+pub fn encode_with_prefix(
+    profile: &Profile,
+    prefix: &[u8],
+    dictionary: Option<&Dictionary>,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(1024);
     out.extend_from_slice(prefix);
     out.push(FORMAT_V4);
     super::compact::encode_into(profile, &mut out);
-    out
+    let Some(dictionary) = dictionary else {
+        return out;
+    };
+    let raw = &out[prefix.len() + 1..];
+    let packed = dictionary.compress(raw);
+    let mut compressed = Vec::with_capacity(prefix.len() + 10 + packed.len());
+    compressed.extend_from_slice(prefix);
+    compressed.push(FORMAT_V5);
+    compressed.extend_from_slice(&dictionary.id().to_le_bytes());
+    postcard::to_io(&(raw.len() as u32), &mut compressed).expect("a length encodes");
+    compressed.extend_from_slice(&packed);
+    if compressed.len() < out.len() {
+        compressed
+    } else {
+        out
+    }
+}
+
+/// The dictionary a stored profile (after the store's version stamp) is compressed with.
+pub fn dictionary_of(bytes: &[u8]) -> Option<u32> {
+    match bytes.split_first() {
+        Some((&FORMAT_V5, rest)) => Some(u32::from_le_bytes(rest.get(..4)?.try_into().ok()?)),
+        Some(_) | None => None,
+    }
+}
+
+/// Format 5's format-4 bytes.
+fn decompressed(rest: &[u8], dictionaries: &Dictionaries) -> Result<Vec<u8>, CodecError> {
+    let invalid = || CodecError::Invalid("a compressed profile");
+    let (id, rest) = rest.split_at_checked(4).ok_or_else(invalid)?;
+    let id = u32::from_le_bytes(id.try_into().expect("4 bytes"));
+    let dictionary = dictionaries
+        .get(id)
+        .ok_or(CodecError::UnknownDictionary(id))?;
+    let (len, packed): (u32, _) = postcard::take_from_bytes(rest)?;
+    if len as usize > MAX_DECOMPRESSED {
+        return Err(invalid());
+    }
+    dictionary
+        .decompress(packed, len as usize)
+        .ok_or_else(invalid)
 }
 
 /// Format 3, as earlier versions wrote it (the tests read it back).
@@ -119,6 +178,13 @@ fn encode_v3(profile: &Profile) -> Vec<u8> {
 }
 
 pub fn decode(bytes: &[u8]) -> Result<Profile, CodecError> {
+    decode_with(bytes, &NO_DICTIONARIES)
+}
+
+static NO_DICTIONARIES: Dictionaries = Dictionaries::new();
+
+/// Decodes a profile that may be compressed with one of `dictionaries`.
+pub fn decode_with(bytes: &[u8], dictionaries: &Dictionaries) -> Result<Profile, CodecError> {
     match bytes.split_first() {
         None => Err(CodecError::Empty),
         Some((&FORMAT_V1, rest)) => Ok(narrowed(postcard::from_bytes(rest)?)),
@@ -135,6 +201,9 @@ pub fn decode(bytes: &[u8]) -> Result<Profile, CodecError> {
             Ok(narrowed(profile))
         }
         Some((&FORMAT_V4, rest)) => super::compact::decode(rest, true),
+        Some((&FORMAT_V5, rest)) => {
+            super::compact::decode(&decompressed(rest, dictionaries)?, true)
+        }
         Some((&other, _)) => Err(CodecError::UnknownFormat(other)),
     }
 }
@@ -155,6 +224,14 @@ fn narrowed(mut profile: Profile) -> Profile {
 /// of the work (perf, decision load test), and the decision ids one string to allocate and
 /// check per contact and per answer.
 pub fn decode_for_decision(bytes: &[u8]) -> Result<Profile, CodecError> {
+    decode_for_decision_with(bytes, &NO_DICTIONARIES)
+}
+
+/// [`decode_for_decision`] of a profile that may be compressed with one of `dictionaries`.
+pub fn decode_for_decision_with(
+    bytes: &[u8],
+    dictionaries: &Dictionaries,
+) -> Result<Profile, CodecError> {
     match bytes.split_first() {
         None => Err(CodecError::Empty),
         // Format 2's exposures come after the part a decision reads.
@@ -162,6 +239,9 @@ pub fn decode_for_decision(bytes: &[u8]) -> Result<Profile, CodecError> {
             Ok(postcard::from_bytes::<DecisionPart>(rest)?.0)
         }
         Some((&FORMAT_V4, rest)) => super::compact::decode(rest, false),
+        Some((&FORMAT_V5, rest)) => {
+            super::compact::decode(&decompressed(rest, dictionaries)?, false)
+        }
         Some((&other, _)) => Err(CodecError::UnknownFormat(other)),
     }
 }

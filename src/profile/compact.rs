@@ -722,7 +722,11 @@ pub(super) fn decode(bytes: &[u8], full: bool) -> Result<Profile, CodecError> {
 mod tests {
     use proptest::prelude::*;
 
-    use crate::profile::codec::{decode, decode_for_decision, encode};
+    use crate::profile::codec::{
+        decode, decode_for_decision, decode_for_decision_with, decode_with, dictionary_of, encode,
+        encode_with_prefix,
+    };
+    use crate::profile::dictionary::{Dictionaries, Dictionary};
     use crate::profile::{Profile, ProfileLimits};
 
     /// Ids as they come: UUIDs (canonical, upper case, braced), short counters sharing
@@ -840,10 +844,35 @@ mod tests {
             expected.exposures.clear();
             expected.contacts.iter_mut().for_each(|c| c.decision_id = None);
             expected.responses.iter_mut().for_each(|r| r.decision_id = None);
-            prop_assert_eq!(decode_for_decision(&bytes).unwrap(), expected);
+            prop_assert_eq!(&decode_for_decision(&bytes).unwrap(), &expected);
             // A damaged profile is refused, never misread as another or a panic.
             for cut in [1, bytes.len() / 2, bytes.len() - 1] {
                 prop_assert!(decode(&bytes[..cut]).is_err());
+            }
+
+            // Format 5: compressed against a dictionary (made of this profile's own bytes
+            // here, so that it surely saves), the same profile back; without the
+            // dictionary, a clear refusal; damaged, refused.
+            let dictionary = Dictionary::new(bytes[1..].to_vec());
+            let packed = encode_with_prefix(&p, &[], Some(&dictionary));
+            if bytes.len() < 40 {
+                // Too small to gain by it (an LZ4 block ends in literals): format 4.
+                prop_assert_eq!(&packed, &bytes);
+                return Ok(());
+            }
+            prop_assert_eq!(packed[0], 5);
+            prop_assert_eq!(dictionary_of(&packed), Some(dictionary.id()));
+            prop_assert!(packed.len() < bytes.len());
+            let known = Dictionaries::new();
+            prop_assert!(matches!(
+                decode_with(&packed, &known),
+                Err(crate::profile::codec::CodecError::UnknownDictionary(id)) if id == dictionary.id()
+            ));
+            known.learn(vec![dictionary], None);
+            prop_assert_eq!(&decode_with(&packed, &known).unwrap(), &p);
+            prop_assert_eq!(decode_for_decision_with(&packed, &known).unwrap(), expected);
+            for cut in [1, 5, packed.len() / 2, packed.len() - 1] {
+                prop_assert!(decode_with(&packed[..cut], &known).is_err());
             }
         }
     }

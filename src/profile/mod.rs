@@ -5,6 +5,7 @@
 pub mod channel;
 pub mod codec;
 mod compact;
+pub mod dictionary;
 pub mod event;
 pub mod ids;
 pub mod memory;

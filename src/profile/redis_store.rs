@@ -35,6 +35,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, RedisError, ServerErrorKind, Value};
 
 use super::codec;
+use super::dictionary::{Dictionaries, Dictionary};
 use super::event::Event;
 use super::ids::CustomerId;
 use super::planned::{KEPT_AFTER_LAPSE, MAX_PLANNED, PlannedAction, PlannedMark};
@@ -268,6 +269,8 @@ pub struct RedisStore {
     wait_timeout: Duration,
     /// Shared by every worker's copy of the store.
     learner: Arc<OnceLock<Arc<dyn Exposures>>>,
+    /// The profile compression dictionaries known (shared as the learner).
+    dictionaries: Arc<Dictionaries>,
     /// Whether planned actions are indexed for the outbound feed (shared as the learner).
     outbound: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -323,16 +326,20 @@ fn server_major_version(info: &str) -> Option<u32> {
         .ok()
 }
 
+/// A decoder of stored profiles: the whole one, or what a decision reads.
+type Decode = fn(&[u8], &Dictionaries) -> Result<Profile, codec::CodecError>;
+
 /// A stored profile (if any) decoded by `decode`.
 fn decode_stored(
     customer: &CustomerId,
     bytes: Option<Vec<u8>>,
-    decode: fn(&[u8]) -> Result<Profile, codec::CodecError>,
+    decode: Decode,
+    dictionaries: &Dictionaries,
 ) -> Result<Option<Arc<Profile>>, StoreError> {
     bytes
         .map(|b| {
             split_versioned(&b)
-                .and_then(|(_, body)| decode(body))
+                .and_then(|(_, body)| decode(body, dictionaries))
                 .map(Arc::new)
                 .map_err(|e| StoreError::Corrupt {
                     customer: customer.to_string(),
@@ -386,9 +393,11 @@ impl RedisStore {
             wait_timeout: opts.wait_timeout,
             learner: Arc::default(),
             outbound: Arc::default(),
+            dictionaries: Arc::default(),
         };
         store.check_version().await.map_err(at)?;
         store.load_script().await.map_err(at)?;
+        store.load_dictionaries().await.map_err(at)?;
         Ok(store)
     }
 
@@ -454,6 +463,57 @@ impl RedisStore {
     /// restarted, or a proxy dropped it): the connection manager has made a new one by
     /// then. Writes are not retried here (their caller retries, and de-duplication makes
     /// that safe).
+    /// The hash of every profile compression dictionary the store has had (field: its name
+    /// in hex) and the one written with (field `current`). One key for the whole store, on
+    /// one shard of a cluster: it is read when a replica starts and when it first meets a
+    /// profile written with a dictionary it does not know, never on the way of a decision.
+    pub fn dictionaries_key(&self) -> String {
+        format!("{}:dictionaries", self.prefix)
+    }
+
+    /// Learns every dictionary the store has, and the one it writes with.
+    async fn load_dictionaries(&self) -> Result<(), StoreError> {
+        let key = &self.dictionaries_key();
+        let fields: Vec<(String, Vec<u8>)> = self
+            .read_retrying(|mut c| async move {
+                redis::cmd("HGETALL").arg(key).query_async(&mut c).await
+            })
+            .await?;
+        let mut known = Vec::new();
+        let mut current = None;
+        for (field, value) in fields {
+            if field == "current" {
+                current = std::str::from_utf8(&value)
+                    .ok()
+                    .and_then(|v| u32::from_str_radix(v, 16).ok());
+            } else if u32::from_str_radix(&field, 16).ok() == Some(Dictionary::id_of(&value)) {
+                known.push(Dictionary::new(value));
+            } else {
+                tracing::warn!(field = %field, "a stored dictionary does not match its name: not used");
+            }
+        }
+        self.dictionaries.learn(known, current);
+        Ok(())
+    }
+
+    /// Learns the store's dictionaries again when one of `values` (stored profiles) is
+    /// compressed with a dictionary this replica does not know yet (another one made it
+    /// since this one started): one round trip, once per new dictionary.
+    async fn learn_dictionaries<'v>(
+        &self,
+        mut values: impl Iterator<Item = &'v Vec<u8>>,
+    ) -> Result<(), StoreError> {
+        let unknown = values.any(|v| {
+            v.get(8..)
+                .and_then(codec::dictionary_of)
+                .is_some_and(|id| !self.dictionaries.knows(id))
+        });
+        if unknown {
+            self.load_dictionaries().await?;
+        }
+        Ok(())
+    }
+
     async fn read_retrying<T, F, Fut>(&self, read: F) -> Result<T, StoreError>
     where
         F: Fn(Conn) -> Fut,
@@ -578,13 +638,14 @@ impl RedisStore {
     async fn get(
         &self,
         customer: &CustomerId,
-        decode: fn(&[u8]) -> Result<Profile, codec::CodecError>,
+        decode: Decode,
     ) -> Result<Option<Arc<Profile>>, StoreError> {
         let get = &redis::Cmd::get(self.profile_key(customer.as_str()));
         let bytes: Option<Vec<u8>> = self
             .read_retrying(|mut c| async move { get.query_async(&mut c).await })
             .await?;
-        decode_stored(customer, bytes, decode)
+        self.learn_dictionaries(bytes.iter()).await?;
+        decode_stored(customer, bytes, decode, &self.dictionaries)
     }
 
     /// Reads the profiles of `customers`, with the version each was read at and its
@@ -616,9 +677,15 @@ impl RedisStore {
                 None => Vec::new(),
             };
             let (profiles, tombstones) = rows.split_at(rows.len() / 2);
+            self.learn_dictionaries(profiles.iter().flatten()).await?;
             for (row, tombstone) in profiles.iter().zip(tombstones) {
                 let c = next.next().expect("one row per customer");
-                reads.push(read_row(c, row.as_deref(), tombstone.as_deref())?);
+                reads.push(read_row(
+                    c,
+                    row.as_deref(),
+                    tombstone.as_deref(),
+                    &self.dictionaries,
+                )?);
             }
         }
         Ok(reads)
@@ -630,11 +697,12 @@ fn read_row(
     c: &CustomerId,
     row: Option<&[u8]>,
     tombstone: Option<&[u8]>,
+    dictionaries: &Dictionaries,
 ) -> Result<Read, StoreError> {
     let (version, profile) = match row {
         None => (Vec::new(), Profile::default()),
         Some(bytes) => split_versioned(bytes)
-            .and_then(|(v, body)| Ok((v.to_vec(), codec::decode(body)?)))
+            .and_then(|(v, body)| Ok((v.to_vec(), codec::decode_with(body, dictionaries)?)))
             .map_err(|e| StoreError::Corrupt {
                 customer: c.to_string(),
                 reason: e.to_string(),
@@ -712,10 +780,12 @@ impl RedisStore {
         &self,
         groups: &[(&CustomerId, Vec<&Event>)],
         now: i64,
+        rewrite: bool,
     ) -> Result<ApplyOutcome, StoreError> {
         let mut pending: Vec<usize> = (0..groups.len()).collect();
         let mut outcome = ApplyOutcome::default();
         let learner = self.learner.get().map(|l| &**l);
+        let dictionary = self.dictionaries.current();
         // The outcomes each written customer joined, and a key of each (for `WAIT`).
         let mut joined: Vec<(usize, Vec<Outcome>)> = Vec::new();
         let mut written: Vec<String> = Vec::new();
@@ -741,14 +811,22 @@ impl RedisStore {
                 )?;
                 let after = join::next_deadline(&read.profile);
                 let exposures_changed = !outcomes.is_empty() || before != after;
-                if counts.accepted == 0 && (!exposures_changed || read.version.is_empty()) {
+                let rewritten = rewrite && !read.version.is_empty();
+                if counts.accepted == 0
+                    && !rewritten
+                    && (!exposures_changed || read.version.is_empty())
+                {
                     if events.is_empty() {
                         dues.push((g, after)); // a sweep: file what is left (or nothing)
                     }
                     outcome += counts; // only duplicates or erased: nothing to write
                     continue;
                 }
-                let value = codec::encode_with_prefix(&read.profile, &next_version(&read.version));
+                let value = codec::encode_with_prefix(
+                    &read.profile,
+                    &next_version(&read.version),
+                    dictionary.as_deref(),
+                );
                 writes.push(Write {
                     group: g,
                     counts,
@@ -960,11 +1038,12 @@ impl ProfileStore for RedisStore {
     }
 
     async fn apply(&self, events: &[Event], now: i64) -> Result<ApplyOutcome, StoreError> {
-        self.apply_groups(&group_by_customer(events), now).await
+        self.apply_groups(&group_by_customer(events), now, false)
+            .await
     }
 
     async fn load(&self, customer: &CustomerId) -> Result<Option<Arc<Profile>>, StoreError> {
-        self.get(customer, codec::decode).await
+        self.get(customer, codec::decode_with).await
     }
 
     async fn load_for_decision(
@@ -973,7 +1052,7 @@ impl ProfileStore for RedisStore {
         planned: bool,
     ) -> Result<DecisionRead, StoreError> {
         if !planned {
-            let profile = self.get(customer, codec::decode_for_decision).await?;
+            let profile = self.get(customer, codec::decode_for_decision_with).await?;
             return Ok(DecisionRead {
                 profile,
                 ..DecisionRead::default()
@@ -992,7 +1071,13 @@ impl ProfileStore for RedisStore {
         let (erased, bytes, planned): (Option<Vec<u8>>, Option<Vec<u8>>, Vec<Vec<u8>>) = self
             .read_retrying(|mut c| async move { pipe.query_async(&mut c).await })
             .await?;
-        let profile = decode_stored(customer, bytes, codec::decode_for_decision)?;
+        self.learn_dictionaries(bytes.iter()).await?;
+        let profile = decode_stored(
+            customer,
+            bytes,
+            codec::decode_for_decision_with,
+            &self.dictionaries,
+        )?;
         Ok(DecisionRead {
             profile,
             planned_mark: PlannedMark::of_entries(&planned, erased),
@@ -1164,6 +1249,56 @@ impl ProfileStore for RedisStore {
         Ok(removed > 0)
     }
 
+    fn wants_dictionary(&self) -> bool {
+        self.dictionaries.current().is_none()
+    }
+
+    async fn make_dictionary(&self, sample: &[CustomerId]) -> Result<Option<u32>, StoreError> {
+        if let Some(d) = self.dictionaries.current() {
+            return Ok(Some(d.id()));
+        }
+        let mut samples = Vec::with_capacity(sample.len());
+        for chunk in sample.chunks(KEYS_PER_CALL) {
+            let chunk: Vec<&CustomerId> = chunk.iter().collect();
+            for read in self.read(&chunk).await? {
+                if !read.version.is_empty() {
+                    // Format 4's bytes, after the format byte: what is compressed.
+                    samples.push(codec::encode(&read.profile).split_off(1));
+                }
+            }
+        }
+        let Some(dictionary) = Dictionary::train(&samples) else {
+            return Ok(None);
+        };
+        // The first replica to name a current dictionary wins; the others adopt it.
+        let key = self.dictionaries_key();
+        let id = format!("{:08x}", dictionary.id());
+        let mut pipe = redis::pipe();
+        pipe.cmd("HSET")
+            .arg(&key)
+            .arg(&id)
+            .arg(dictionary.content())
+            .ignore()
+            .cmd("HSETNX")
+            .arg(&key)
+            .arg("current")
+            .arg(&id)
+            .ignore();
+        let () = pipe
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        self.load_dictionaries().await?;
+        Ok(self.dictionaries.current().map(|d| d.id()))
+    }
+
+    async fn rewrite(&self, customers: &[CustomerId], now: i64) -> Result<(), StoreError> {
+        let groups: Vec<(&CustomerId, Vec<&Event>)> =
+            customers.iter().map(|c| (c, Vec::new())).collect();
+        self.apply_groups(&groups, now, true).await?;
+        Ok(())
+    }
+
     async fn for_this_thread(&self) -> Option<Arc<dyn ProfileStore>> {
         let opened = async {
             let conn = Self::open(&self.client, self.connect_timeout).await?;
@@ -1188,6 +1323,7 @@ impl ProfileStore for RedisStore {
                 wait_timeout: self.wait_timeout,
                 learner: self.learner.clone(),
                 outbound: self.outbound.clone(),
+                dictionaries: self.dictionaries.clone(),
             })),
             Err(e) => {
                 tracing::warn!(error = %e, "no connection of its own for this worker: sharing one");
@@ -1382,7 +1518,7 @@ impl ProfileStore for RedisStore {
         }
         let groups: Vec<(&CustomerId, Vec<&Event>)> =
             customers.iter().map(|c| (c, Vec::new())).collect();
-        self.apply_groups(&groups, now).await?;
+        self.apply_groups(&groups, now, false).await?;
         Ok(customers.len())
     }
 }

@@ -273,6 +273,25 @@ pub trait ProfileStore: Send + Sync + 'static {
         ))
     }
 
+    /// Whether the store compresses profiles but has no dictionary to do it with yet
+    /// ([`super::dictionary`]): then [`ProfileStore::make_dictionary`] would make one.
+    fn wants_dictionary(&self) -> bool {
+        false
+    }
+
+    /// Makes the store's profile compression dictionary from the stored profiles of
+    /// `sample`, when it has none; the one it writes with now, if any (`None`: this store
+    /// does not compress, or the sample was too small).
+    async fn make_dictionary(&self, _sample: &[CustomerId]) -> Result<Option<u32>, StoreError> {
+        Ok(None)
+    }
+
+    /// Writes the customers' stored profiles again, unchanged but for the encoding (with
+    /// the store's current dictionary).
+    async fn rewrite(&self, _customers: &[CustomerId], _now: i64) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// The same store with its own connection, driven by the calling thread's runtime, for
     /// a thread that serves many requests (an HTTP worker): a request then never waits for
     /// another thread to relay its call. `None` where there is nothing to gain (the memory
@@ -498,6 +517,35 @@ impl Profiles {
             self.store.append_outbound(actions),
         )
         .await
+    }
+
+    /// See [`ProfileStore::wants_dictionary`].
+    pub fn wants_dictionary(&self) -> bool {
+        self.store.wants_dictionary()
+    }
+
+    /// Compresses the stored profiles of `customers` against a store-wide dictionary,
+    /// made from a sample of them when the store has none ([`super::dictionary`]): how many
+    /// were rewritten (none when the store does not compress or they are too few to make a
+    /// dictionary of).
+    pub async fn compress(&self, customers: &[CustomerId], now: i64) -> Result<usize, StoreError> {
+        const SAMPLE: usize = 2_000;
+        const CHUNK: usize = 500;
+        let step = (customers.len() / SAMPLE).max(1);
+        let sample: Vec<CustomerId> = customers.iter().step_by(step).cloned().collect();
+        let made = self.timed(
+            "make_dictionary",
+            self.timeout * 10,
+            self.store.make_dictionary(&sample),
+        );
+        if made.await?.is_none() {
+            return Ok(0);
+        }
+        for chunk in customers.chunks(CHUNK) {
+            self.timed("rewrite", self.timeout, self.store.rewrite(chunk, now))
+                .await?;
+        }
+        Ok(customers.len())
     }
 
     /// See [`ProfileStore::close_overdue`].
