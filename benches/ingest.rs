@@ -13,6 +13,7 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use rand::Rng;
+use touchpoint::profile::dictionary::{Dictionaries, Dictionary};
 use touchpoint::profile::event::parse_body;
 use touchpoint::profile::memory::MemoryStore;
 use touchpoint::profile::redis_store::{RedisOptions, RedisStore};
@@ -36,10 +37,15 @@ fn batch_json(rng: &mut impl Rng, start: u64, customers: u64) -> String {
 
 /// A profile with a realistic history: 200 events of every kind.
 fn typical_profile(rng: &mut impl Rng) -> Profile {
+    typical_profile_from(rng, 0)
+}
+
+/// The same with event ids from `start` on.
+fn typical_profile_from(rng: &mut impl Rng, start: u64) -> Profile {
     let mut p = Profile::default();
     let limits = ProfileLimits::default();
     for b in 0..2 {
-        for e in parse_body(batch_json(rng, b * 100, 1).as_bytes()).unwrap() {
+        for e in parse_body(batch_json(rng, start + b * 100, 1).as_bytes()).unwrap() {
             p.apply(&e, &limits, 0).unwrap();
         }
     }
@@ -95,6 +101,31 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("decode/typical", |b| {
         b.iter(|| codec::decode(black_box(&encoded)).unwrap())
+    });
+    g.bench_function("decode_for_decision/typical", |b| {
+        b.iter(|| codec::decode_for_decision(black_box(&encoded)).unwrap())
+    });
+    // The same profile compressed (format 5) against a dictionary made from 300 others
+    // like it (their own event ids), next to format 4 above.
+    let samples: Vec<Vec<u8>> = (0..300)
+        .map(|k| codec::encode(&typical_profile_from(&mut rng, 7_919 * (k + 1))).split_off(1))
+        .collect();
+    let dictionary = Dictionary::train(&samples).expect("300 alike profiles make a dictionary");
+    let compressed = codec::encode_with_prefix(&base, &[], Some(&dictionary));
+    let known = Dictionaries::new();
+    let id = dictionary.id();
+    known.learn(vec![dictionary], Some(id));
+    let dictionary = known.current();
+    eprintln!(
+        "typical profile: {} bytes, compressed {}",
+        encoded.len(),
+        compressed.len()
+    );
+    g.bench_function("encode/typical_compressed", |b| {
+        b.iter(|| codec::encode_with_prefix(black_box(&base), &[], dictionary.as_deref()))
+    });
+    g.bench_function("decode_for_decision/typical_compressed", |b| {
+        b.iter(|| codec::decode_for_decision_with(black_box(&compressed), &known).unwrap())
     });
     g.finish();
 

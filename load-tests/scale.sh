@@ -2,7 +2,8 @@
 # Scale-out figures, all measured in one run on this machine:
 #   1. Redis memory per customer: a simulated history (`touchpoint simulate`, 20,000
 #      customers) imported into a fresh redis-server, `INFO memory` used_memory before and
-#      after, for 320 days of history and for 110 (about 40 events a customer);
+#      after, for 90 days of history (about 40 events a customer), 110 and 320; with the
+#      average stored profile (`STRLEN` of 2,000 of them: version, format, compressed body);
 #   2. batch planning (`touchpoint decide --customers`, every customer, outbound on every
 #      consented channel) on the embedded store, on one Redis, and on a six-node Redis
 #      Cluster (three masters, a replica each) on this machine, the same history loaded;
@@ -37,17 +38,23 @@ bytes_per_customer() { # days port (a fresh redis-server's)
     "$TOUCHPOINT" import --events "$WORK/sim$1/events.jsonl" >"$WORK/import$1.txt"
   after="$(used_memory "$port")"
   events="$(sed -n 's/^  accepted: *//p' "$WORK/import$1.txt")"
-  echo "{\"days\": $1, \"customers\": $CUSTOMERS, \"events\": $events, \"bytes_per_customer\": $(( (after - before) / CUSTOMERS ))}"
+  compressed="$(sed -n 's/^  compressed: *\([0-9]*\).*/\1/p' "$WORK/import$1.txt")"
+  stored="$(redis-cli -p "$port" --scan --pattern '*:profile' | head -2000 | sed 's/^/STRLEN /' |
+    redis-cli -p "$port" | awk '{s += $1; n++} END {print int(s / n)}')"
+  echo "{\"days\": $1, \"customers\": $CUSTOMERS, \"events\": $events, \"compressed\": ${compressed:-0}, \"stored_profile_bytes\": $stored, \"bytes_per_customer\": $(( (after - before) / CUSTOMERS ))}"
 }
 
 echo "== memory per customer" >&2
+P90="$(free_port)"
+fresh_redis "$P90"
+MEM90="$(bytes_per_customer 90 "$P90")"
 P110="$(free_port)"
 fresh_redis "$P110"
 MEM110="$(bytes_per_customer 110 "$P110")"
 SINGLE_PORT="$(free_port)" # keeps the 320-day history for the planning runs
 fresh_redis "$SINGLE_PORT"
 MEM320="$(bytes_per_customer 320 "$SINGLE_PORT")"
-echo "$MEM110 $MEM320" >&2
+echo "$MEM90 $MEM110 $MEM320" >&2
 
 python3 -c "
 import sys
@@ -136,7 +143,7 @@ NATS_RATE="$(python3 -c "print(round($NATS_APPLIED / ($ENDED - $STARTED)))")"
 python3 - "$OUT/scale.json" <<PY
 import json, sys
 result = {
-    "memory": [$MEM110, $MEM320],
+    "memory": [$MEM90, $MEM110, $MEM320],
     "decide_per_second": {
         "embedded": $(rate_of "$WORK/d-mem.txt"),
         "redis": $(rate_of "$WORK/d-redis.txt"),

@@ -76,6 +76,9 @@ pub struct StoreSettings {
     pub tls_ca_file: PathBuf,
     /// Prefix of every Redis key.
     pub key_prefix: String,
+    /// Compress stored profiles against a store-wide dictionary (made at the end of the
+    /// first import); off: new writes uncompressed (what is compressed still reads).
+    pub compress_profiles: bool,
     /// Limit on establishing a Redis connection.
     pub connect_timeout_ms: u64,
     /// Limit on each Redis answer.
@@ -93,6 +96,7 @@ impl Default for StoreSettings {
             wait_timeout_ms: 200,
             tls_ca_file: PathBuf::new(),
             key_prefix: "tp".into(),
+            compress_profiles: true,
             connect_timeout_ms: 250,
             response_timeout_ms: 250,
             operation_timeout_ms: 1000,
@@ -123,6 +127,7 @@ impl StoreSettings {
             wait_replicas: self.wait_replicas,
             wait_timeout: Duration::from_millis(self.wait_timeout_ms),
             key_prefix: self.key_prefix.clone(),
+            compress_profiles: self.compress_profiles,
             connect_timeout: Duration::from_millis(self.connect_timeout_ms),
             response_timeout: Duration::from_millis(self.response_timeout_ms),
             tls_ca,

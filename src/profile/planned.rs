@@ -67,6 +67,30 @@ impl PlannedAction {
         out
     }
 
+    /// Every form the entry of this action may be stored in: as [`PlannedAction::encode`]
+    /// writes it and, for a marketing action, as format 1 wrote it; removing an action
+    /// (withdrawn, erased) removes either.
+    pub fn encodings(&self) -> Vec<Vec<u8>> {
+        let mut all = vec![self.encode()];
+        if self.counts {
+            let mut v1 = vec![ENTRY_FORMAT_V1];
+            postcard::to_io(
+                &(
+                    &self.decision_id,
+                    &self.offer_id,
+                    self.channel,
+                    self.send_at,
+                    self.made_at,
+                    self.until,
+                ),
+                &mut v1,
+            )
+            .expect("a planned action encodes");
+            all.push(v1);
+        }
+        all
+    }
+
     /// Stored entries read back, those that do not read left out (with a warning).
     pub fn decode_all(entries: &[Vec<u8>]) -> Vec<Self> {
         entries.iter().filter_map(|b| Self::decode(b)).collect()
@@ -225,7 +249,10 @@ mod tests {
             counts: false,
             ..planned()
         };
-        assert_eq!(PlannedAction::decode(&service.encode()), Some(service));
+        assert_eq!(
+            PlannedAction::decode(&service.encode()),
+            Some(service.clone())
+        );
         let p = planned();
         let mut v1 = vec![ENTRY_FORMAT_V1];
         postcard::to_io(
@@ -240,7 +267,10 @@ mod tests {
             &mut v1,
         )
         .unwrap();
-        assert_eq!(PlannedAction::decode(&v1), Some(p));
+        assert_eq!(PlannedAction::decode(&v1), Some(p.clone()));
+        // Both forms are named when an action is removed; a service message has one.
+        assert_eq!(p.encodings(), vec![p.encode(), v1]);
+        assert_eq!(service.encodings().len(), 1);
     }
 
     #[test]

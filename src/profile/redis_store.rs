@@ -3,7 +3,11 @@
 //! Layout: one string per customer, `{prefix}:{<customer_id>}:profile`, holding an 8-byte
 //! version and the encoded profile. Every key of a customer carries the `{customer_id}` hash
 //! tag, so all of them live in one Redis Cluster slot and one customer's update stays a single
-//! atomic step on a cluster too.
+//! atomic step on a cluster too. Profiles are compressed against the store's dictionary
+//! ([`super::dictionary`]) once it has one: `{prefix}:dictionaries` holds every dictionary
+//! the store has had and names the current one; a replica reads it when it connects and
+//! when it meets a profile written with a dictionary it does not know, and
+//! [`ProfileStore::make_dictionary`] makes the first (at the end of an import).
 //!
 //! Writes are optimistic: read the profiles of a batch's customers in one pipeline, apply the
 //! events in Rust (the same [`Profile::apply`] the memory store uses), then write each back in
@@ -162,6 +166,8 @@ pub struct RedisOptions {
     /// on the cluster, and `url` is not used.
     pub cluster_nodes: Vec<String>,
     pub key_prefix: String,
+    /// Profiles written compressed against the store's dictionary, once it has one.
+    pub compress_profiles: bool,
     /// Limit on establishing a connection.
     pub connect_timeout: Duration,
     /// Limit on each answer; the redis crate's default has no limit, so a stopped server
@@ -184,6 +190,7 @@ impl RedisOptions {
             url: url.into(),
             cluster_nodes: Vec::new(),
             key_prefix: d.key_prefix,
+            compress_profiles: d.compress_profiles,
             connect_timeout: Duration::from_millis(d.connect_timeout_ms),
             response_timeout: Duration::from_millis(d.response_timeout_ms),
             tls_ca: None,
@@ -271,6 +278,8 @@ pub struct RedisStore {
     learner: Arc<OnceLock<Arc<dyn Exposures>>>,
     /// The profile compression dictionaries known (shared as the learner).
     dictionaries: Arc<Dictionaries>,
+    /// `store.compress_profiles`.
+    compress: bool,
     /// Whether planned actions are indexed for the outbound feed (shared as the learner).
     outbound: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -394,6 +403,7 @@ impl RedisStore {
             learner: Arc::default(),
             outbound: Arc::default(),
             dictionaries: Arc::default(),
+            compress: opts.compress_profiles,
         };
         store.check_version().await.map_err(at)?;
         store.load_script().await.map_err(at)?;
@@ -575,7 +585,7 @@ impl RedisStore {
                 let mut zrem = redis::cmd("ZREM");
                 zrem.arg(&self.outbound_keys(what)[shard]);
                 for p in planned {
-                    zrem.arg(DueAction::entry_of(customer, p));
+                    zrem.arg(DueAction::entries_of(customer, p));
                 }
                 zrem
             })
@@ -785,7 +795,7 @@ impl RedisStore {
         let mut pending: Vec<usize> = (0..groups.len()).collect();
         let mut outcome = ApplyOutcome::default();
         let learner = self.learner.get().map(|l| &**l);
-        let dictionary = self.dictionaries.current();
+        let dictionary = self.dictionaries.current().filter(|_| self.compress);
         // The outcomes each written customer joined, and a key of each (for `WAIT`).
         let mut joined: Vec<(usize, Vec<Outcome>)> = Vec::new();
         let mut written: Vec<String> = Vec::new();
@@ -1197,9 +1207,10 @@ impl ProfileStore for RedisStore {
         let mut groups = vec![
             planned
                 .iter()
-                .map(|p| {
+                .flat_map(PlannedAction::encodings)
+                .map(|entry| {
                     let mut cmd = redis::cmd("LREM");
-                    cmd.arg(&key).arg(0).arg(p.encode());
+                    cmd.arg(&key).arg(0).arg(entry);
                     cmd
                 })
                 .collect(),
@@ -1250,10 +1261,13 @@ impl ProfileStore for RedisStore {
     }
 
     fn wants_dictionary(&self) -> bool {
-        self.dictionaries.current().is_none()
+        self.compress && self.dictionaries.current().is_none()
     }
 
     async fn make_dictionary(&self, sample: &[CustomerId]) -> Result<Option<u32>, StoreError> {
+        if !self.compress {
+            return Ok(None);
+        }
         if let Some(d) = self.dictionaries.current() {
             return Ok(Some(d.id()));
         }
@@ -1324,6 +1338,7 @@ impl ProfileStore for RedisStore {
                 learner: self.learner.clone(),
                 outbound: self.outbound.clone(),
                 dictionaries: self.dictionaries.clone(),
+                compress: self.compress,
             })),
             Err(e) => {
                 tracing::warn!(error = %e, "no connection of its own for this worker: sharing one");

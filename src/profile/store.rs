@@ -319,6 +319,20 @@ impl DueAction {
         entry
     }
 
+    /// Every form the index entry of `action` may be stored in ([`PlannedAction::encodings`]).
+    pub fn entries_of(customer: &CustomerId, action: &PlannedAction) -> Vec<Vec<u8>> {
+        action
+            .encodings()
+            .into_iter()
+            .map(|encoded| {
+                let mut entry = customer.as_str().as_bytes().to_vec();
+                entry.push(b'\n');
+                entry.extend(encoded);
+                entry
+            })
+            .collect()
+    }
+
     pub fn from_entry(entry: Vec<u8>) -> Option<Self> {
         let split = entry.iter().position(|&b| b == b'\n')?;
         let customer_id = CustomerId::parse(std::str::from_utf8(&entry[..split]).ok()?).ok()?;
