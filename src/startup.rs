@@ -171,6 +171,8 @@ impl Application {
             "catalog loaded"
         );
         let profiles = open_store(&settings).await?;
+        // A store with no compression dictionary makes one of the first profiles it writes.
+        profiles.gather_dictionary_samples();
         let (decision_log, log_writer) = start_log(&settings)?;
         let bind = settings.server.bind.clone();
         let listener = TcpListener::bind(&bind).map_err(|source| StartupError::Bind {

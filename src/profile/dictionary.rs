@@ -7,6 +7,7 @@
 //! decompresses in about a microsecond.
 //!
 //! A dictionary is made ([`Dictionary::train`]) from a sample of the store's own profiles
+//! (at the end of an import, or by the service from the first profiles it writes)
 //! and holds only byte runs common to many of them: every 6-byte window of it occurs in at
 //! least one in a hundred of the sampled profiles and in at least [`MIN_CUSTOMERS`] of them,
 //! so no customer's own data (an event fingerprint, a rare value) is kept there, and erasing

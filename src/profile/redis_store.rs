@@ -280,6 +280,9 @@ pub struct RedisStore {
     dictionaries: Arc<Dictionaries>,
     /// `store.compress_profiles`.
     compress: bool,
+    /// Profiles written while there is no dictionary, when gathering them to make one
+    /// ([`ProfileStore::gather_dictionary_samples`]).
+    samples: Arc<std::sync::Mutex<Option<Samples>>>,
     /// Whether planned actions are indexed for the outbound feed (shared as the learner).
     outbound: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -358,6 +361,65 @@ fn decode_stored(
         .transpose()
 }
 
+/// Customers' profiles a replica gathers to make the store's first dictionary.
+#[derive(Default)]
+struct Samples {
+    customers: std::collections::HashSet<CustomerId>,
+    encodings: Vec<Vec<u8>>,
+}
+
+/// A replica makes a dictionary of the first this many customers' profiles it writes.
+pub const AUTO_SAMPLES: usize = 2_000;
+
+/// The dictionaries of the store's hash (`HGETALL`) learnt, and its current one.
+fn learn_stored(dictionaries: &Dictionaries, fields: Vec<(String, Vec<u8>)>) {
+    let mut known = Vec::new();
+    let mut current = None;
+    for (field, value) in fields {
+        if field == "current" {
+            current = std::str::from_utf8(&value)
+                .ok()
+                .and_then(|v| u32::from_str_radix(v, 16).ok());
+        } else if u32::from_str_radix(&field, 16).ok() == Some(Dictionary::id_of(&value)) {
+            known.push(Dictionary::new(value));
+        } else {
+            tracing::warn!(field = %field, "a stored dictionary does not match its name: not used");
+        }
+    }
+    dictionaries.learn(known, current);
+}
+
+/// Stores `dictionary` in the store's hash at `key`, current unless another replica named
+/// one first (then that one is adopted); answers the current one's name.
+async fn store_dictionary(
+    mut conn: Conn,
+    key: &str,
+    dictionaries: &Dictionaries,
+    dictionary: Dictionary,
+) -> Result<u32, StoreError> {
+    let id = format!("{:08x}", dictionary.id());
+    let mut pipe = redis::pipe();
+    pipe.cmd("HSET")
+        .arg(key)
+        .arg(&id)
+        .arg(dictionary.content())
+        .ignore()
+        .cmd("HSETNX")
+        .arg(key)
+        .arg("current")
+        .arg(&id)
+        .ignore()
+        .cmd("HGETALL")
+        .arg(key);
+    let (fields,): (Vec<(String, Vec<u8>)>,) =
+        pipe.query_async(&mut conn).await.map_err(unavailable)?;
+    learn_stored(dictionaries, fields);
+    dictionaries
+        .current()
+        .map(|d| d.id())
+        .ok_or_else(|| StoreError::Unavailable("the store names no current dictionary".into()))
+}
+
 fn unavailable(e: RedisError) -> StoreError {
     if e.is_timeout() {
         StoreError::Unavailable(format!("redis timed out: {e}"))
@@ -404,6 +466,7 @@ impl RedisStore {
             outbound: Arc::default(),
             dictionaries: Arc::default(),
             compress: opts.compress_profiles,
+            samples: Arc::default(),
         };
         store.check_version().await.map_err(at)?;
         store.load_script().await.map_err(at)?;
@@ -489,21 +552,55 @@ impl RedisStore {
                 redis::cmd("HGETALL").arg(key).query_async(&mut c).await
             })
             .await?;
-        let mut known = Vec::new();
-        let mut current = None;
-        for (field, value) in fields {
-            if field == "current" {
-                current = std::str::from_utf8(&value)
-                    .ok()
-                    .and_then(|v| u32::from_str_radix(v, 16).ok());
-            } else if u32::from_str_radix(&field, 16).ok() == Some(Dictionary::id_of(&value)) {
-                known.push(Dictionary::new(value));
-            } else {
-                tracing::warn!(field = %field, "a stored dictionary does not match its name: not used");
-            }
-        }
-        self.dictionaries.learn(known, current);
+        learn_stored(&self.dictionaries, fields);
         Ok(())
+    }
+
+    /// Gathers the profiles this store writes while it has no dictionary, and makes one of
+    /// the first [`AUTO_SAMPLES`] customers' (for `serve`: a service fed by events alone
+    /// compresses too). The profiles written before are compressed when next written.
+    fn start_gathering(&self) {
+        if self.compress && self.dictionaries.current().is_none() {
+            *self.samples.lock().unwrap_or_else(|e| e.into_inner()) = Some(Samples::default());
+        }
+    }
+
+    /// Takes `raw` (a customer's profile in format 4, after the format byte) as a sample
+    /// when gathering; with enough, makes the dictionary in the background.
+    fn sample(&self, customer: &CustomerId, raw: &[u8]) {
+        let mut gathering = self.samples.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(samples) = gathering.as_mut() else {
+            return;
+        };
+        if samples.customers.insert(customer.clone()) {
+            samples.encodings.push(raw.to_vec());
+        }
+        if samples.encodings.len() < AUTO_SAMPLES {
+            return;
+        }
+        let encodings = std::mem::take(&mut samples.encodings);
+        *gathering = None;
+        drop(gathering);
+        let (conn, key) = (self.conn.clone(), self.dictionaries_key());
+        let (dictionaries, rearm) = (self.dictionaries.clone(), self.samples.clone());
+        tokio::spawn(async move {
+            let trained = tokio::task::spawn_blocking(move || Dictionary::train(&encodings)).await;
+            let Ok(Some(dictionary)) = trained else {
+                tracing::info!(
+                    "the profiles written so far have too little in common for a compression dictionary"
+                );
+                return;
+            };
+            match store_dictionary(conn, &key, &dictionaries, dictionary).await {
+                Ok(id) => {
+                    tracing::info!(dictionary = %format!("{id:08x}"), "profiles are compressed from now on")
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot store the profile compression dictionary; gathering profiles again");
+                    *rearm.lock().unwrap_or_else(|e| e.into_inner()) = Some(Samples::default());
+                }
+            }
+        });
     }
 
     /// Learns the store's dictionaries again when one of `values` (stored profiles) is
@@ -837,6 +934,9 @@ impl RedisStore {
                     &next_version(&read.version),
                     dictionary.as_deref(),
                 );
+                if dictionary.is_none() {
+                    self.sample(customer, &value[9..]);
+                }
                 writes.push(Write {
                     group: g,
                     counts,
@@ -1264,6 +1364,10 @@ impl ProfileStore for RedisStore {
         self.compress && self.dictionaries.current().is_none()
     }
 
+    fn gather_dictionary_samples(&self) {
+        self.start_gathering();
+    }
+
     async fn make_dictionary(&self, sample: &[CustomerId]) -> Result<Option<u32>, StoreError> {
         if !self.compress {
             return Ok(None);
@@ -1284,26 +1388,14 @@ impl ProfileStore for RedisStore {
         let Some(dictionary) = Dictionary::train(&samples) else {
             return Ok(None);
         };
-        // The first replica to name a current dictionary wins; the others adopt it.
-        let key = self.dictionaries_key();
-        let id = format!("{:08x}", dictionary.id());
-        let mut pipe = redis::pipe();
-        pipe.cmd("HSET")
-            .arg(&key)
-            .arg(&id)
-            .arg(dictionary.content())
-            .ignore()
-            .cmd("HSETNX")
-            .arg(&key)
-            .arg("current")
-            .arg(&id)
-            .ignore();
-        let () = pipe
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(unavailable)?;
-        self.load_dictionaries().await?;
-        Ok(self.dictionaries.current().map(|d| d.id()))
+        store_dictionary(
+            self.conn.clone(),
+            &self.dictionaries_key(),
+            &self.dictionaries,
+            dictionary,
+        )
+        .await
+        .map(Some)
     }
 
     async fn rewrite(&self, customers: &[CustomerId], now: i64) -> Result<(), StoreError> {
@@ -1339,6 +1431,7 @@ impl ProfileStore for RedisStore {
                 outbound: self.outbound.clone(),
                 dictionaries: self.dictionaries.clone(),
                 compress: self.compress,
+                samples: self.samples.clone(),
             })),
             Err(e) => {
                 tracing::warn!(error = %e, "no connection of its own for this worker: sharing one");

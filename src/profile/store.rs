@@ -279,6 +279,11 @@ pub trait ProfileStore: Send + Sync + 'static {
         false
     }
 
+    /// From now on, while the store has no compression dictionary, gathers the profiles
+    /// it writes and makes one of them when it has enough (in the background); the service
+    /// asks for it, so that a store fed by events alone is compressed too.
+    fn gather_dictionary_samples(&self) {}
+
     /// Makes the store's profile compression dictionary from the stored profiles of
     /// `sample`, when it has none; the one it writes with now, if any (`None`: this store
     /// does not compress, or the sample was too small).
@@ -531,6 +536,11 @@ impl Profiles {
             self.store.append_outbound(actions),
         )
         .await
+    }
+
+    /// See [`ProfileStore::gather_dictionary_samples`].
+    pub fn gather_dictionary_samples(&self) {
+        self.store.gather_dictionary_samples();
     }
 
     /// See [`ProfileStore::wants_dictionary`].

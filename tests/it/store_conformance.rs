@@ -469,3 +469,52 @@ async fn profiles_compress_against_a_dictionary_every_replica_learns() {
         *early.load(&cid("newcomer")).await.unwrap().unwrap()
     );
 }
+
+/// A store fed by events alone (the service's) makes its dictionary of the first
+/// [`AUTO_SAMPLES`] customers' profiles it writes, in the background; from then on every
+/// profile written is compressed, and reads back as applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_fed_by_events_makes_its_dictionary_of_the_first_profiles_it_writes() {
+    use touchpoint::profile::redis_store::AUTO_SAMPLES;
+
+    let redis = RedisServer::start();
+    let store = redis_store(&redis).await;
+    let memory = MemoryStore::new(ProfileLimits::default());
+    store.gather_dictionary_samples();
+    let now = 1_800_000_000;
+    let names: Vec<String> = (0..AUTO_SAMPLES + 100)
+        .map(|c| format!("live-{c:05}"))
+        .collect();
+    let mut all = Vec::new();
+    for (c, name) in names.iter().enumerate() {
+        all.extend(history(name, 10 + c % 5, &format!("l{c}")));
+    }
+    for chunk in all.chunks(1000) {
+        let batch = events(chunk.to_vec());
+        store.apply(&batch, now).await.unwrap();
+        memory.apply(&batch, now).await.unwrap();
+    }
+    let started = std::time::Instant::now();
+    while store.wants_dictionary() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "no dictionary made"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Written before: as it was, until written again.
+    assert_eq!(stored_bytes(&redis, &names[0])[8], 4);
+    let more = events(history(&names[0], 3, "more"));
+    store.apply(&more, now).await.unwrap();
+    memory.apply(&more, now).await.unwrap();
+    assert_eq!(stored_bytes(&redis, &names[0])[8], 5);
+    for name in [&names[0], &names[1], &names[AUTO_SAMPLES + 99]] {
+        assert_eq!(
+            *store.load(&cid(name)).await.unwrap().unwrap(),
+            *memory.load(&cid(name)).await.unwrap().unwrap()
+        );
+    }
+    // Another replica started now reads them and writes compressed.
+    let other = redis_store(&redis).await;
+    assert!(!other.wants_dictionary());
+}
