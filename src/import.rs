@@ -31,7 +31,7 @@ use crate::settings::ImportSettings;
 const REJECTS_KEPT: usize = 1000;
 const STORE_ATTEMPTS: u32 = 5;
 /// The most customers an import remembers to compress at its end.
-pub const COMPRESSED_AFTER_IMPORT: usize = 10_000_000;
+pub const COMPRESSED_AFTER_IMPORT: usize = 2_000_000;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rejected {
@@ -77,7 +77,7 @@ pub enum ImportError {
     },
     #[error(
         "every event is applied, but compressing the imported profiles failed: {source}. \
-         They stay as they are (uncompressed); running the import again finishes it"
+         The ones not yet compressed stay as they are and are compressed when next written"
     )]
     Compress { source: StoreError },
 }

@@ -8,10 +8,10 @@
 //!
 //! A dictionary is made ([`Dictionary::train`]) from a sample of the store's own profiles
 //! (at the end of an import, or by the service from the first profiles it writes)
-//! and holds only byte runs common to many of them: every 6-byte window of it occurs in at
+//! and holds only byte runs common to many of them: each run it holds occurs whole in at
 //! least one in a hundred of the sampled profiles and in at least [`MIN_CUSTOMERS`] of them,
-//! so no customer's own data (an event fingerprint, a rare value) is kept there, and erasing
-//! a customer leaves nothing of theirs behind. A dictionary is named by a hash of its bytes
+//! so no customer's own data (an event fingerprint, a rare value, a rare combination of
+//! common ones) is kept there, and erasing a customer leaves nothing of theirs behind. A dictionary is named by a hash of its bytes
 //! and never changes; every profile written with it names it, and every dictionary a store
 //! ever had is kept, so any profile can always be read.
 
@@ -30,6 +30,9 @@ pub const MIN_SAMPLES: usize = 200;
 /// (and in at least 1 % of them).
 pub const MIN_CUSTOMERS: usize = 20;
 
+/// Samples longer than this are left out of a dictionary's making.
+pub const MAX_SAMPLE_BYTES: usize = 16 * 1024;
+
 /// Length of the windows counted: an event's fingerprint, so none goes into a dictionary
 /// unless [`MIN_CUSTOMERS`] profiles hold it.
 const WINDOW: usize = 6;
@@ -44,10 +47,17 @@ pub struct Dictionary {
 impl Dictionary {
     /// A dictionary of `content`, named by its hash.
     pub fn new(content: Vec<u8>) -> Self {
+        debug_assert!(Self::fits(&content));
         Self {
             id: Self::id_of(&content),
             content: content.into_boxed_slice(),
         }
+    }
+
+    /// Whether `content` can be a dictionary: LZ4 needs a few bytes, and none is made
+    /// longer than [`MAX_BYTES`] (a stored one that is not is refused as damaged).
+    pub fn fits(content: &[u8]) -> bool {
+        (8..=MAX_BYTES).contains(&content.len())
     }
 
     /// The name of a dictionary with this content.
@@ -64,19 +74,27 @@ impl Dictionary {
     }
 
     /// A dictionary of what the `samples` (encoded profiles) have in common: the byte runs
-    /// whose every window occurs in at least [`MIN_CUSTOMERS`] of them and 1 % of them,
+    /// that occur whole, as every window of them, in at least [`MIN_CUSTOMERS`] of them and
+    /// 1 % of them,
     /// chosen greedily by what they add (the windows not yet in the dictionary, each
     /// weighed by the samples it occurs in, per byte of the run), up to [`MAX_BYTES`], as
     /// zstd's COVER dictionary builder chooses segments. `None` from fewer than
     /// [`MIN_SAMPLES`] samples or when they have nothing in common.
     pub fn train(samples: &[Vec<u8>]) -> Option<Self> {
+        // A sample past a few kilobytes (a customer of unusual activity) says little of the
+        // others and costs the counting most.
+        let samples: Vec<&[u8]> = samples
+            .iter()
+            .map(Vec::as_slice)
+            .filter(|s| s.len() <= MAX_SAMPLE_BYTES)
+            .collect();
         if samples.len() < MIN_SAMPLES {
             return None;
         }
         let min_docs = MIN_CUSTOMERS.max(samples.len() / 100) as u32;
         // In how many samples each window occurs.
         let mut docs: HashMap<&[u8], u32> = HashMap::new();
-        for s in samples {
+        for s in &samples {
             let distinct: HashSet<&[u8]> = s.windows(WINDOW).collect();
             for w in distinct {
                 *docs.entry(w).or_default() += 1;
@@ -84,7 +102,7 @@ impl Dictionary {
         }
         // The maximal runs of common windows.
         let mut runs: HashSet<&[u8]> = HashSet::new();
-        for s in samples {
+        for s in &samples {
             let mut start = None;
             let common = s
                 .windows(WINDOW)
@@ -120,6 +138,17 @@ impl Dictionary {
             .collect();
         let mut chosen: Vec<&[u8]> = Vec::new();
         let mut len = 0;
+        // A run is a piece of one sample whose windows are each common; as a whole it must be
+        // common too (common windows can chain into one customer's own sequence).
+        let common_run = |run: &[u8]| {
+            let finder = memchr::memmem::Finder::new(run);
+            samples
+                .iter()
+                .filter(|s| finder.find(s).is_some())
+                .take(min_docs as usize)
+                .count()
+                >= min_docs as usize
+        };
         while let Some((was, i)) = heap.pop() {
             let now = gain(runs[i], &covered);
             if now == 0 || len + runs[i].len() > MAX_BYTES {
@@ -127,6 +156,9 @@ impl Dictionary {
             }
             if now < was {
                 heap.push((now, i));
+                continue;
+            }
+            if !common_run(runs[i]) {
                 continue;
             }
             len += runs[i].len();
@@ -165,7 +197,12 @@ pub struct Dictionaries {
 struct Known {
     by_id: BTreeMap<u32, Arc<Dictionary>>,
     current: Option<Arc<Dictionary>>,
+    /// Names profiles carry that the store did not have when last asked, and when.
+    missing: BTreeMap<u32, std::time::Instant>,
 }
+
+/// A dictionary the store did not have is asked for again after this long.
+const ASK_AGAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Dictionaries {
     /// None known.
@@ -174,6 +211,7 @@ impl Dictionaries {
             inner: RwLock::new(Known {
                 by_id: BTreeMap::new(),
                 current: None,
+                missing: BTreeMap::new(),
             }),
         }
     }
@@ -186,6 +224,29 @@ impl Dictionaries {
         self.read().by_id.contains_key(&id)
     }
 
+    /// Whether the store should be asked for dictionary `id`: not known, and not found
+    /// there within the last [`ASK_AGAIN`] (a profile naming a lost dictionary then costs
+    /// a round trip every ten seconds, not one per read).
+    pub fn worth_asking_for(&self, id: u32) -> bool {
+        let known = self.read();
+        !known.by_id.contains_key(&id)
+            && known
+                .missing
+                .get(&id)
+                .is_none_or(|at| at.elapsed() >= ASK_AGAIN)
+    }
+
+    /// Notes that the store did not have `id` when asked.
+    pub fn not_found(&self, id: u32) {
+        let mut known = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        known.missing.insert(id, std::time::Instant::now());
+    }
+
+    /// Every dictionary known, for writing back one the store lost.
+    pub fn all(&self) -> Vec<Arc<Dictionary>> {
+        self.read().by_id.values().cloned().collect()
+    }
+
     /// The dictionary new profiles are written with, if any.
     pub fn current(&self) -> Option<Arc<Dictionary>> {
         self.read().current.clone()
@@ -196,6 +257,7 @@ impl Dictionaries {
     pub fn learn(&self, dictionaries: Vec<Dictionary>, current: Option<u32>) {
         let mut known = self.inner.write().unwrap_or_else(|e| e.into_inner());
         for d in dictionaries {
+            known.missing.remove(&d.id);
             known.by_id.entry(d.id).or_insert_with(|| Arc::new(d));
         }
         if let Some(d) = current.and_then(|id| known.by_id.get(&id).cloned()) {
@@ -291,5 +353,12 @@ mod tests {
         assert_eq!(known.current().unwrap().id(), b_id);
         known.learn(Vec::new(), Some(12345)); // unknown: no change
         assert_eq!(known.current().unwrap().id(), b_id);
+        // A name the store did not have is not asked for again at once.
+        assert!(known.worth_asking_for(12345));
+        known.not_found(12345);
+        assert!(!known.worth_asking_for(12345));
+        assert!(!known.worth_asking_for(a_id), "known");
+        assert_eq!(known.all().len(), 2);
+        assert!(!Dictionary::fits(b"short") && !Dictionary::fits(&vec![0; MAX_BYTES + 1]));
     }
 }

@@ -283,6 +283,10 @@ pub struct RedisStore {
     /// Profiles written while there is no dictionary, when gathering them to make one
     /// ([`ProfileStore::gather_dictionary_samples`]).
     samples: Arc<std::sync::Mutex<Option<Samples>>>,
+    /// Whether it is gathering (checked first, without the lock, on every write).
+    gathering: Arc<std::sync::atomic::AtomicBool>,
+    /// When the dictionaries were last read ([`ProfileStore::check_dictionaries`]).
+    dictionaries_checked: Arc<std::sync::atomic::AtomicI64>,
     /// Whether planned actions are indexed for the outbound feed (shared as the learner).
     outbound: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -366,7 +370,12 @@ fn decode_stored(
 struct Samples {
     customers: std::collections::HashSet<CustomerId>,
     encodings: Vec<Vec<u8>>,
+    /// Earlier gatherings that made no dictionary.
+    attempt: u32,
 }
+
+/// A replica gathers profiles this many times at most to make a dictionary.
+const GATHER_ATTEMPTS: u32 = 3;
 
 /// A replica makes a dictionary of the first this many customers' profiles it writes.
 pub const AUTO_SAMPLES: usize = 2_000;
@@ -380,7 +389,9 @@ fn learn_stored(dictionaries: &Dictionaries, fields: Vec<(String, Vec<u8>)>) {
             current = std::str::from_utf8(&value)
                 .ok()
                 .and_then(|v| u32::from_str_radix(v, 16).ok());
-        } else if u32::from_str_radix(&field, 16).ok() == Some(Dictionary::id_of(&value)) {
+        } else if Dictionary::fits(&value)
+            && u32::from_str_radix(&field, 16).ok() == Some(Dictionary::id_of(&value))
+        {
             known.push(Dictionary::new(value));
         } else {
             tracing::warn!(field = %field, "a stored dictionary does not match its name: not used");
@@ -396,6 +407,7 @@ async fn store_dictionary(
     key: &str,
     dictionaries: &Dictionaries,
     dictionary: Dictionary,
+    (replicas, timeout): (u32, Duration),
 ) -> Result<u32, StoreError> {
     let id = format!("{:08x}", dictionary.id());
     let mut pipe = redis::pipe();
@@ -413,6 +425,17 @@ async fn store_dictionary(
         .arg(key);
     let (fields,): (Vec<(String, Vec<u8>)>,) =
         pipe.query_async(&mut conn).await.map_err(unavailable)?;
+    // Profiles written with it are lost if it is: it is used only once on the replicas.
+    if replicas > 0
+        && !conn
+            .wait_for_replicas(&[key.to_owned()], replicas, timeout)
+            .await
+            .map_err(unavailable)?
+    {
+        return Err(StoreError::Unavailable(format!(
+            "fewer than {replicas} replicas (store.wait_replicas) took the compression dictionary within {timeout:?}"
+        )));
+    }
     learn_stored(dictionaries, fields);
     dictionaries
         .current()
@@ -467,6 +490,8 @@ impl RedisStore {
             dictionaries: Arc::default(),
             compress: opts.compress_profiles,
             samples: Arc::default(),
+            gathering: Arc::default(),
+            dictionaries_checked: Arc::default(),
         };
         store.check_version().await.map_err(at)?;
         store.load_script().await.map_err(at)?;
@@ -532,19 +557,21 @@ impl RedisStore {
         Ok(())
     }
 
-    /// Runs a read, and once more when the first try found the connection broken (Redis
-    /// restarted, or a proxy dropped it): the connection manager has made a new one by
-    /// then. Writes are not retried here (their caller retries, and de-duplication makes
-    /// that safe).
     /// The hash of every profile compression dictionary the store has had (field: its name
     /// in hex) and the one written with (field `current`). One key for the whole store, on
     /// one shard of a cluster: it is read when a replica starts and when it first meets a
-    /// profile written with a dictionary it does not know, never on the way of a decision.
+    /// profile written with a dictionary it does not know (at most every ten seconds for a
+    /// dictionary the store lost), not otherwise on the way of a decision. Losing it would
+    /// leave the profiles written with it unreadable: every replica writes back what it
+    /// knows when it reads the hash, a new dictionary waits for `store.wait_replicas`
+    /// before it is used, and the Redis deployment must not evict keys
+    /// (`maxmemory-policy noeviction` or `volatile-*`).
     pub fn dictionaries_key(&self) -> String {
         format!("{}:dictionaries", self.prefix)
     }
 
-    /// Learns every dictionary the store has, and the one it writes with.
+    /// Learns every dictionary the store has, and the one it writes with; writes back any
+    /// this replica knows that the store lost.
     async fn load_dictionaries(&self) -> Result<(), StoreError> {
         let key = &self.dictionaries_key();
         let fields: Vec<(String, Vec<u8>)> = self
@@ -552,7 +579,44 @@ impl RedisStore {
                 redis::cmd("HGETALL").arg(key).query_async(&mut c).await
             })
             .await?;
+        let stored: std::collections::HashSet<String> =
+            fields.iter().map(|(f, _)| f.clone()).collect();
         learn_stored(&self.dictionaries, fields);
+        let mut pipe = redis::pipe();
+        let mut lost = 0;
+        for d in self.dictionaries.all() {
+            let id = format!("{:08x}", d.id());
+            if !stored.contains(&id) {
+                pipe.cmd("HSETNX")
+                    .arg(key)
+                    .arg(&id)
+                    .arg(d.content())
+                    .ignore();
+                lost += 1;
+            }
+        }
+        if let Some(current) = self
+            .dictionaries
+            .current()
+            .filter(|_| !stored.contains("current"))
+        {
+            pipe.cmd("HSETNX")
+                .arg(key)
+                .arg("current")
+                .arg(format!("{:08x}", current.id()))
+                .ignore();
+            lost += 1;
+        }
+        if lost > 0 {
+            tracing::warn!(
+                lost,
+                "the store lost profile compression dictionaries: writing back the ones this replica knows"
+            );
+            let () = pipe
+                .query_async(&mut self.conn.clone())
+                .await
+                .map_err(unavailable)?;
+        }
         Ok(())
     }
 
@@ -562,13 +626,25 @@ impl RedisStore {
     fn start_gathering(&self) {
         if self.compress && self.dictionaries.current().is_none() {
             *self.samples.lock().unwrap_or_else(|e| e.into_inner()) = Some(Samples::default());
+            self.gathering
+                .store(true, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
     /// Takes `raw` (a customer's profile in format 4, after the format byte) as a sample
     /// when gathering; with enough, makes the dictionary in the background.
     fn sample(&self, customer: &CustomerId, raw: &[u8]) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if !self.gathering.load(Relaxed) || raw.len() > super::dictionary::MAX_SAMPLE_BYTES {
+            return;
+        }
         let mut gathering = self.samples.lock().unwrap_or_else(|e| e.into_inner());
+        // Another replica's dictionary adopted meanwhile: nothing more to gather.
+        if self.dictionaries.current().is_some() {
+            *gathering = None;
+            self.gathering.store(false, Relaxed);
+            return;
+        }
         let Some(samples) = gathering.as_mut() else {
             return;
         };
@@ -579,25 +655,39 @@ impl RedisStore {
             return;
         }
         let encodings = std::mem::take(&mut samples.encodings);
+        let attempt = samples.attempt + 1;
         *gathering = None;
+        self.gathering.store(false, Relaxed);
         drop(gathering);
         let (conn, key) = (self.conn.clone(), self.dictionaries_key());
-        let (dictionaries, rearm) = (self.dictionaries.clone(), self.samples.clone());
+        let (dictionaries, samples) = (self.dictionaries.clone(), self.samples.clone());
+        let gathering = self.gathering.clone();
+        let wait = (self.wait_replicas, self.wait_timeout);
         tokio::spawn(async move {
             let trained = tokio::task::spawn_blocking(move || Dictionary::train(&encodings)).await;
-            let Ok(Some(dictionary)) = trained else {
-                tracing::info!(
-                    "the profiles written so far have too little in common for a compression dictionary"
-                );
-                return;
+            let stored = match trained {
+                Ok(Some(dictionary)) => {
+                    store_dictionary(conn, &key, &dictionaries, dictionary, wait).await
+                }
+                Ok(None) => Err(StoreError::Unavailable(
+                    "the profiles written so far have too little in common".into(),
+                )),
+                Err(e) => Err(StoreError::Unavailable(format!("making it failed: {e}"))),
             };
-            match store_dictionary(conn, &key, &dictionaries, dictionary).await {
+            match stored {
                 Ok(id) => {
                     tracing::info!(dictionary = %format!("{id:08x}"), "profiles are compressed from now on")
                 }
+                Err(e) if attempt < GATHER_ATTEMPTS => {
+                    tracing::warn!(error = %e, "no profile compression dictionary yet; gathering profiles again");
+                    *samples.lock().unwrap_or_else(|e| e.into_inner()) = Some(Samples {
+                        attempt,
+                        ..Samples::default()
+                    });
+                    gathering.store(true, Relaxed);
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot store the profile compression dictionary; gathering profiles again");
-                    *rearm.lock().unwrap_or_else(|e| e.into_inner()) = Some(Samples::default());
+                    tracing::warn!(error = %e, "no profile compression dictionary; profiles stay uncompressed until one is made (an import makes one)");
                 }
             }
         });
@@ -610,17 +700,25 @@ impl RedisStore {
         &self,
         mut values: impl Iterator<Item = &'v Vec<u8>>,
     ) -> Result<(), StoreError> {
-        let unknown = values.any(|v| {
+        let unknown = values.find_map(|v| {
             v.get(8..)
                 .and_then(codec::dictionary_of)
-                .is_some_and(|id| !self.dictionaries.knows(id))
+                .filter(|&id| self.dictionaries.worth_asking_for(id))
         });
-        if unknown {
+        if let Some(id) = unknown {
             self.load_dictionaries().await?;
+            if !self.dictionaries.knows(id) {
+                tracing::error!(dictionary = %format!("{id:08x}"), "a stored profile names a compression dictionary the store does not have");
+                self.dictionaries.not_found(id);
+            }
         }
         Ok(())
     }
 
+    /// Runs a read, and once more when the first try found the connection broken (Redis
+    /// restarted, or a proxy dropped it): the connection manager has made a new one by
+    /// then. Writes are not retried here (their caller retries, and de-duplication makes
+    /// that safe).
     async fn read_retrying<T, F, Fut>(&self, read: F) -> Result<T, StoreError>
     where
         F: Fn(Conn) -> Fut,
@@ -1368,6 +1466,20 @@ impl ProfileStore for RedisStore {
         self.start_gathering();
     }
 
+    async fn check_dictionaries(&self, now: i64) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let last = self.dictionaries_checked.load(Relaxed);
+        if now - last < 60
+            || self
+                .dictionaries_checked
+                .compare_exchange(last, now, Relaxed, Relaxed)
+                .is_err()
+        {
+            return Ok(());
+        }
+        self.load_dictionaries().await
+    }
+
     async fn make_dictionary(&self, sample: &[CustomerId]) -> Result<Option<u32>, StoreError> {
         if !self.compress {
             return Ok(None);
@@ -1385,7 +1497,8 @@ impl ProfileStore for RedisStore {
                 }
             }
         }
-        let Some(dictionary) = Dictionary::train(&samples) else {
+        let trained = tokio::task::spawn_blocking(move || Dictionary::train(&samples)).await;
+        let Ok(Some(dictionary)) = trained else {
             return Ok(None);
         };
         store_dictionary(
@@ -1393,6 +1506,7 @@ impl ProfileStore for RedisStore {
             &self.dictionaries_key(),
             &self.dictionaries,
             dictionary,
+            (self.wait_replicas, self.wait_timeout),
         )
         .await
         .map(Some)
@@ -1432,6 +1546,8 @@ impl ProfileStore for RedisStore {
                 dictionaries: self.dictionaries.clone(),
                 compress: self.compress,
                 samples: self.samples.clone(),
+                gathering: self.gathering.clone(),
+                dictionaries_checked: self.dictionaries_checked.clone(),
             })),
             Err(e) => {
                 tracing::warn!(error = %e, "no connection of its own for this worker: sharing one");

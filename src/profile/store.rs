@@ -114,7 +114,7 @@ pub enum StoreError {
 }
 
 /// The `op` labels of the store's metrics: every operation [`Profiles`] times.
-pub const OPERATIONS: [&str; 12] = [
+pub const OPERATIONS: [&str; 14] = [
     "apply",
     "load",
     "planned",
@@ -127,6 +127,8 @@ pub const OPERATIONS: [&str; 12] = [
     "release",
     "append_outbound",
     "withdraw",
+    "make_dictionary",
+    "rewrite",
 ];
 /// The `kind` labels of `touchpoint_store_errors_total` ([`StoreError::kind`]).
 pub const ERROR_KINDS: [&str; 5] = [
@@ -283,6 +285,13 @@ pub trait ProfileStore: Send + Sync + 'static {
     /// it writes and makes one of them when it has enough (in the background); the service
     /// asks for it, so that a store fed by events alone is compressed too.
     fn gather_dictionary_samples(&self) {}
+
+    /// Reads the store's compression dictionaries again when it last did a while ago
+    /// (about a minute): a replica then learns one another made, and writes back one the
+    /// store lost. Called by the service's periodic store round.
+    async fn check_dictionaries(&self, _now: i64) -> Result<(), StoreError> {
+        Ok(())
+    }
 
     /// Makes the store's profile compression dictionary from the stored profiles of
     /// `sample`, when it has none; the one it writes with now, if any (`None`: this store
@@ -543,6 +552,16 @@ impl Profiles {
         self.store.gather_dictionary_samples();
     }
 
+    /// See [`ProfileStore::check_dictionaries`].
+    pub async fn check_dictionaries(&self, now: i64) -> Result<(), StoreError> {
+        self.timed(
+            "make_dictionary",
+            self.timeout,
+            self.store.check_dictionaries(now),
+        )
+        .await
+    }
+
     /// See [`ProfileStore::wants_dictionary`].
     pub fn wants_dictionary(&self) -> bool {
         self.store.wants_dictionary()
@@ -555,7 +574,7 @@ impl Profiles {
     pub async fn compress(&self, customers: &[CustomerId], now: i64) -> Result<usize, StoreError> {
         const SAMPLE: usize = 2_000;
         const CHUNK: usize = 500;
-        let step = (customers.len() / SAMPLE).max(1);
+        let step = customers.len().div_ceil(SAMPLE).max(1);
         let sample: Vec<CustomerId> = customers.iter().step_by(step).cloned().collect();
         let made = self.timed(
             "make_dictionary",
@@ -566,8 +585,23 @@ impl Profiles {
             return Ok(0);
         }
         for chunk in customers.chunks(CHUNK) {
-            self.timed("rewrite", self.timeout, self.store.rewrite(chunk, now))
-                .await?;
+            // Retried as an import retries a batch: a moment's contention or a failover
+            // does not end it.
+            let mut attempt = 0;
+            loop {
+                match self
+                    .timed("rewrite", self.timeout, self.store.rewrite(chunk, now))
+                    .await
+                {
+                    Ok(()) => break,
+                    Err(e) if attempt < 4 => {
+                        tracing::warn!(error = %e, "compressing imported profiles: trying again");
+                        attempt += 1;
+                        tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
         }
         Ok(customers.len())
     }

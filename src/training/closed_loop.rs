@@ -129,6 +129,10 @@ pub struct ArmDay {
     pub positives: u64,
     /// Positive answers per contact.
     pub response_rate: f64,
+    /// The truth's probability of a positive answer, averaged over the contacts: the rate
+    /// the arm's choices earn, without the luck of the draws (an arm's drawn rate over a
+    /// day or two moves by several percent from run to run).
+    pub expected_response_rate: f64,
     /// (Margin of the positive answers - contact costs) per contact.
     pub value_per_contact: f64,
     /// Share of the contacts that carried one of the new offers.
@@ -139,12 +143,15 @@ pub struct ArmDay {
     value: f64,
     #[serde(skip)]
     new_offer_contacts: u64,
+    #[serde(skip)]
+    expected_positives: f64,
 }
 
 impl ArmDay {
     fn finish(&mut self) {
         let n = self.contacts.max(1) as f64;
         self.response_rate = self.positives as f64 / n;
+        self.expected_response_rate = self.expected_positives / n;
         self.value_per_contact = self.value / n;
         self.new_offer_share = self.new_offer_contacts as f64 / n;
     }
@@ -153,6 +160,7 @@ impl ArmDay {
         self.opportunities += other.opportunities;
         self.contacts += other.contacts;
         self.positives += other.positives;
+        self.expected_positives += other.expected_positives;
         self.value += other.value;
         self.new_offer_contacts += other.new_offer_contacts;
         self.violations.consent += other.violations.consent;
@@ -204,6 +212,19 @@ impl ClosedLoopReport {
         }
         sum.finish();
         sum.response_rate
+    }
+
+    /// The arm's expected response rate over days `from..to` (0-based, end excluded): the
+    /// truth's probabilities of its contacts ([`ArmDay::expected_response_rate`]).
+    pub fn expected_rate(&self, arm: &str, from: usize, to: usize) -> f64 {
+        let mut sum = ArmDay::default();
+        if let Some(days) = self.arms.get(arm) {
+            for d in days.iter().take(to).skip(from) {
+                sum.add(d);
+            }
+        }
+        sum.finish();
+        sum.expected_response_rate
     }
 }
 
@@ -644,14 +665,14 @@ fn reference_arm(truth: &Truth, seed: u64) -> ReferenceArm {
     }
 }
 
-/// Draws a customer's answer to a contact: positive, and when the answer comes (none for
-/// silence) with its outcome.
+/// Draws a customer's answer to a contact: its probability, positive, and when the answer
+/// comes (none for silence) with its outcome.
 fn answer(
     rng: &mut StdRng,
     truth: &Truth,
     (c, o, ch, at): (usize, usize, Channel, i64),
     recent: usize,
-) -> (bool, Option<(i64, &'static str)>) {
+) -> (f64, bool, Option<(i64, &'static str)>) {
     let p = truth.probability(c, o, ch, at, recent);
     let positive = rng.random_bool(p.clamp(0.0, 1.0));
     let delay = Exp::new(1.0 / (6.0 * 3600.0))
@@ -669,12 +690,13 @@ fn answer(
     } else {
         None
     };
-    (positive, outcome.map(|o| (at + delay, o)))
+    (p, positive, outcome.map(|o| (at + delay, o)))
 }
 
-fn tally(day: &mut ArmDay, truth: &Truth, o: usize, ch: Channel, positive: bool) {
+fn tally(day: &mut ArmDay, truth: &Truth, o: usize, ch: Channel, (p, positive): (f64, bool)) {
     let f = &truth.facts[o];
     day.contacts += 1;
+    day.expected_positives += p;
     day.value -= f.cost[ch.index()];
     if positive {
         day.positives += 1;
@@ -769,9 +791,9 @@ impl EngineArm {
             v.quiet_hours += 1;
         }
         let recent = self.contacts[c].recent(at);
-        let (positive, reply) = answer(&mut self.rng, truth, (c, o, ch, at), recent);
+        let (p, positive, reply) = answer(&mut self.rng, truth, (c, o, ch, at), recent);
         self.contacts[c].sent.push((at, ch, o));
-        tally(&mut self.days[day], truth, o, ch, positive);
+        tally(&mut self.days[day], truth, o, ch, (p, positive));
         let offer = truth.offers[o].id.clone();
         self.event(
             at,
@@ -794,9 +816,9 @@ impl EngineArm {
 impl ReferenceArm {
     fn send(&mut self, truth: &Truth, c: usize, o: usize, ch: Channel, at: i64, day: usize) {
         let recent = self.contacts[c].recent(at);
-        let (positive, _) = answer(&mut self.rng, truth, (c, o, ch, at), recent);
+        let (p, positive, _) = answer(&mut self.rng, truth, (c, o, ch, at), recent);
         self.contacts[c].sent.push((at, ch, o));
-        tally(&mut self.days[day], truth, o, ch, positive);
+        tally(&mut self.days[day], truth, o, ch, (p, positive));
     }
 
     /// The outbound marketing contacts so far, as the contact limits count them.

@@ -468,6 +468,28 @@ async fn profiles_compress_against_a_dictionary_every_replica_learns() {
         *late.load(&cid("newcomer")).await.unwrap().unwrap(),
         *early.load(&cid("newcomer")).await.unwrap().unwrap()
     );
+
+    // The store loses the dictionaries (a key deleted, a failover before replication): a
+    // replica started then cannot read the profiles, and says why; the next periodic check
+    // of one that knows them writes them back, and every profile reads again.
+    let _: () = redis::cmd("DEL")
+        .arg("tp:dictionaries")
+        .query(&mut redis.connection())
+        .unwrap();
+    let lost = redis_store(&redis).await;
+    let err = lost.load(&customers[3]).await.unwrap_err().to_string();
+    assert!(err.contains("dictionary"), "{err}");
+    late.check_dictionaries(now).await.unwrap();
+    let restored: i64 = redis::cmd("HLEN")
+        .arg("tp:dictionaries")
+        .query(&mut redis.connection())
+        .unwrap();
+    assert_eq!(restored, 2, "the dictionary and `current`");
+    let fresh = redis_store(&redis).await;
+    assert_eq!(
+        *fresh.load(&customers[3]).await.unwrap().unwrap(),
+        *memory.load(&customers[3]).await.unwrap().unwrap()
+    );
 }
 
 /// A store fed by events alone (the service's) makes its dictionary of the first
