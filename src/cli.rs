@@ -581,6 +581,13 @@ async fn simulate_closed_loop(
             .rate("mass_marketing", days.saturating_sub(2), days)
             .max(1e-12)
     );
+    let expected = |arm| report.expected_rate(arm, days.saturating_sub(2), days);
+    println!(
+        "  expected (the truth's probabilities of the contacts): last two days {:.2}% = {:.0}% of the oracle, {:.2}x mass marketing",
+        100.0 * expected("engine"),
+        100.0 * expected("engine") / expected("oracle").max(1e-12),
+        expected("engine") / expected("mass_marketing").max(1e-12)
+    );
     println!("  report: {}", out.join("closed_loop.json").display());
     Ok(())
 }

@@ -204,19 +204,17 @@ pub struct ClosedLoopReport {
 impl ClosedLoopReport {
     /// The arm's response rate over days `from..to` (0-based, end excluded).
     pub fn rate(&self, arm: &str, from: usize, to: usize) -> f64 {
-        let mut sum = ArmDay::default();
-        if let Some(days) = self.arms.get(arm) {
-            for d in days.iter().take(to).skip(from) {
-                sum.add(d);
-            }
-        }
-        sum.finish();
-        sum.response_rate
+        self.over(arm, from, to).response_rate
     }
 
     /// The arm's expected response rate over days `from..to` (0-based, end excluded): the
     /// truth's probabilities of its contacts ([`ArmDay::expected_response_rate`]).
     pub fn expected_rate(&self, arm: &str, from: usize, to: usize) -> f64 {
+        self.over(arm, from, to).expected_response_rate
+    }
+
+    /// The arm's days `from..to` together.
+    fn over(&self, arm: &str, from: usize, to: usize) -> ArmDay {
         let mut sum = ArmDay::default();
         if let Some(days) = self.arms.get(arm) {
             for d in days.iter().take(to).skip(from) {
@@ -224,7 +222,7 @@ impl ClosedLoopReport {
             }
         }
         sum.finish();
-        sum.expected_response_rate
+        sum
     }
 }
 
