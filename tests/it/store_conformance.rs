@@ -540,3 +540,76 @@ async fn a_store_fed_by_events_makes_its_dictionary_of_the_first_profiles_it_wri
     let other = redis_store(&redis).await;
     assert!(!other.wants_dictionary());
 }
+
+/// Planned actions an earlier version stored (entry format 1) go like today's: a withdrawn
+/// or erased action leaves neither its entry in the customer's list nor its entry in the
+/// outbound index behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planned_actions_stored_in_format_1_are_withdrawn_and_erased_too() {
+    let redis = RedisServer::start();
+    let store = redis_store(&redis).await;
+    store.index_outbound();
+    let now = chrono::Utc::now().timestamp();
+    let customer = cid("old-plans");
+    let action = |i: i64| PlannedAction {
+        decision_id: DecisionId::parse(format!("d-old-{i}")).unwrap(),
+        offer_id: OfferId::parse("gold-card").unwrap(),
+        channel: Channel::Email,
+        send_at: now + 3600 + i,
+        made_at: now,
+        until: now + 7200 + i,
+        counts: true,
+    };
+    let mark = store
+        .load_for_decision(&customer, true)
+        .await
+        .unwrap()
+        .planned_mark;
+    assert!(
+        store
+            .plan(&customer, &[action(0)], &mark, now)
+            .await
+            .unwrap()
+    );
+    let due: Vec<String> = redis
+        .keys()
+        .into_iter()
+        .filter(|k| k.starts_with("tp:outbound:due"))
+        .collect();
+    assert_eq!(due.len(), 1, "{due:?}");
+    let list = "tp:{old-plans}:planned";
+    let mut c = redis.connection();
+    // As format 1 stored them: in the customer's list and in the index.
+    let store_v1 = |c: &mut crate::redis_server::TestConnection, i: i64| {
+        let v1 = action(i).encodings().pop().unwrap();
+        assert_eq!(v1[0], 1);
+        let mut entry = b"old-plans\n".to_vec();
+        entry.extend(&v1);
+        let _: () = redis::cmd("RPUSH").arg(list).arg(&v1).query(c).unwrap();
+        let _: () = redis::cmd("ZADD")
+            .arg(&due[0])
+            .arg(now + 3600 + i)
+            .arg(entry)
+            .query(c)
+            .unwrap();
+    };
+    store_v1(&mut c, 1);
+    assert_eq!(
+        store.planned(&customer).await.unwrap(),
+        vec![action(0), action(1)]
+    );
+    let zcard = |c: &mut crate::redis_server::TestConnection| -> usize {
+        redis::cmd("ZCARD").arg(&due[0]).query(c).unwrap()
+    };
+    assert_eq!(zcard(&mut c), 2);
+
+    store.withdraw(&customer, &[action(1)]).await.unwrap();
+    assert_eq!(store.planned(&customer).await.unwrap(), vec![action(0)]);
+    assert_eq!(zcard(&mut c), 1);
+
+    store_v1(&mut c, 2);
+    assert!(store.erase(&customer).await.unwrap());
+    assert_eq!(zcard(&mut c), 0);
+    let left: usize = redis::cmd("LLEN").arg(list).query(&mut c).unwrap();
+    assert_eq!(left, 0);
+}
