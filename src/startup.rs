@@ -307,6 +307,22 @@ impl Application {
         if settings.learning.enabled {
             background.push(tokio::spawn(learner.keep_current(state.profiles.clone())));
         }
+        // The store's compression dictionaries, once a minute: one another replica made is
+        // learnt, one the store lost is written back.
+        let profiles = state.profiles.clone();
+        background.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = profiles
+                    .check_dictionaries(chrono::Utc::now().timestamp())
+                    .await
+                {
+                    tracing::warn!(error = %e, "the store's compression dictionaries not checked");
+                }
+            }
+        }));
         if settings.outbound.feed != crate::outbound::Feed::Off {
             background.push(tokio::spawn(crate::outbound::publish(
                 settings.outbound.clone(),

@@ -459,8 +459,6 @@ impl Learner {
         now: i64,
     ) -> Result<usize, crate::profile::StoreError> {
         const BATCH: usize = 10_000;
-        // The service's periodic store round: the compression dictionaries too.
-        profiles.check_dictionaries(now).await?;
         while profiles.close_overdue(now, 1_000).await? == 1_000 {}
         let mut learned = 0;
         loop {

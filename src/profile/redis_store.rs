@@ -1469,7 +1469,7 @@ impl ProfileStore for RedisStore {
     async fn check_dictionaries(&self, now: i64) -> Result<(), StoreError> {
         use std::sync::atomic::Ordering::Relaxed;
         let last = self.dictionaries_checked.load(Relaxed);
-        if now - last < 60
+        if now - last < 30
             || self
                 .dictionaries_checked
                 .compare_exchange(last, now, Relaxed, Relaxed)

@@ -286,9 +286,9 @@ pub trait ProfileStore: Send + Sync + 'static {
     /// asks for it, so that a store fed by events alone is compressed too.
     fn gather_dictionary_samples(&self) {}
 
-    /// Reads the store's compression dictionaries again when it last did a while ago
-    /// (about a minute): a replica then learns one another made, and writes back one the
-    /// store lost. Called by the service's periodic store round.
+    /// Reads the store's compression dictionaries again unless it did within the last 30
+    /// seconds: a replica then learns one another made, and writes back one the store lost.
+    /// The service calls it once a minute.
     async fn check_dictionaries(&self, _now: i64) -> Result<(), StoreError> {
         Ok(())
     }
