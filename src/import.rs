@@ -29,7 +29,7 @@ use crate::settings::ImportSettings;
 
 /// Rejected lines listed in the summary; the rest are only counted.
 const REJECTS_KEPT: usize = 1000;
-const STORE_ATTEMPTS: u32 = 5;
+const STORE_ATTEMPTS: u32 = crate::profile::store::ATTEMPTS;
 /// The most customers an import remembers to compress at its end.
 pub const COMPRESSED_AFTER_IMPORT: usize = 2_000_000;
 
@@ -215,22 +215,10 @@ async fn apply_with_retry(
     profiles: &Profiles,
     events: &[Event],
 ) -> Result<ApplyOutcome, StoreError> {
-    let mut delay = Duration::from_millis(100);
-    let mut attempt = 1;
-    loop {
-        let now = chrono::Utc::now().timestamp();
-        match profiles.apply(events, now).await {
-            Ok(o) => return Ok(o),
-            Err(e @ StoreError::Corrupt { .. }) => return Err(e),
-            Err(e) if attempt >= STORE_ATTEMPTS => return Err(e),
-            Err(e) => {
-                tracing::warn!(error = %e, attempt, "store refused a batch; retrying");
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-                attempt += 1;
-            }
-        }
-    }
+    crate::profile::store::retried("a batch", || {
+        profiles.apply(events, chrono::Utc::now().timestamp())
+    })
+    .await
 }
 
 /// Reads the file a window at a time. Within a window each customer's events are gathered

@@ -113,6 +113,34 @@ pub enum StoreError {
     },
 }
 
+/// Tries `call` up to [`ATTEMPTS`] times, with a doubling pause from 100 ms, while the
+/// store refuses it for a reason that may pass (not a damaged profile); `what` names it in
+/// the warning.
+pub async fn retried<T, F, Fut>(what: &str, mut call: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    let mut delay = Duration::from_millis(100);
+    let mut attempt = 1;
+    loop {
+        match call().await {
+            Ok(t) => return Ok(t),
+            Err(e @ StoreError::Corrupt { .. }) => return Err(e),
+            Err(e) if attempt >= ATTEMPTS => return Err(e),
+            Err(e) => {
+                tracing::warn!(error = %e, attempt, "the store refused {what}; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                attempt += 1;
+            }
+        }
+    }
+}
+
+/// Attempts of [`retried`].
+pub const ATTEMPTS: u32 = 5;
+
 /// The `op` labels of the store's metrics: every operation [`Profiles`] times.
 pub const OPERATIONS: [&str; 14] = [
     "apply",
@@ -587,21 +615,10 @@ impl Profiles {
         for chunk in customers.chunks(CHUNK) {
             // Retried as an import retries a batch: a moment's contention or a failover
             // does not end it.
-            let mut attempt = 0;
-            loop {
-                match self
-                    .timed("rewrite", self.timeout, self.store.rewrite(chunk, now))
-                    .await
-                {
-                    Ok(()) => break,
-                    Err(e) if attempt < 4 => {
-                        tracing::warn!(error = %e, "compressing imported profiles: trying again");
-                        attempt += 1;
-                        tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
+            retried("a chunk of profiles to compress", || {
+                self.timed("rewrite", self.timeout, self.store.rewrite(chunk, now))
+            })
+            .await?;
         }
         Ok(customers.len())
     }
