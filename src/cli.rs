@@ -53,6 +53,10 @@ pub enum Command {
         /// Offer catalog file.
         #[arg(long)]
         catalog: Option<PathBuf>,
+        /// Run on a simulated clock that `PUT /v1/admin/clock` sets (server.simulated_clock),
+        /// for `simulate --closed-loop --url` and replays; never in production.
+        #[arg(long)]
+        simulated_clock: bool,
     },
     /// Train a model set from an event history (JSON lines).
     Train {
@@ -212,8 +216,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             bind,
             models,
             catalog,
+            simulated_clock,
         } => {
             let mut settings = load_settings(config.as_deref())?;
+            settings.server.simulated_clock |= simulated_clock;
             if let Some(b) = bind {
                 settings.server.bind = b;
             }

@@ -107,7 +107,12 @@ impl NatsIngestSettings {
 }
 
 /// Consumes the stream until the service stops, reconnecting after any failure.
-pub async fn consume(settings: NatsIngestSettings, profiles: Profiles, max_ahead: i64) {
+pub async fn consume(
+    settings: NatsIngestSettings,
+    profiles: Profiles,
+    max_ahead: i64,
+    clock: crate::time::Clock,
+) {
     for result in m::NATS_RESULTS {
         metrics::counter!(m::NATS_EVENTS, "result" => result).increment(0);
     }
@@ -115,7 +120,7 @@ pub async fn consume(settings: NatsIngestSettings, profiles: Profiles, max_ahead
     metrics::counter!(m::NATS_BATCHES).increment(0);
     let mut pause = Duration::from_millis(100);
     loop {
-        match run(&settings, &profiles, max_ahead).await {
+        match run(&settings, &profiles, max_ahead, &clock).await {
             Ok(()) => pause = Duration::from_millis(100),
             Err(e) => {
                 tracing::warn!(error = %e, stream = %settings.stream, "NATS ingest stopped; starting again");
@@ -143,6 +148,7 @@ async fn run(
     settings: &NatsIngestSettings,
     profiles: &Profiles,
     max_ahead: i64,
+    clock: &crate::time::Clock,
 ) -> Result<(), Error> {
     let js = connect(&settings.url, "touchpoint").await?;
     let stream = js
@@ -185,7 +191,7 @@ async fn run(
             messages.push(message?);
         }
         if let Some(last) = messages.last() {
-            apply(&js, settings, profiles, max_ahead, &messages).await?;
+            apply(&js, settings, profiles, max_ahead, clock.now(), &messages).await?;
             metrics::counter!(m::NATS_BATCHES).increment(1);
             // The lag as of the last message delivered (what JetStream says in its reply).
             if let Ok(info) = last.info() {
@@ -207,9 +213,9 @@ async fn apply(
     settings: &NatsIngestSettings,
     profiles: &Profiles,
     max_ahead: i64,
+    now: i64,
     messages: &[jetstream::Message],
 ) -> Result<(), Error> {
-    let now = chrono::Utc::now().timestamp();
     // Each event with the message it came in.
     let mut events: Vec<(Event, usize)> = Vec::new();
     for (i, message) in messages.iter().enumerate() {

@@ -95,13 +95,13 @@ enum Sink {
 }
 
 /// Publishes due actions until the service stops, starting again after any failure.
-pub async fn publish(settings: OutboundSettings, profiles: Profiles) {
+pub async fn publish(settings: OutboundSettings, profiles: Profiles, clock: crate::time::Clock) {
     for result in ["published", "dropped"] {
         metrics::counter!(m::OUTBOUND, "result" => result).increment(0);
     }
     let mut pause = Duration::from_millis(100);
     loop {
-        match run(&settings, &profiles).await {
+        match run(&settings, &profiles, &clock).await {
             Ok(()) => return,
             Err(e) => {
                 tracing::warn!(error = %e, "outbound feed stopped; starting again");
@@ -114,7 +114,11 @@ pub async fn publish(settings: OutboundSettings, profiles: Profiles) {
 
 use crate::nats::Error;
 
-async fn run(settings: &OutboundSettings, profiles: &Profiles) -> Result<(), Error> {
+async fn run(
+    settings: &OutboundSettings,
+    profiles: &Profiles,
+    clock: &crate::time::Clock,
+) -> Result<(), Error> {
     let sink = match settings.feed {
         Feed::Off => return Ok(()),
         Feed::Redis => Sink::Redis,
@@ -149,7 +153,7 @@ async fn run(settings: &OutboundSettings, profiles: &Profiles) -> Result<(), Err
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let now = chrono::Utc::now().timestamp();
+        let now = clock.now();
         let due = profiles.claim_due(now, settings.batch, lease).await?;
         if due.is_empty() {
             continue;

@@ -40,6 +40,8 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
     /// On SIGINT/SIGTERM, in-flight requests get this long to finish.
     pub shutdown_timeout_secs: u64,
+    /// Run on a simulated clock set through `PUT /v1/admin/clock` ([`crate::time::Clock`]).
+    pub simulated_clock: bool,
 }
 
 impl Default for ServerSettings {
@@ -49,6 +51,7 @@ impl Default for ServerSettings {
             workers: 0,
             max_body_bytes: 2 * 1024 * 1024,
             shutdown_timeout_secs: 30,
+            simulated_clock: false,
         }
     }
 }

@@ -188,6 +188,12 @@ impl Application {
             .check_bind(&addr)
             .map_err(StartupError::Open)?;
         let port = addr.port();
+        let clock = if settings.server.simulated_clock {
+            tracing::warn!("running on a simulated clock (server.simulated_clock): PUT /v1/admin/clock sets it");
+            crate::time::Clock::simulated()
+        } else {
+            crate::time::Clock::system()
+        };
 
         let mut learner = crate::learning::Learner::new(
             models.clone(),
@@ -211,7 +217,8 @@ impl Application {
             settings.decision.clone(),
             decision_log,
         )
-        .with_learner(learner.clone());
+        .with_learner(learner.clone())
+        .with_clock(clock.clone());
         if !settings.models.challenger_dir.as_os_str().is_empty() {
             let dir = settings.models.challenger_dir.clone();
             let challenger = Arc::new(Live::load(
@@ -236,6 +243,7 @@ impl Application {
             ingest: settings.ingest.clone(),
             decider,
             auth: crate::auth::Auth::new(&settings.auth, &settings.web),
+            clock: clock.clone(),
         });
 
         let app_state = state.clone();
@@ -305,7 +313,7 @@ impl Application {
             }
         }));
         if settings.learning.enabled {
-            background.push(tokio::spawn(learner.keep_current(state.profiles.clone())));
+            background.push(tokio::spawn(learner.keep_current(state.profiles.clone(), clock.clone())));
         }
         // The store's compression dictionaries, once a minute: one another replica made is
         // learnt, one the store lost is written back.
@@ -327,6 +335,7 @@ impl Application {
             background.push(tokio::spawn(crate::outbound::publish(
                 settings.outbound.clone(),
                 state.profiles.clone(),
+                clock.clone(),
             )));
         }
         if settings.ingest.nats.enabled() {
@@ -334,6 +343,7 @@ impl Application {
                 settings.ingest.nats.clone(),
                 state.profiles.clone(),
                 settings.ingest.max_ahead(),
+                clock.clone(),
             )));
         }
         let mut watches = Vec::new();

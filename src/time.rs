@@ -2,6 +2,9 @@
 //! customer's local clock (their time zone) for hours of day and of week. Every module that
 //! turns a time into a day, an hour or a string does it here.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use chrono::{DateTime, Datelike, Offset, TimeZone, Timelike, Utc};
 
 use crate::validation::FieldError;
@@ -150,6 +153,70 @@ impl LocalClock {
     }
 }
 
+/// The service's "now": the system clock, or a simulated one (`server.simulated_clock`,
+/// `serve --simulated-clock`) that stands where `PUT /v1/admin/clock` last set it, for
+/// replaying a history or running `simulate --closed-loop --url` against a real service.
+///
+/// The simulated clock drives what the service does by the time: which events are too far
+/// ahead to take, when an unanswered action closes as a negative, a decision's time when the
+/// request gives none, when planned actions fall due. The expiry of a signed web identity
+/// and the time of an erasure stay on the system clock. It starts at 1970-01-01T00:00:00Z
+/// and only moves forward; each process has its own.
+#[derive(Debug, Clone, Default)]
+pub struct Clock(Option<Arc<AtomicI64>>);
+
+/// Why the simulated clock was not set.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClockError {
+    #[error("this service runs on the system clock (start it with server.simulated_clock = true to set it)")]
+    NotSimulated,
+    #[error("the clock only moves forward: it stands at {now}, after {asked}")]
+    Backwards { now: String, asked: String },
+}
+
+impl Clock {
+    pub fn system() -> Self {
+        Self(None)
+    }
+
+    /// A simulated clock standing at the Unix epoch.
+    pub fn simulated() -> Self {
+        Self(Some(Arc::new(AtomicI64::new(0))))
+    }
+
+    pub fn is_simulated(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Now, Unix seconds.
+    pub fn now(&self) -> i64 {
+        match &self.0 {
+            Some(t) => t.load(Ordering::Acquire),
+            None => Utc::now().timestamp(),
+        }
+    }
+
+    pub fn now_utc(&self) -> DateTime<Utc> {
+        match &self.0 {
+            Some(t) => DateTime::from_timestamp(t.load(Ordering::Acquire), 0).unwrap_or_default(),
+            None => Utc::now(),
+        }
+    }
+
+    /// Moves a simulated clock to `at` (the time it holds, or later).
+    pub fn set(&self, at: i64) -> Result<(), ClockError> {
+        let t = self.0.as_ref().ok_or(ClockError::NotSimulated)?;
+        t.fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| {
+            (at >= now).then_some(at)
+        })
+        .map(|_| ())
+        .map_err(|now| ClockError::Backwards {
+            now: rfc3339(now),
+            asked: rfc3339(at),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,5 +290,28 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A simulated clock stands where it was set and never goes back; the system clock
+    /// cannot be set.
+    #[test]
+    fn a_simulated_clock_moves_only_forward() {
+        let clock = Clock::simulated();
+        assert_eq!(clock.now(), 0);
+        clock.set(1_700_000_000).unwrap();
+        clock.clone().set(1_700_000_000).unwrap();
+        assert_eq!(clock.now(), 1_700_000_000);
+        assert_eq!(clock.now_utc().timestamp(), 1_700_000_000);
+        assert_eq!(
+            clock.set(1_699_999_999),
+            Err(ClockError::Backwards {
+                now: "2023-11-14T22:13:20Z".into(),
+                asked: "2023-11-14T22:13:19Z".into()
+            })
+        );
+        assert_eq!(clock.now(), 1_700_000_000);
+        let system = Clock::system();
+        assert_eq!(system.set(0), Err(ClockError::NotSimulated));
+        assert!((system.now() - Utc::now().timestamp()).abs() <= 1);
     }
 }

@@ -523,7 +523,8 @@ pub async fn get_customer(
     let latest = profile
         .last_seen
         .and_then(|t| DateTime::from_timestamp(t, 0));
-    let at = asked.unwrap_or_else(|| latest.map_or_else(Utc::now, |l| l.max(Utc::now())));
+    let now = state.clock.now_utc();
+    let at = asked.unwrap_or_else(|| latest.map_or(now, |l| l.max(now)));
     // Counts, totals, per-channel and per-offer figures, attributes and consents are kept as
     // they stand, not event by event: they cannot be rewound to a time before the newest
     // event the profile holds.

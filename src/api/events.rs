@@ -192,7 +192,7 @@ pub async fn post_events(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body = read_json_body(&req, payload, state.max_body_bytes).await?;
-    let now = chrono::Utc::now().timestamp();
+    let now = state.clock.now();
     let events = event::parse_body_received(&body, now, state.ingest.max_ahead()).inspect_err(
         |invalid| {
             metrics::counter!(m::EVENTS, "result" => "rejected").increment(rejected_count(invalid));

@@ -3,6 +3,7 @@
 //! return `Result<_, ApiError>`. Shared state is `web::Data<AppState>`; the profile store is
 //! `web::Data<Profiles>`, one per HTTP worker, each with its own store connection.
 
+pub mod clock;
 pub mod customers;
 pub mod decisions;
 pub mod error;
@@ -41,6 +42,8 @@ pub struct AppState {
     pub decider: crate::decision::Decider,
     /// The API keys and the web identity secret.
     pub auth: crate::auth::Auth,
+    /// What "now" is ([`crate::time::Clock`]).
+    pub clock: crate::time::Clock,
 }
 
 /// What a route needs of the caller's key.
@@ -178,6 +181,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     customers::configure(cfg);
     models::configure(cfg);
     offers::configure(cfg);
+    clock::configure(cfg);
     sdk::configure(cfg);
 }
 

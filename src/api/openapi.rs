@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 use actix_web::{HttpResponse, web};
 use utoipa::OpenApi;
 
-use super::{customers, decisions, error, events, health, models, offers};
+use super::{clock, customers, decisions, error, events, health, models, offers};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,6 +21,8 @@ use super::{customers, decisions, error, events, health, models, offers};
         customers::delete_customer,
         models::get_models,
         models::reload_models,
+        clock::get_clock,
+        clock::set_clock,
         health::healthz,
         health::readyz,
         health::metrics_text,

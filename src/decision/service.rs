@@ -43,6 +43,8 @@ pub struct Decider {
     challenger: Option<(Arc<LiveModels>, u64)>,
     /// Decisions made by each arm (champion, challenger) since start.
     arm_decisions: Arc<[std::sync::atomic::AtomicU64; 2]>,
+    /// What "now" is: a decision's time when the request gives none.
+    clock: crate::time::Clock,
 }
 
 /// The arm of `customer` when the challenger decides for `share` millionths of the
@@ -97,7 +99,14 @@ impl Decider {
             ids: None,
             challenger: None,
             arm_decisions: Arc::default(),
+            clock: crate::time::Clock::system(),
         }
+    }
+
+    /// Decides by `clock` (a simulated one: [`crate::time::Clock`]).
+    pub fn with_clock(mut self, clock: crate::time::Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Lets `challenger` decide for `share` (0..=1) of the customers, chosen by a hash of
@@ -236,6 +245,7 @@ impl Decider {
                 &request.customer_id,
                 &mut decision,
                 &read.planned_mark,
+                self.clock.now(),
                 grace,
                 left(),
                 last_try,
@@ -298,7 +308,7 @@ impl Decider {
             profile: read.profile.as_deref(),
             planned: &read.planned,
             degraded,
-            now: chrono::Utc::now(),
+            now: self.clock.now_utc(),
             decision_id: self.next_id(),
         });
         decision.arm = arm;
@@ -348,6 +358,7 @@ async fn record_planned(
     customer: &CustomerId,
     decision: &mut Decision,
     seen: &PlannedMark,
+    now: i64,
     grace: i64,
     budget: Duration,
     last_try: bool,
@@ -369,7 +380,6 @@ async fn record_planned(
     if planned.is_empty() {
         return Planned::Recorded;
     }
-    let now = chrono::Utc::now().timestamp();
     match profiles.plan(customer, &planned, seen, now, budget).await {
         Ok(true) => return Planned::Recorded,
         Ok(false) if !last_try => return Planned::Changed,
@@ -582,7 +592,7 @@ mod tests {
             let profiles = Profiles::new(Arc::new(store), budget);
             let mut d = decision();
             let seen = PlannedMark::default();
-            let done = record_planned(&profiles, &customer, &mut d, &seen, 3600, budget, false);
+            let done = record_planned(&profiles, &customer, &mut d, &seen, chrono::Utc::now().timestamp(), 3600, budget, false);
             assert_eq!(done.await, Planned::Recorded);
             let plans = profiles.planned(&customer).await.unwrap();
             let offers: Vec<(&str, usize)> = d
@@ -621,11 +631,11 @@ mod tests {
                 // told to decide again; on its last try it answers without them.
                 let mut late = decision();
                 let again =
-                    record_planned(&profiles, &customer, &mut late, &seen, 3600, budget, false);
+                    record_planned(&profiles, &customer, &mut late, &seen, chrono::Utc::now().timestamp(), 3600, budget, false);
                 assert_eq!(again.await, Planned::Changed);
                 assert_eq!(late.actions.len(), 4);
                 let last =
-                    record_planned(&profiles, &customer, &mut late, &seen, 3600, budget, true);
+                    record_planned(&profiles, &customer, &mut late, &seen, chrono::Utc::now().timestamp(), 3600, budget, true);
                 assert_eq!(last.await, Planned::Recorded);
                 assert_eq!(late.actions.len(), 1);
                 assert!(late.degraded);

@@ -474,8 +474,12 @@ impl Learner {
         }
     }
 
-    /// Refreshes every `learning.refresh_ms` until the task is dropped.
-    pub async fn keep_current(self: Arc<Self>, profiles: crate::profile::Profiles) {
+    /// Refreshes every `learning.refresh_ms`, by `clock`, until the task is dropped.
+    pub async fn keep_current(
+        self: Arc<Self>,
+        profiles: crate::profile::Profiles,
+        clock: crate::time::Clock,
+    ) {
         let mut tick =
             tokio::time::interval(std::time::Duration::from_millis(self.settings.refresh_ms));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -484,7 +488,7 @@ impl Learner {
         loop {
             tick.tick().await;
             if let Err(e) = self
-                .refresh(&profiles, chrono::Utc::now().timestamp())
+                .refresh(&profiles, clock.now())
                 .await
             {
                 tracing::warn!(error = %e, "online learning state not refreshed");
@@ -494,6 +498,11 @@ impl Learner {
 
     /// What the learner knows now, for `GET /v1/models`: per offer of the catalog that it
     /// learns, the answers and the posterior mean of the correction's intercept.
+    /// Learning is on (`learning.enabled`).
+    pub fn enabled(&self) -> bool {
+        self.settings.enabled
+    }
+
     pub fn view(&self) -> OnlineView {
         let state = self.state.load_full();
         let catalog = self.catalog.current();
