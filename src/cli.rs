@@ -110,6 +110,16 @@ pub enum Command {
         /// Settings (TOML) the closed loop's engine runs with.
         #[arg(long, requires = "closed_loop")]
         config: Option<PathBuf>,
+        /// Run the loop against the service at this URL (http://host:port) instead of
+        /// in-process: start it with `serve --simulated-clock` on the models and catalog
+        /// `--prepare` wrote into --out. Its API key, if it needs one, is read from
+        /// TOUCHPOINT_API_KEY (scopes decisions, events, admin).
+        #[arg(long, requires = "closed_loop", conflicts_with = "prepare")]
+        url: Option<String>,
+        /// Only write the simulated history, the models trained on it and the catalog with
+        /// the new offers into --out, for a service that `--url` then runs the loop against.
+        #[arg(long, requires = "closed_loop")]
+        prepare: bool,
     },
     /// Estimate how a target policy would have done on logged decisions (IPS,
     /// self-normalised IPS, doubly robust), next to the logging policy's observed value.
@@ -281,6 +291,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             history_days,
             contacts_per_week,
             config,
+            url,
+            prepare,
         } => {
             if closed_loop {
                 let mut settings = load_settings(config.as_deref())?;
@@ -295,7 +307,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     seed,
                     scenario,
                     contacts_per_week,
+                    api_key: url
+                        .as_ref()
+                        .and_then(|_| std::env::var("TOUCHPOINT_API_KEY").ok())
+                        .filter(|k| !k.is_empty()),
+                    url,
                 };
+                if prepare {
+                    let bar = progress_bar("{spinner} {msg}");
+                    crate::training::closed_loop::prepare(&out, &settings, &opts, &bar)?;
+                    bar.finish_and_clear();
+                    let dir = out.display();
+                    println!("prepared {dir}: the simulated history, a model set trained on it and the catalog with the new offers");
+                    println!("  serve: touchpoint serve --simulated-clock --models {dir}/models --catalog {dir}/catalog.toml");
+                    println!("  then:  touchpoint simulate --closed-loop --url http://127.0.0.1:8080 --out {dir} --seed {seed}");
+                    return Ok(());
+                }
                 return simulate_closed_loop(&out, &settings, &opts).await;
             }
             let catalog = catalog
@@ -543,7 +570,10 @@ async fn simulate_closed_loop(
 ) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let bar = progress_bar("{spinner} {msg} [{wide_bar}] {pos}/{len} decisions");
-    let report = crate::training::closed_loop::run(out, settings, opts, &bar).await;
+    // The HTTP client for `--url` runs its connections on the thread that made them.
+    let report = tokio::task::LocalSet::new()
+        .run_until(crate::training::closed_loop::run(out, settings, opts, &bar))
+        .await;
     bar.finish_and_clear();
     let report = report?;
     println!(

@@ -83,6 +83,11 @@ pub struct ClosedLoopOptions {
     pub scenario: Scenario,
     /// Outbound contact opportunities per customer and week.
     pub contacts_per_week: f64,
+    /// The `engine` arm is the service at this URL (started on a simulated clock with the
+    /// models and catalog [`prepare`] wrote), not an in-process decision service.
+    pub url: Option<String>,
+    /// The API key for `url` (scopes `decisions`, `events`, `admin`).
+    pub api_key: Option<String>,
 }
 
 impl Default for ClosedLoopOptions {
@@ -94,6 +99,8 @@ impl Default for ClosedLoopOptions {
             seed: 42,
             scenario: Scenario::NewOffers,
             contacts_per_week: 2.0,
+            url: None,
+            api_key: None,
         }
     }
 }
@@ -119,6 +126,10 @@ pub enum ClosedLoopError {
     },
     #[error("plotting: {0}")]
     Plot(#[from] super::plots::PlotError),
+    #[error(transparent)]
+    Remote(#[from] super::remote::RemoteError),
+    #[error("{0}")]
+    NotPrepared(String),
 }
 
 /// One arm's figures over one day (or a whole run).
@@ -243,13 +254,29 @@ impl Contacts {
     }
 }
 
+/// Who decides for an engine arm.
+enum Engine {
+    /// The decision service in-process, on the memory store, its clock the requests' `at`.
+    Local {
+        decider: Decider,
+        learner: Option<Arc<Learner>>,
+    },
+    /// The service at `--url`, on its simulated clock.
+    Remote {
+        remote: super::remote::Remote,
+        model_version: String,
+    },
+}
+
 /// An arm the decision service decides for.
 struct EngineArm {
     name: &'static str,
-    decider: Decider,
-    learner: Option<Arc<Learner>>,
+    engine: Engine,
     /// Events not yet due: (at, JSON line).
     pending: Vec<(i64, String)>,
+    /// History events dated after its end, for the service at `--url` (in-process, the
+    /// history is applied whole): (at, JSON line), latest first.
+    replay: Vec<(i64, String)>,
     contacts: Vec<Contacts>,
     rng: StdRng,
     days: Vec<ArmDay>,
@@ -302,18 +329,77 @@ impl Truth {
     }
 }
 
-/// Runs the closed loop; writes everything under `out_dir` and returns the report.
-pub async fn run(
+/// What [`prepare`] writes into the output directory (`prepared.json`): a service run for
+/// `--url` is started on its models and catalog, and a later run with the same options
+/// simulates the same customers.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+struct PreparedFile {
+    customers: usize,
+    history_days: u32,
+    seed: u64,
+    model_version: String,
+}
+
+const PREPARED: &str = "prepared.json";
+
+/// The world, and where [`prepare`] put the models and the catalog.
+struct Prepared {
+    world: World,
+    models_dir: PathBuf,
+    catalog_path: PathBuf,
+}
+
+fn write_err(path: &Path) -> impl FnOnce(std::io::Error) -> ClosedLoopError {
+    let path = path.to_owned();
+    move |source| ClosedLoopError::Write { path, source }
+}
+
+/// Simulates the history and, with `train`, trains a model set on it and writes the catalog
+/// with the new offers, as a company would before going live; without, takes the ones an
+/// earlier `prepare` with the same options wrote (what the service at `--url` serves).
+fn prepare_world(
     out_dir: &Path,
     settings: &Settings,
     opts: &ClosedLoopOptions,
+    train: bool,
     progress: &indicatif::ProgressBar,
-) -> Result<ClosedLoopReport, ClosedLoopError> {
-    let write_err = |path: &Path| {
-        let path = path.to_owned();
-        move |source| ClosedLoopError::Write { path, source }
-    };
+) -> Result<Prepared, ClosedLoopError> {
     std::fs::create_dir_all(out_dir).map_err(write_err(out_dir))?;
+    let models_dir = out_dir.join("models");
+    let catalog_path = out_dir.join("catalog.toml");
+    let prepared_path = out_dir.join(PREPARED);
+    let expected = |model_version: String| PreparedFile {
+        customers: opts.customers,
+        history_days: opts.history_days,
+        seed: opts.seed,
+        model_version,
+    };
+    if !train {
+        let how = format!(
+            "run `touchpoint simulate --closed-loop --prepare --out {dir}` with the same --seed, \
+             --customers and --history-days, then start the service with `touchpoint serve \
+             --simulated-clock --models {dir}/models --catalog {dir}/catalog.toml`",
+            dir = out_dir.display()
+        );
+        let text = std::fs::read_to_string(&prepared_path).map_err(|_| {
+            ClosedLoopError::NotPrepared(format!("{} is missing: {how}", prepared_path.display()))
+        })?;
+        let found: PreparedFile = serde_json::from_str(&text).map_err(|e| {
+            ClosedLoopError::NotPrepared(format!("{} cannot be read ({e}): {how}", prepared_path.display()))
+        })?;
+        if found != expected(found.model_version.clone()) {
+            return Err(ClosedLoopError::NotPrepared(format!(
+                "{} was prepared for {} customers, {} days of history and seed {}, not {}, {} and {}: {how}",
+                out_dir.display(),
+                found.customers,
+                found.history_days,
+                found.seed,
+                opts.customers,
+                opts.history_days,
+                opts.seed
+            )));
+        }
+    }
     let base_catalog = Catalog::load(&settings.catalog.path)?;
 
     // The history, and a model set trained on it (with the catalog of then).
@@ -326,26 +412,64 @@ pub async fn run(
     let mut world = simulate::generate(&base_catalog, &sim, &indicatif::ProgressBar::hidden())?;
     let history_dir = out_dir.join("history");
     simulate::write_history(&history_dir, &mut world, &sim)?;
-    progress.set_message("training on the history");
-    let models_dir = out_dir.join("models");
-    super::train(
-        &history_dir.join("events.jsonl"),
-        &models_dir,
-        None,
-        settings,
-        &super::Quiet,
-    )?;
+    if train {
+        progress.set_message("training on the history");
+        let summary = super::train(
+            &history_dir.join("events.jsonl"),
+            &models_dir,
+            None,
+            settings,
+            &super::Quiet,
+        )?;
+        // The catalog with the new offers.
+        let base_text = std::fs::read_to_string(&settings.catalog.path).map_err(|source| {
+            crate::decision::catalog::CatalogError::Read {
+                path: settings.catalog.path.clone(),
+                source,
+            }
+        })?;
+        std::fs::write(&catalog_path, format!("{base_text}\n{NEW_OFFERS}"))
+            .map_err(write_err(&catalog_path))?;
+        let text = serde_json::to_string_pretty(&expected(summary.version))
+            .expect("the options serialise");
+        std::fs::write(&prepared_path, text).map_err(write_err(&prepared_path))?;
+    }
+    Ok(Prepared {
+        world,
+        models_dir,
+        catalog_path,
+    })
+}
 
-    // The catalog with the new offers, and their truth.
-    let base_text = std::fs::read_to_string(&settings.catalog.path).map_err(|source| {
-        crate::decision::catalog::CatalogError::Read {
-            path: settings.catalog.path.clone(),
-            source,
-        }
-    })?;
-    let catalog_path = out_dir.join("catalog.toml");
-    std::fs::write(&catalog_path, format!("{base_text}\n{NEW_OFFERS}"))
-        .map_err(write_err(&catalog_path))?;
+/// Writes what a service run for `simulate --closed-loop --url` needs into `out_dir`: the
+/// simulated history, the model set trained on it (`models/`) and the catalog with the new
+/// offers (`catalog.toml`).
+pub fn prepare(
+    out_dir: &Path,
+    settings: &Settings,
+    opts: &ClosedLoopOptions,
+    progress: &indicatif::ProgressBar,
+) -> Result<(), ClosedLoopError> {
+    prepare_world(out_dir, settings, opts, true, progress).map(|_| ())
+}
+
+/// Runs the closed loop; writes everything under `out_dir` and returns the report.
+pub async fn run(
+    out_dir: &Path,
+    settings: &Settings,
+    opts: &ClosedLoopOptions,
+    progress: &indicatif::ProgressBar,
+) -> Result<ClosedLoopReport, ClosedLoopError> {
+    let mut remote = match &opts.url {
+        Some(url) => Some(super::remote::Remote::new(url, opts.api_key.clone())?),
+        None => None,
+    };
+    let Prepared {
+        world,
+        models_dir,
+        catalog_path,
+    } = prepare_world(out_dir, settings, opts, remote.is_none(), progress)?;
+    let history_dir = out_dir.join("history");
     let catalog = Catalog::load(&catalog_path)?;
     let World {
         out,
@@ -382,9 +506,22 @@ pub async fn run(
         } else {
             s.decision.log.sink = LogSink::Off;
         }
-        arms.push(engine_arm(name, &s, &history, end, &truth, opts.seed).await?);
+        let arm = match remote.take().filter(|_| name == "engine") {
+            Some(r) => {
+                progress.set_message("loading the history into the service");
+                remote_arm(name, r, &models_dir, &out.events, end, &truth, opts.seed).await?
+            }
+            None => engine_arm(name, &s, &history, end, &truth, opts.seed).await?,
+        };
+        arms.push(arm);
     }
     drop(history);
+    // The oracle and mass marketing choose among the candidates of the first in-process
+    // engine (the service at `--url` does not say its own).
+    let candidates_of = arms
+        .iter()
+        .position(|a| matches!(a.engine, Engine::Local { .. }))
+        .unwrap_or(0);
     let mut oracle = reference_arm(&truth, opts.seed ^ 0x0a);
     let mut mass_arm = reference_arm(&truth, opts.seed ^ 0x0b);
 
@@ -431,8 +568,8 @@ pub async fn run(
                 CustomerId::parse(truth.customers[c].customer.id.clone()).expect("a simulated id");
             let mut candidates = Vec::new();
             for (k, arm) in arms.iter_mut().enumerate() {
-                let cands = arm.decide(&customer_id, c, t, day, &truth, policy).await;
-                if k == 0 {
+                let cands = arm.decide(&customer_id, c, t, day, &truth, policy).await?;
+                if k == candidates_of {
                     candidates = cands;
                 }
             }
@@ -462,8 +599,14 @@ pub async fn run(
         }
     }
 
-    let model_version = arms[0].decider.model_version();
-    let policy_record = arms[0].decider.policy().record();
+    let model_version = match &arms[0].engine {
+        Engine::Local { decider, .. } => decider.model_version(),
+        Engine::Remote { model_version, .. } => model_version.clone(),
+    };
+    let policy_record = match &arms[candidates_of].engine {
+        Engine::Local { decider, .. } => decider.policy().record(),
+        Engine::Remote { .. } => std::sync::Arc::from(""),
+    };
     let mut writers = Vec::new();
     for arm in &mut arms {
         writers.extend(arm.writer.take());
@@ -643,15 +786,105 @@ async fn engine_arm(
         .with_decision_ids(&format!("cl-{seed}-{name}"));
     Ok(EngineArm {
         name,
-        decider,
-        learner: settings.learning.enabled.then_some(learner),
+        engine: Engine::Local {
+            decider,
+            learner: settings.learning.enabled.then_some(learner),
+        },
         pending: Vec::new(),
+        replay: Vec::new(),
         contacts: truth.history.clone(),
         rng: StdRng::seed_from_u64(seed ^ 0xa5),
         days: Vec::new(),
         next_event: 0,
         writer,
         fed: (name == "engine").then(Vec::new),
+    })
+}
+
+/// The `engine` arm as the service at `--url`: it must serve the model set trained here and
+/// the catalog with the new offers, on a simulated clock that has not passed the history's
+/// end. The clock is set to that end and the history posted as events, without the
+/// decision ids of its contacts (the trained models have learned from the history; the
+/// service's online learning starts with the loop, as in-process).
+async fn remote_arm(
+    name: &'static str,
+    remote: super::remote::Remote,
+    models_dir: &Path,
+    history: &[(i64, String)],
+    end: i64,
+    truth: &Truth,
+    seed: u64,
+) -> Result<EngineArm, ClosedLoopError> {
+    let not_ready = |m: String| ClosedLoopError::Remote(super::remote::RemoteError::NotReady(m));
+    let how = format!(
+        "start it with `touchpoint serve --simulated-clock --models {dir}/models --catalog {dir}/catalog.toml`",
+        dir = models_dir.parent().unwrap_or(models_dir).display()
+    );
+    let ours = ModelSet::load(models_dir)?.version().to_owned();
+    let theirs = remote.get("reading the model set", "/v1/models").await?;
+    let theirs = theirs["version"].as_str().unwrap_or_default().to_owned();
+    if theirs != ours {
+        return Err(not_ready(format!(
+            "the service serves model set {theirs}, not the one trained on this history ({ours}): {how}"
+        )));
+    }
+    let offers = remote.get("reading the catalog", "/v1/offers").await?;
+    let text = offers.to_string();
+    if let Some((missing, _)) = NEW_APPEAL
+        .iter()
+        .find(|(id, _)| !text.contains(&format!("\"{id}\"")))
+    {
+        return Err(not_ready(format!(
+            "the service's catalog has no offer {missing}: {how}"
+        )));
+    }
+    let (now, simulated) = remote.clock().await?;
+    if !simulated {
+        return Err(not_ready(format!(
+            "the service runs on the system clock: {how}"
+        )));
+    }
+    if now > end {
+        return Err(not_ready(format!(
+            "the service's clock stands at {}, past the history's end ({}): it ran a loop already; restart it",
+            rfc3339(now),
+            rfc3339(end)
+        )));
+    }
+    remote.set_clock(end).await?;
+    let mut lines = Vec::new();
+    // Answers to the history's last contacts come after its end: they are fed when they
+    // happen.
+    let mut later = Vec::new();
+    for (at, line) in history {
+        let line = match serde_json::from_str::<serde_json::Value>(line) {
+            Ok(serde_json::Value::Object(mut e)) => {
+                e.remove("decision_id");
+                serde_json::Value::Object(e).to_string()
+            }
+            _ => line.clone(),
+        };
+        if *at <= end {
+            lines.push(line);
+        } else {
+            later.push((*at, line));
+        }
+    }
+    remote.post_events(&lines).await?;
+    Ok(EngineArm {
+        name,
+        engine: Engine::Remote {
+            remote,
+            model_version: ours,
+        },
+        pending: Vec::new(),
+        replay: later,
+        contacts: truth.history.clone(),
+        rng: StdRng::seed_from_u64(seed ^ 0xa5),
+        days: Vec::new(),
+        next_event: 0,
+        writer: None,
+        fed: Some(Vec::new()),
     })
 }
 
@@ -711,21 +944,40 @@ impl EngineArm {
         self.pending
             .sort_unstable_by_key(|(t, _)| std::cmp::Reverse(*t));
         let mut due = Vec::new();
+        let mut lines = Vec::new();
         while self.pending.last().is_some_and(|(t, _)| *t < now) {
             let (t, line) = self.pending.pop().expect("checked");
             if let Ok(e) = crate::profile::event::parse_line(line.as_bytes()) {
                 due.push(e);
             }
+            lines.push(line.clone());
             if let Some(fed) = &mut self.fed {
                 fed.push((t, line));
             }
         }
-        due.sort_by_key(|e| e.at);
-        if !due.is_empty() {
-            self.decider.profiles().apply(&due, now).await?;
+        self.replay.sort_unstable_by_key(|(t, _)| std::cmp::Reverse(*t));
+        while self.replay.last().is_some_and(|(t, _)| *t < now) {
+            lines.push(self.replay.pop().expect("checked").1);
         }
-        if let Some(l) = &self.learner {
-            l.refresh(self.decider.profiles(), now).await?;
+        due.sort_by_key(|e| e.at);
+        match &self.engine {
+            Engine::Local { decider, learner } => {
+                if !due.is_empty() {
+                    decider.profiles().apply(&due, now).await?;
+                }
+                if let Some(l) = learner {
+                    l.refresh(decider.profiles(), now).await?;
+                }
+            }
+            Engine::Remote { remote, .. } => {
+                // The clock first (the service refuses events dated past it), then the
+                // events; setting the clock again has the service learn from them.
+                remote.set_clock(now).await?;
+                if !lines.is_empty() {
+                    remote.post_events(&lines).await?;
+                    remote.set_clock(now).await?;
+                }
+            }
         }
         Ok(())
     }
@@ -747,7 +999,7 @@ impl EngineArm {
         day: usize,
         truth: &Truth,
         policy: &ContactPolicy,
-    ) -> Vec<(usize, Channel)> {
+    ) -> Result<Vec<(usize, Channel)>, ClosedLoopError> {
         self.days[day].opportunities += 1;
         let request = DecisionRequest {
             customer_id: id.clone(),
@@ -759,22 +1011,36 @@ impl EngineArm {
             context: BTreeMap::new(),
             explain: false,
         };
-        let d = self.decider.decide(&request).await;
-        let mut candidates: Vec<(usize, Channel)> = d
-            .log
-            .candidates
-            .iter()
-            .filter_map(|k| Some((*truth.index.get(k.offer_id.as_str())?, k.channel)))
-            .collect();
+        let (decision_id, action, mut candidates) = match &self.engine {
+            Engine::Local { decider, .. } => {
+                let d = decider.decide(&request).await;
+                let candidates: Vec<(usize, Channel)> = d
+                    .log
+                    .candidates
+                    .iter()
+                    .filter_map(|k| Some((*truth.index.get(k.offer_id.as_str())?, k.channel)))
+                    .collect();
+                let action = d.actions.first().map(|a| super::remote::RemoteAction {
+                    offer_id: a.offer_id.as_str().to_owned(),
+                    channel: a.channel,
+                    send_at: a.send_at_unix,
+                });
+                (d.decision_id.as_str().to_owned(), action, candidates)
+            }
+            Engine::Remote { remote, .. } => {
+                let d = remote.decide(id, t).await?;
+                (d.decision_id, d.action, Vec::new())
+            }
+        };
         candidates.sort_unstable_by_key(|&(o, ch)| (o, ch.index()));
         candidates.dedup();
-        let Some(a) = d.actions.first() else {
-            return candidates;
+        let Some(a) = action else {
+            return Ok(candidates);
         };
         let Some(&o) = truth.index.get(a.offer_id.as_str()) else {
-            return candidates;
+            return Ok(candidates);
         };
-        let (ch, at) = (a.channel, a.send_at_unix);
+        let (ch, at) = (a.channel, a.send_at);
         let sim = &truth.customers[c];
         let v = &mut self.days[day].violations;
         if ch.is_outbound()
@@ -796,18 +1062,18 @@ impl EngineArm {
         self.event(
             at,
             serde_json::json!({"customer_id": id.as_str(), "type": "contact", "channel": ch,
-                "offer_id": offer, "decision_id": d.decision_id.as_str()}),
+                "offer_id": offer, "decision_id": decision_id}),
         );
         if let Some((when, outcome)) = reply {
             // Most answers carry the decision; some only the offer.
             let mut e = serde_json::json!({"customer_id": id.as_str(), "type": "response",
                 "channel": ch, "offer_id": offer, "outcome": outcome});
             if self.rng.random_bool(0.7) {
-                e["decision_id"] = d.decision_id.as_str().into();
+                e["decision_id"] = decision_id.as_str().into();
             }
             self.event(when, e);
         }
-        candidates
+        Ok(candidates)
     }
 }
 

@@ -12,6 +12,7 @@ pub mod dataset;
 pub mod evaluate;
 pub mod metrics;
 pub mod plots;
+pub mod remote;
 pub mod report;
 pub mod response;
 pub mod segments;

@@ -1,9 +1,11 @@
 //! The learning loop closed against simulated customers whose truth is known
 //! (`touchpoint simulate --closed-loop`), over several seeds: the claims the README states.
 
-use touchpoint::training::closed_loop::{ClosedLoopOptions, ClosedLoopReport, Scenario, run};
+use touchpoint::training::closed_loop::{
+    ClosedLoopOptions, ClosedLoopReport, Scenario, prepare, run,
+};
 
-use crate::helpers::test_settings;
+use crate::helpers::{spawn_app, test_settings};
 
 /// The response rate of `arm` over days `from..to`, from the counts.
 fn rate(r: &ClosedLoopReport, arm: &str, from: usize, to: usize) -> f64 {
@@ -84,4 +86,89 @@ async fn the_engine_learns_new_offers_in_a_closed_loop() {
         mean >= 2.3,
         "mean ratio to mass marketing {mean}: {mass_ratios:?}"
     );
+}
+
+/// The loop over HTTP (`simulate --closed-loop --url`): against a service on the system
+/// clock, or serving other models, it refuses with what to do; against one started on a
+/// simulated clock with the models and catalog `prepare` wrote (and an API key), it decides
+/// every opportunity there, the service learns from the answers fed back (its
+/// `GET /v1/models` counts them: every contact whose response window closed), no contact
+/// breaks the contact policy, and the new offers keep to their bounded share on day 1.
+#[actix_web::test]
+async fn the_loop_runs_against_a_service_over_http() {
+    use touchpoint::auth::{KeySettings, Scope, new_key};
+    let dir = tempfile::tempdir().unwrap();
+    let settings = test_settings(None);
+    let share = settings.decision.exploration.max_uncertain_share;
+    let opts = ClosedLoopOptions {
+        customers: 1_500,
+        days: 6,
+        history_days: 180,
+        seed: 5,
+        ..ClosedLoopOptions::default()
+    };
+    let hidden = indicatif::ProgressBar::hidden();
+    prepare(dir.path(), &settings, &opts, &hidden).unwrap();
+    let (key, sha256) = new_key();
+    let mut served = test_settings(None);
+    served.auth.keys.push(KeySettings {
+        name: "simulation".into(),
+        sha256,
+        scopes: vec![Scope::Decisions, Scope::Events, Scope::Admin],
+    });
+    let remote = |app: &crate::helpers::TestApp| ClosedLoopOptions {
+        url: Some(app.address.clone()),
+        api_key: Some(key.clone()),
+        ..opts.clone()
+    };
+    // The shipped models, on the system clock: refused, saying how to start the service.
+    let wrong = spawn_app(served.clone()).await;
+    let e = run(dir.path(), &settings, &remote(&wrong), &hidden)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("serves model set") && e.contains("--simulated-clock"), "{e}");
+    assert!(!e.contains(&key), "the key in an error: {e}");
+    wrong.stop().await;
+
+    served.server.simulated_clock = true;
+    served.models.dir = dir.path().join("models");
+    served.catalog.path = dir.path().join("catalog.toml");
+    let app = spawn_app(served).await;
+    let r = run(dir.path(), &settings, &remote(&app), &hidden)
+        .await
+        .unwrap();
+    let engine = &r.totals["engine"];
+    let summary = format!("{:?}", r.totals);
+    assert_eq!(engine.opportunities, r.totals["oracle"].opportunities, "{summary}");
+    assert!(engine.contacts > 1_500, "{summary}");
+    for (arm, t) in &r.totals {
+        assert_eq!(t.violations.total(), 0, "{summary}: {arm} {:?}", t.violations);
+    }
+    let day1 = &r.arms["engine"][0];
+    assert!(day1.new_offer_share <= share + 0.05, "{day1:?}");
+    assert!(r.totals["engine"].new_offer_share > 0.0, "{summary}");
+    // The service learned every answer it was sent, and every contact left unanswered
+    // past its window: at least the contacts of all but the last three days (the window
+    // is 72 hours), at most all of them.
+    let (status, m) = app.get("/v1/models").await;
+    assert_eq!(status, 401, "the service wants its key: {m}");
+    let mut res = awc::Client::new()
+        .get(app.url("/v1/models"))
+        .insert_header(("authorization", format!("Bearer {key}")))
+        .send()
+        .await
+        .unwrap();
+    let m: serde_json::Value = res.json().await.unwrap();
+    let answers = m["online"]["answers"].as_u64().unwrap();
+    let closed: u64 = r.arms["engine"][..r.days as usize - 3]
+        .iter()
+        .map(|d| d.contacts)
+        .sum();
+    assert!(
+        answers >= closed && answers <= engine.contacts,
+        "answers {answers}, contacts {} ({closed} three days before the end)",
+        engine.contacts
+    );
+    app.stop().await;
 }

@@ -93,6 +93,20 @@ impl TestApp {
         (status, json)
     }
 
+    pub async fn put_json(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+        let mut res = self
+            .client
+            .put(self.url(path))
+            .insert_header(("content-type", "application/json"))
+            .send_body(body.to_string())
+            .await
+            .expect("request completes");
+        let status = res.status().as_u16();
+        let bytes = res.body().limit(16 << 20).await.unwrap();
+        let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        (status, json)
+    }
+
     pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
         let mut res = self.client.get(self.url(path)).send().await.unwrap();
         let status = res.status().as_u16();
