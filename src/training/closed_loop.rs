@@ -7,9 +7,11 @@
 //! slightly better savings account, a costly one that suits nobody), and for `days` days
 //! every customer has about `contacts_per_week` outbound contact opportunities. At each one
 //! the engine decides through the decision service, in-process with the memory store (the
-//! simulated clock is the request's `at`); the simulation sends the planned action at its
-//! `send_at`, draws the answer from the truth, and feeds the `contact` and the answer back
-//! as events when they happen. The `preference-shift` scenario also changes what customers
+//! simulated clock is the request's `at`) or, with `--url`, the service there, started on a
+//! simulated clock ([`crate::time::Clock`]) with the models and catalog [`prepare`] wrote
+//! ([`super::remote`]: the clock set hour by hour, events and decisions over HTTP); the
+//! simulation sends the planned action at its `send_at`, draws the answer from the truth,
+//! and feeds the `contact` and the answer back as events when they happen. The `preference-shift` scenario also changes what customers
 //! like halfway (cards fall out of favour, insurance gains, the renters' offer fades).
 //!
 //! Five arms meet the same customers at the same opportunities:
@@ -27,7 +29,8 @@
 //! of the contact policy in force, from the simulation's own record: violations are counted
 //! and reported. `closed_loop.json` holds a row per day per arm (response rate, value per
 //! contact, the share of contacts with a new offer) and `closed_loop.svg` plots the
-//! response rates; the learning engine's decision log (`decisions.jsonl`) and the events
+//! response rates; the learning engine's decision log (`decisions.jsonl`, in-process only:
+//! the service at `--url` keeps its own) and the events
 //! (`events.jsonl`: the history, then the contacts and answers fed back to that engine) are
 //! kept for `touchpoint evaluate`.
 
@@ -260,6 +263,9 @@ enum Engine {
     Local {
         decider: Decider,
         learner: Option<Arc<Learner>>,
+        /// The decision service's "now" (what lapsed planned actions are measured by),
+        /// moved hour by hour.
+        clock: crate::time::Clock,
     },
     /// The service at `--url`, on its simulated clock.
     Remote {
@@ -781,14 +787,18 @@ async fn engine_arm(
     if settings.learning.enabled {
         profiles.learn_with(learner.clone());
     }
+    let clock = crate::time::Clock::simulated();
+    clock.set(end).expect("a simulated clock");
     let decider = Decider::new(profiles, models, catalog, settings.decision.clone(), log)
         .with_learner(learner.clone())
-        .with_decision_ids(&format!("cl-{seed}-{name}"));
+        .with_decision_ids(&format!("cl-{seed}-{name}"))
+        .with_clock(clock.clone());
     Ok(EngineArm {
         name,
         engine: Engine::Local {
             decider,
             learner: settings.learning.enabled.then_some(learner),
+            clock,
         },
         pending: Vec::new(),
         replay: Vec::new(),
@@ -961,7 +971,13 @@ impl EngineArm {
         }
         due.sort_by_key(|e| e.at);
         match &self.engine {
-            Engine::Local { decider, learner } => {
+            Engine::Local {
+                decider,
+                learner,
+                clock,
+            } => {
+                // Never back: the loop's hours only go forward.
+                let _ = clock.set(now);
                 if !due.is_empty() {
                     decider.profiles().apply(&due, now).await?;
                 }
