@@ -318,9 +318,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     crate::training::closed_loop::prepare(&out, &settings, &opts, &bar)?;
                     bar.finish_and_clear();
                     let dir = out.display();
-                    println!("prepared {dir}: the simulated history, a model set trained on it and the catalog with the new offers");
-                    println!("  serve: touchpoint serve --simulated-clock --models {dir}/models --catalog {dir}/catalog.toml");
-                    println!("  then:  touchpoint simulate --closed-loop --url http://127.0.0.1:8080 --out {dir} --seed {seed}");
+                    println!(
+                        "prepared {dir}: the simulated history, a model set trained on it and the catalog with the new offers"
+                    );
+                    println!(
+                        "  serve: touchpoint serve --simulated-clock --models {dir}/models --catalog {dir}/catalog.toml"
+                    );
+                    println!(
+                        "  then:  touchpoint simulate --closed-loop --url http://127.0.0.1:8080 --out {dir} --seed {seed}"
+                    );
                     return Ok(());
                 }
                 return simulate_closed_loop(&out, &settings, &opts).await;

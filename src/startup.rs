@@ -189,7 +189,9 @@ impl Application {
             .map_err(StartupError::Open)?;
         let port = addr.port();
         let clock = if settings.server.simulated_clock {
-            tracing::warn!("running on a simulated clock (server.simulated_clock): PUT /v1/admin/clock sets it");
+            tracing::warn!(
+                "running on a simulated clock (server.simulated_clock): PUT /v1/admin/clock sets it"
+            );
             crate::time::Clock::simulated()
         } else {
             crate::time::Clock::system()
@@ -313,7 +315,9 @@ impl Application {
             }
         }));
         if settings.learning.enabled {
-            background.push(tokio::spawn(learner.keep_current(state.profiles.clone(), clock.clone())));
+            background.push(tokio::spawn(
+                learner.keep_current(state.profiles.clone(), clock.clone()),
+            ));
         }
         // The store's compression dictionaries, once a minute: one another replica made is
         // learnt, one the store lost is written back.

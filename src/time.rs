@@ -168,7 +168,9 @@ pub struct Clock(Option<Arc<AtomicI64>>);
 /// Why the simulated clock was not set.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClockError {
-    #[error("this service runs on the system clock (start it with server.simulated_clock = true to set it)")]
+    #[error(
+        "this service runs on the system clock (start it with server.simulated_clock = true to set it)"
+    )]
     NotSimulated,
     #[error("the clock only moves forward: it stands at {now}, after {asked}")]
     Backwards { now: String, asked: String },

@@ -353,6 +353,8 @@ enum Planned {
 /// outbound action is on the feed whenever plans are recorded at all, which they are not
 /// with `planned_grace_hours = 0` or for a customer this replica just erased) and the
 /// decision says `degraded`. With the store down, service messages leave the answer too.
+/// `now` is the service's clock, against which earlier plans have lapsed.
+#[allow(clippy::too_many_arguments)]
 async fn record_planned(
     profiles: &Profiles,
     customer: &CustomerId,
@@ -592,7 +594,16 @@ mod tests {
             let profiles = Profiles::new(Arc::new(store), budget);
             let mut d = decision();
             let seen = PlannedMark::default();
-            let done = record_planned(&profiles, &customer, &mut d, &seen, chrono::Utc::now().timestamp(), 3600, budget, false);
+            let done = record_planned(
+                &profiles,
+                &customer,
+                &mut d,
+                &seen,
+                chrono::Utc::now().timestamp(),
+                3600,
+                budget,
+                false,
+            );
             assert_eq!(done.await, Planned::Recorded);
             let plans = profiles.planned(&customer).await.unwrap();
             let offers: Vec<(&str, usize)> = d
@@ -630,12 +641,28 @@ mod tests {
                 // A second decision that read the plans before the first recorded them is
                 // told to decide again; on its last try it answers without them.
                 let mut late = decision();
-                let again =
-                    record_planned(&profiles, &customer, &mut late, &seen, chrono::Utc::now().timestamp(), 3600, budget, false);
+                let again = record_planned(
+                    &profiles,
+                    &customer,
+                    &mut late,
+                    &seen,
+                    chrono::Utc::now().timestamp(),
+                    3600,
+                    budget,
+                    false,
+                );
                 assert_eq!(again.await, Planned::Changed);
                 assert_eq!(late.actions.len(), 4);
-                let last =
-                    record_planned(&profiles, &customer, &mut late, &seen, chrono::Utc::now().timestamp(), 3600, budget, true);
+                let last = record_planned(
+                    &profiles,
+                    &customer,
+                    &mut late,
+                    &seen,
+                    chrono::Utc::now().timestamp(),
+                    3600,
+                    budget,
+                    true,
+                );
                 assert_eq!(last.await, Planned::Recorded);
                 assert_eq!(late.actions.len(), 1);
                 assert!(late.degraded);

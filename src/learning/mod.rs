@@ -487,10 +487,7 @@ impl Learner {
         self.learn(&[], self.cursor());
         loop {
             tick.tick().await;
-            if let Err(e) = self
-                .refresh(&profiles, clock.now())
-                .await
-            {
+            if let Err(e) = self.refresh(&profiles, clock.now()).await {
                 tracing::warn!(error = %e, "online learning state not refreshed");
             }
         }

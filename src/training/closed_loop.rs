@@ -391,7 +391,10 @@ fn prepare_world(
             ClosedLoopError::NotPrepared(format!("{} is missing: {how}", prepared_path.display()))
         })?;
         let found: PreparedFile = serde_json::from_str(&text).map_err(|e| {
-            ClosedLoopError::NotPrepared(format!("{} cannot be read ({e}): {how}", prepared_path.display()))
+            ClosedLoopError::NotPrepared(format!(
+                "{} cannot be read ({e}): {how}",
+                prepared_path.display()
+            ))
         })?;
         if found != expected(found.model_version.clone()) {
             return Err(ClosedLoopError::NotPrepared(format!(
@@ -965,7 +968,8 @@ impl EngineArm {
                 fed.push((t, line));
             }
         }
-        self.replay.sort_unstable_by_key(|(t, _)| std::cmp::Reverse(*t));
+        self.replay
+            .sort_unstable_by_key(|(t, _)| std::cmp::Reverse(*t));
         while self.replay.last().is_some_and(|(t, _)| *t < now) {
             lines.push(self.replay.pop().expect("checked").1);
         }

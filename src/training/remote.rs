@@ -145,7 +145,8 @@ impl Remote {
     /// Posts event lines (JSON objects), in batches the events API takes.
     pub async fn post_events(&self, lines: &[String]) -> Result<(), RemoteError> {
         for chunk in lines.chunks(MAX_BATCH) {
-            let mut body = String::with_capacity(chunk.iter().map(|l| l.len() + 1).sum::<usize>() + 16);
+            let mut body =
+                String::with_capacity(chunk.iter().map(|l| l.len() + 1).sum::<usize>() + 16);
             body.push_str("{\"events\":[");
             for (i, l) in chunk.iter().enumerate() {
                 if i > 0 {

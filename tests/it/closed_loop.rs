@@ -102,7 +102,7 @@ async fn the_loop_runs_against_a_service_over_http() {
     let share = settings.decision.exploration.max_uncertain_share;
     let opts = ClosedLoopOptions {
         customers: 1_500,
-        days: 6,
+        days: 8,
         history_days: 180,
         seed: 5,
         ..ClosedLoopOptions::default()
@@ -127,7 +127,10 @@ async fn the_loop_runs_against_a_service_over_http() {
         .await
         .unwrap_err()
         .to_string();
-    assert!(e.contains("serves model set") && e.contains("--simulated-clock"), "{e}");
+    assert!(
+        e.contains("serves model set") && e.contains("--simulated-clock"),
+        "{e}"
+    );
     assert!(!e.contains(&key), "the key in an error: {e}");
     wrong.stop().await;
 
@@ -140,17 +143,25 @@ async fn the_loop_runs_against_a_service_over_http() {
         .unwrap();
     let engine = &r.totals["engine"];
     let summary = format!("{:?}", r.totals);
-    assert_eq!(engine.opportunities, r.totals["oracle"].opportunities, "{summary}");
+    assert_eq!(
+        engine.opportunities, r.totals["oracle"].opportunities,
+        "{summary}"
+    );
     assert!(engine.contacts > 1_500, "{summary}");
     for (arm, t) in &r.totals {
-        assert_eq!(t.violations.total(), 0, "{summary}: {arm} {:?}", t.violations);
+        assert_eq!(
+            t.violations.total(),
+            0,
+            "{summary}: {arm} {:?}",
+            t.violations
+        );
     }
     let day1 = &r.arms["engine"][0];
     assert!(day1.new_offer_share <= share + 0.05, "{day1:?}");
     assert!(r.totals["engine"].new_offer_share > 0.0, "{summary}");
     // The service learned every answer it was sent, and every contact left unanswered
-    // past its window: at least the contacts of all but the last three days (the window
-    // is 72 hours), at most all of them.
+    // past its window: at least the contacts decided on all but the last six days (sent
+    // within the 72-hour horizon, answered within the 72-hour window), at most all of them.
     let (status, m) = app.get("/v1/models").await;
     assert_eq!(status, 401, "the service wants its key: {m}");
     let mut res = awc::Client::new()
@@ -161,13 +172,13 @@ async fn the_loop_runs_against_a_service_over_http() {
         .unwrap();
     let m: serde_json::Value = res.json().await.unwrap();
     let answers = m["online"]["answers"].as_u64().unwrap();
-    let closed: u64 = r.arms["engine"][..r.days as usize - 3]
+    let closed: u64 = r.arms["engine"][..r.days as usize - 6]
         .iter()
         .map(|d| d.contacts)
         .sum();
     assert!(
         answers >= closed && answers <= engine.contacts,
-        "answers {answers}, contacts {} ({closed} three days before the end)",
+        "answers {answers}, contacts {} ({closed} decided six days before the end)",
         engine.contacts
     );
     app.stop().await;

@@ -101,22 +101,36 @@ async fn a_simulated_clock_drives_events_decisions_and_the_response_window() {
     let app = spawn_app(settings).await;
     let (status, clock) = app.get("/v1/admin/clock").await;
     assert_eq!(status, 200);
-    assert_eq!(clock, json!({"now": "1970-01-01T00:00:00Z", "simulated": true}));
+    assert_eq!(
+        clock,
+        json!({"now": "1970-01-01T00:00:00Z", "simulated": true})
+    );
     let consent = json!({"event_id": "s-consent", "customer_id": "c-sim", "type": "consent",
         "at": "2026-11-01T09:00:00Z", "consent": {"channel": "email", "granted": true}});
     let (status, body) = app.post_json("/v1/events", &consent).await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["code"], "time_in_future", "{body}");
     let set = |now: &str| json!({ "now": now });
-    let (status, clock) = app.put_json("/v1/admin/clock", &set("2026-11-01T10:00:00Z")).await;
-    assert_eq!((status, clock["now"].as_str()), (200, Some("2026-11-01T10:00:00Z")));
+    let (status, clock) = app
+        .put_json("/v1/admin/clock", &set("2026-11-01T10:00:00Z"))
+        .await;
+    assert_eq!(
+        (status, clock["now"].as_str()),
+        (200, Some("2026-11-01T10:00:00Z"))
+    );
     assert_eq!(app.post_json("/v1/events", &consent).await.0, 202);
     let (status, d) = app
-        .post_json("/v1/decisions", &json!({"customer_id": "c-sim", "touchpoint": "web"}))
+        .post_json(
+            "/v1/decisions",
+            &json!({"customer_id": "c-sim", "touchpoint": "web"}),
+        )
         .await;
     assert_eq!(status, 200, "{d}");
     assert_eq!(d["at"], "2026-11-01T10:00:00Z", "{d}");
-    let (id, offer) = (d["decision_id"].clone(), d["actions"][0]["offer_id"].clone());
+    let (id, offer) = (
+        d["decision_id"].clone(),
+        d["actions"][0]["offer_id"].clone(),
+    );
     let shown = json!({"event_id": "s-shown", "customer_id": "c-sim", "type": "interaction",
         "name": "impression", "channel": "web", "at": "2026-11-01T10:00:00Z",
         "offer_id": offer, "decision_id": id});
@@ -126,13 +140,20 @@ async fn a_simulated_clock_drives_events_decisions_and_the_response_window() {
     tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
     let (_, m) = app.get("/v1/models").await;
     assert_eq!(m["online"]["answers"], 0, "{m}");
-    let (status, _) = app.put_json("/v1/admin/clock", &set("2026-11-04T09:59:59Z")).await;
+    let (status, _) = app
+        .put_json("/v1/admin/clock", &set("2026-11-04T09:59:59Z"))
+        .await;
     assert_eq!(status, 200);
     let (_, m) = app.get("/v1/models").await;
-    assert_eq!(m["online"]["answers"], 0, "a second before the deadline: {m}");
+    assert_eq!(
+        m["online"]["answers"], 0,
+        "a second before the deadline: {m}"
+    );
     // 72 hours (learning.response_window_hours) after the impression: a negative, learned
     // by the time the clock is set.
-    let (status, _) = app.put_json("/v1/admin/clock", &set("2026-11-04T10:00:00Z")).await;
+    let (status, _) = app
+        .put_json("/v1/admin/clock", &set("2026-11-04T10:00:00Z"))
+        .await;
     assert_eq!(status, 200);
     let (_, m) = app.get("/v1/models").await;
     assert_eq!(m["online"]["answers"], 1, "{m}");
@@ -143,14 +164,28 @@ async fn a_simulated_clock_drives_events_decisions_and_the_response_window() {
         .find(|o| o["offer_id"] == offer)
         .unwrap()
         .clone();
-    assert_eq!((o["answers"].as_u64(), o["positives"].as_u64()), (Some(1), Some(0)), "{o}");
+    assert_eq!(
+        (o["answers"].as_u64(), o["positives"].as_u64()),
+        (Some(1), Some(0)),
+        "{o}"
+    );
     // Never back; the same time again is a no-op (and a refresh).
-    let (status, body) = app.put_json("/v1/admin/clock", &set("2026-11-04T09:00:00Z")).await;
+    let (status, body) = app
+        .put_json("/v1/admin/clock", &set("2026-11-04T09:00:00Z"))
+        .await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"]["code"], "clock_backwards", "{body}");
     assert_eq!(body["error"]["field"], "now", "{body}");
-    assert_eq!(app.put_json("/v1/admin/clock", &set("2026-11-04T10:00:00Z")).await.0, 200);
-    for bad in [json!({"now": "tomorrow"}), json!({"now": "2026-11-05T00:00:00Z", "speed": 2})] {
+    assert_eq!(
+        app.put_json("/v1/admin/clock", &set("2026-11-04T10:00:00Z"))
+            .await
+            .0,
+        200
+    );
+    for bad in [
+        json!({"now": "tomorrow"}),
+        json!({"now": "2026-11-05T00:00:00Z", "speed": 2}),
+    ] {
         let (status, body) = app.put_json("/v1/admin/clock", &bad).await;
         assert_eq!(status, 400, "{bad}: {body}");
     }
@@ -159,7 +194,9 @@ async fn a_simulated_clock_drives_events_decisions_and_the_response_window() {
     let app = spawn_app(test_settings(None)).await;
     let (status, clock) = app.get("/v1/admin/clock").await;
     assert_eq!((status, &clock["simulated"]), (200, &json!(false)));
-    let (status, body) = app.put_json("/v1/admin/clock", &set("2030-01-01T00:00:00Z")).await;
+    let (status, body) = app
+        .put_json("/v1/admin/clock", &set("2030-01-01T00:00:00Z"))
+        .await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"]["code"], "clock_not_simulated", "{body}");
     app.stop().await;
