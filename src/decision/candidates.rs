@@ -70,7 +70,7 @@ impl Candidate {
             propensity: self.propensity,
             slope: self.slope,
             spread: self.correction.map_or(0.0, |c| c.sd),
-            uncertain: self.correction.is_some_and(|c| c.uncertain),
+            unproven: self.correction.map_or(0.0, |c| c.unproven),
         }
     }
 }

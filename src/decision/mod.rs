@@ -79,7 +79,7 @@ impl Default for DecisionSettings {
 /// probability that it is the best when the propensities the online learner is unsure of
 /// are drawn from its posteriors (Monte-Carlo, `draws` draws), every one at least
 /// `epsilon / n`, and the actions of offers with thin data together at most
-/// `max_uncertain_share`. Without online learning (or before its first answer for known
+/// `max_uncertain_share`, each weighed by how thin (see [`policy::Thompson`]). Without online learning (or before its first answer for known
 /// offers) that is the best action with probability 1 - epsilon + epsilon / n.
 /// `epsilon_greedy` ([`policy::EpsilonGreedy`]): the best remaining action with probability
 /// 1 - epsilon, otherwise one of the remaining drawn uniformly (the best included). Every

@@ -13,7 +13,9 @@
 //! mean so that a draw is one multiply-add), estimated by Monte-Carlo draws (seeded by
 //! the arms, so the same arms always get the same probabilities), with a floor of
 //! `epsilon / n` for every arm and a cap on the share of arms the learner knows little
-//! about. The action is then drawn from exactly those probabilities, so the logged
+//! about, each arm's share weighed by how little ([`Arm::unproven`]: 1 for a new offer
+//! without answers, down to 0 at `learning.thin_answers`), so that the cap loosens as the
+//! answers come instead of lifting at once. The action is then drawn from exactly those probabilities, so the logged
 //! probability is the true probability of the choice.
 
 use std::sync::Arc;
@@ -33,8 +35,9 @@ pub struct Arm {
     pub slope: f64,
     /// Standard deviation of the propensity's logit (0: known, as far as the policy cares).
     pub spread: f64,
-    /// The learner knows little about it: its share is capped.
-    pub uncertain: bool,
+    /// How little the learner knows about it, in [0, 1] (0: known): the arms' shares
+    /// weighed by it are capped together.
+    pub unproven: f64,
 }
 
 /// One choice at a rank.
@@ -252,21 +255,24 @@ impl Policy for Thompson {
                 out[top.0] += share;
             }
         }
-        // The cap on what the learner knows little about; the rest goes to the best arm.
-        let uncertain: f64 = (0..n).filter(|&i| arms[i].uncertain).map(|i| out[i]).sum();
-        if uncertain > self.max_uncertain_share {
-            let scale = self.max_uncertain_share / uncertain;
+        // The cap on what the learner knows little about, each arm's share weighed by how
+        // little (so that it loosens as answers come): the arms it knows little about are
+        // scaled down together and the rest goes to the best known arm.
+        let weighed: f64 = (0..n).map(|i| out[i] * arms[i].unproven).sum();
+        if weighed > self.max_uncertain_share {
+            let scale = self.max_uncertain_share / weighed;
             let target = (0..n)
-                .filter(|&i| !arms[i].uncertain)
-                .max_by(|&a, &b| arms[a].priority.total_cmp(&arms[b].priority))
-                .unwrap_or(best);
-            if target != best || !arms[best].uncertain {
+                .filter(|&i| arms[i].unproven == 0.0)
+                .max_by(|&a, &b| arms[a].priority.total_cmp(&arms[b].priority));
+            if let Some(target) = target {
+                let mut freed = 0.0;
                 for i in 0..n {
-                    if arms[i].uncertain {
+                    if arms[i].unproven > 0.0 {
+                        freed += out[i] * (1.0 - scale);
                         out[i] *= scale;
                     }
                 }
-                out[target] += uncertain - self.max_uncertain_share;
+                out[target] += freed;
             }
         }
         for v in out.iter_mut() {
@@ -302,7 +308,7 @@ mod tests {
                 propensity: 0.1,
                 slope: priority / 0.1,
                 spread: 0.0,
-                uncertain: false,
+                unproven: 0.0,
             })
             .collect()
     }
@@ -375,7 +381,7 @@ mod tests {
             propensity: p,
             slope: 10.0,
             spread,
-            uncertain,
+            unproven: if uncertain { 1.0 } else { 0.0 },
         })
         .collect()
     }
@@ -393,6 +399,29 @@ mod tests {
         assert!(said[2] <= 0.96 * 0.1 + 0.01 + 1e-12, "capped: {said:?}");
         assert!(said[1] > 0.05 && said[0] > said[1], "{said:?}");
         chooses_as_often_as_said(&policy, &arms, &said, 3, 100_000, Some(0));
+    }
+
+    /// The cap weighs each arm by how little the learner knows of it: a newcomer half-way
+    /// to known may take twice the share of one without answers, and the share taken from
+    /// it goes to the best known arm.
+    #[test]
+    fn the_cap_loosens_as_an_arm_becomes_known() {
+        let policy = Thompson::new(0.0, 4096, 0.1);
+        let mut arms = uncertain_arms();
+        // The newcomer looks as good as the best, so it would be drawn half the time.
+        arms[2].priority = arms[0].priority;
+        arms[2].propensity = arms[0].propensity;
+        let mut share = Vec::new();
+        for unproven in [1.0, 0.5, 0.0] {
+            arms[2].unproven = unproven;
+            let mut said = Vec::new();
+            policy.probabilities(&arms, &mut said);
+            assert!((said.iter().sum::<f64>() - 1.0).abs() < 1e-12, "{said:?}");
+            share.push(said[2]);
+        }
+        assert!((share[0] - 0.1).abs() < 1e-12, "{share:?}");
+        assert!((share[1] - 0.2).abs() < 1e-12, "{share:?}");
+        assert!(share[2] > 0.3, "known, it is not capped: {share:?}");
     }
 
     /// With enough draws the Monte-Carlo probabilities approach the exact Thompson

@@ -50,7 +50,8 @@ pub struct LearningSettings {
     pub new_offer_prior_sd: f64,
     /// An offer without a trained model of its own and with fewer answers than this counts
     /// as uncertain: its share of exploration is bounded by
-    /// `decision.exploration.max_uncertain_share`.
+    /// `decision.exploration.max_uncertain_share`, weighed by how far it is from this
+    /// count (the bound loosens as the answers come).
     pub thin_answers: u64,
     /// How often the local copy of the online state is brought up to date.
     pub refresh_ms: u64,
@@ -175,7 +176,7 @@ pub struct OfferCorrection<'a> {
     channel_var: f64,
     mean: f64,
     var: f64,
-    uncertain: bool,
+    unproven: f64,
 }
 
 impl OfferCorrection<'_> {
@@ -188,7 +189,7 @@ impl OfferCorrection<'_> {
         Correction {
             mean: self.mean + m,
             sd: (self.var + v).sqrt(),
-            uncertain: self.uncertain,
+            unproven: self.unproven,
         }
     }
 }
@@ -200,8 +201,11 @@ pub struct Correction {
     pub mean: f64,
     /// Standard deviation of the correction (logit units).
     pub sd: f64,
-    /// Few answers yet: exploration of it is bounded.
-    pub uncertain: bool,
+    /// How far the offer is from known, in [0, 1]: 1 for a new offer without answers,
+    /// falling linearly to 0 at `learning.thin_answers` answers, 0 for an offer with a
+    /// trained model of its own. Its share of a decision, weighed by this, is bounded
+    /// (`decision.exploration.max_uncertain_share`).
+    pub unproven: f64,
 }
 
 impl OnlineState {
@@ -273,7 +277,11 @@ impl OnlineState {
             mean,
             var,
             // An offer with a trained model of its own is known from its history.
-            uncertain: scope != ModelScope::Offer && answers < self.settings.thin_answers,
+            unproven: if scope == ModelScope::Offer || answers >= self.settings.thin_answers {
+                0.0
+            } else {
+                1.0 - answers as f64 / self.settings.thin_answers as f64
+            },
         })
     }
 

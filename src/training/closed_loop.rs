@@ -310,6 +310,8 @@ struct Truth {
     index: HashMap<String, usize>,
     /// Margin, contact cost by channel, service flag, new: by offer index.
     facts: Vec<OfferFacts>,
+    /// Seeds each opportunity's luck ([`Truth::luck`]).
+    seed: u64,
 }
 
 struct OfferFacts {
@@ -320,6 +322,19 @@ struct OfferFacts {
 }
 
 impl Truth {
+    /// The uniform draw that decides whether customer `c` answers the contact made at the
+    /// opportunity of time `t`, the same for every arm: an arm answered where another was
+    /// not is so because its choice was likelier to be, not because its dice fell better
+    /// (common random numbers, the usual variance reduction for comparing systems on one
+    /// simulation: Law, *Simulation Modeling and Analysis*, 5th ed., section 11.2).
+    fn luck(&self, c: usize, t: i64) -> f64 {
+        let mut key = [0u8; 24];
+        key[..8].copy_from_slice(&self.seed.to_le_bytes());
+        key[8..16].copy_from_slice(&(c as u64).to_le_bytes());
+        key[16..].copy_from_slice(&t.to_le_bytes());
+        (xxhash_rust::xxh3::xxh3_64(&key) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
     fn probability(
         &self,
         customer: usize,
@@ -585,12 +600,12 @@ pub async fn run(
             oracle.days[day].opportunities += 1;
             mass_arm.days[day].opportunities += 1;
             if let Some((o, ch, at)) = oracle_choice(&truth, &oracle, c, t, &candidates, policy) {
-                oracle.send(&truth, c, o, ch, at, day);
+                oracle.send(&truth, c, o, ch, at, t, day);
             }
             if let Some((o, ch, at)) =
                 mass_choice(&truth, &mass, &mass_arm, c, t, &candidates, policy)
             {
-                mass_arm.send(&truth, c, o, ch, at, day);
+                mass_arm.send(&truth, c, o, ch, at, t, day);
             }
         }
         tokio::task::yield_now().await;
@@ -756,6 +771,7 @@ fn truth_of(
         offers,
         index,
         facts,
+        seed,
     }
 }
 
@@ -909,16 +925,18 @@ fn reference_arm(truth: &Truth, seed: u64) -> ReferenceArm {
     }
 }
 
-/// Draws a customer's answer to a contact: its probability, positive, and when the answer
-/// comes (none for silence) with its outcome.
+/// Draws a customer's answer to a contact made at the opportunity of time `t`: its
+/// probability, positive (by the opportunity's [`Truth::luck`]), and when the answer comes
+/// (none for silence) with its outcome.
 fn answer(
     rng: &mut StdRng,
     truth: &Truth,
     (c, o, ch, at): (usize, usize, Channel, i64),
+    t: i64,
     recent: usize,
 ) -> (f64, bool, Option<(i64, &'static str)>) {
     let p = truth.probability(c, o, ch, at, recent);
-    let positive = rng.random_bool(p.clamp(0.0, 1.0));
+    let positive = truth.luck(c, t) < p;
     let delay = Exp::new(1.0 / (6.0 * 3600.0))
         .map(|e| e.sample(rng))
         .unwrap_or(3600.0) as i64
@@ -1075,7 +1093,7 @@ impl EngineArm {
             v.quiet_hours += 1;
         }
         let recent = self.contacts[c].recent(at);
-        let (p, positive, reply) = answer(&mut self.rng, truth, (c, o, ch, at), recent);
+        let (p, positive, reply) = answer(&mut self.rng, truth, (c, o, ch, at), t, recent);
         self.contacts[c].sent.push((at, ch, o));
         tally(&mut self.days[day], truth, o, ch, (p, positive));
         let offer = truth.offers[o].id.clone();
@@ -1098,9 +1116,20 @@ impl EngineArm {
 }
 
 impl ReferenceArm {
-    fn send(&mut self, truth: &Truth, c: usize, o: usize, ch: Channel, at: i64, day: usize) {
+    /// Sends offer `o` on `ch` at `at` for the opportunity of time `t`.
+    #[allow(clippy::too_many_arguments)]
+    fn send(
+        &mut self,
+        truth: &Truth,
+        c: usize,
+        o: usize,
+        ch: Channel,
+        at: i64,
+        t: i64,
+        day: usize,
+    ) {
         let recent = self.contacts[c].recent(at);
-        let (p, positive, _) = answer(&mut self.rng, truth, (c, o, ch, at), recent);
+        let (p, positive, _) = answer(&mut self.rng, truth, (c, o, ch, at), t, recent);
         self.contacts[c].sent.push((at, ch, o));
         tally(&mut self.days[day], truth, o, ch, (p, positive));
     }
