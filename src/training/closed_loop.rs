@@ -10,9 +10,11 @@
 //! simulated clock is the request's `at`) or, with `--url`, the service there, started on a
 //! simulated clock ([`crate::time::Clock`]) with the models and catalog [`prepare`] wrote
 //! ([`super::remote`]: the clock set hour by hour, events and decisions over HTTP); the
-//! simulation sends the planned action at its `send_at`, draws the answer from the truth,
-//! and feeds the `contact` and the answer back as events when they happen. The `preference-shift` scenario also changes what customers
-//! like halfway (cards fall out of favour, insurance gains, the renters' offer fades).
+//! simulation sends the planned action at its `send_at`, draws the answer from the truth
+//! (with one uniform number per opportunity for every arm, [`Truth::luck`]), and feeds the
+//! `contact` and the answer back as events when they happen. The `preference-shift`
+//! scenario also changes what customers like halfway (cards fall out of favour, insurance
+//! gains, the renters' offer fades).
 //!
 //! Five arms meet the same customers at the same opportunities:
 //! - `engine`: the catalog with the new offers, learning on (the settings in force);
