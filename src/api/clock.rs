@@ -24,7 +24,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ClockView {
     /// Now, as the service counts it.
-    #[schema(example = "2026-11-22T10:15:00Z")]
+    #[schema(example = "2026-11-22T10:15:00Z", format = DateTime)]
     pub now: String,
     /// A simulated clock (set through `PUT /v1/admin/clock`), not the system's.
     pub simulated: bool,
@@ -34,8 +34,9 @@ pub struct ClockView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetClock {
-    /// The new time (RFC 3339): the time the clock holds, or later.
-    #[schema(example = "2026-11-22T10:15:00Z")]
+    /// The new time (RFC 3339, from 1900 to before 2200): the time the clock holds, or
+    /// later.
+    #[schema(example = "2026-11-22T10:15:00Z", format = DateTime)]
     pub now: String,
 }
 
