@@ -582,6 +582,22 @@ mod tests {
     /// Recorded, the planned outbound actions are the customer's plans (the service message
     /// among them, not counting); not recorded, they leave the answer (all but the web
     /// content shown now), which says it is degraded.
+    /// [`record_planned`] now, with an hour's grace.
+    async fn record_now(
+        profiles: &Profiles,
+        customer: &CustomerId,
+        decision: &mut Decision,
+        seen: &PlannedMark,
+        budget: Duration,
+        last_try: bool,
+    ) -> Planned {
+        let now = chrono::Utc::now().timestamp();
+        record_planned(
+            profiles, customer, decision, seen, now, 3600, budget, last_try,
+        )
+        .await
+    }
+
     #[actix_web::test]
     async fn planned_actions_are_recorded_or_withdrawn() {
         let customer = CustomerId::parse("c-1").unwrap();
@@ -594,16 +610,7 @@ mod tests {
             let profiles = Profiles::new(Arc::new(store), budget);
             let mut d = decision();
             let seen = PlannedMark::default();
-            let done = record_planned(
-                &profiles,
-                &customer,
-                &mut d,
-                &seen,
-                chrono::Utc::now().timestamp(),
-                3600,
-                budget,
-                false,
-            );
+            let done = record_now(&profiles, &customer, &mut d, &seen, budget, false);
             assert_eq!(done.await, Planned::Recorded);
             let plans = profiles.planned(&customer).await.unwrap();
             let offers: Vec<(&str, usize)> = d
@@ -641,28 +648,10 @@ mod tests {
                 // A second decision that read the plans before the first recorded them is
                 // told to decide again; on its last try it answers without them.
                 let mut late = decision();
-                let again = record_planned(
-                    &profiles,
-                    &customer,
-                    &mut late,
-                    &seen,
-                    chrono::Utc::now().timestamp(),
-                    3600,
-                    budget,
-                    false,
-                );
+                let again = record_now(&profiles, &customer, &mut late, &seen, budget, false);
                 assert_eq!(again.await, Planned::Changed);
                 assert_eq!(late.actions.len(), 4);
-                let last = record_planned(
-                    &profiles,
-                    &customer,
-                    &mut late,
-                    &seen,
-                    chrono::Utc::now().timestamp(),
-                    3600,
-                    budget,
-                    true,
-                );
+                let last = record_now(&profiles, &customer, &mut late, &seen, budget, true);
                 assert_eq!(last.await, Planned::Recorded);
                 assert_eq!(late.actions.len(), 1);
                 assert!(late.degraded);

@@ -80,25 +80,23 @@ impl TestApp {
     }
 
     pub async fn post_raw(&self, path: &str, body: String) -> (u16, serde_json::Value) {
-        let mut res = self
-            .client
-            .post(self.url(path))
-            .insert_header(("content-type", "application/json"))
-            .send_body(body)
-            .await
-            .expect("request completes");
-        let status = res.status().as_u16();
-        let bytes = res.body().limit(16 << 20).await.unwrap();
-        let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
-        (status, json)
+        self.send_json(self.client.post(self.url(path)), body).await
     }
 
     pub async fn put_json(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
-        let mut res = self
-            .client
-            .put(self.url(path))
+        self.send_json(self.client.put(self.url(path)), body.to_string())
+            .await
+    }
+
+    /// Sends `body` as JSON with `request`: the status and the answer's JSON (null if none).
+    async fn send_json(
+        &self,
+        request: awc::ClientRequest,
+        body: String,
+    ) -> (u16, serde_json::Value) {
+        let mut res = request
             .insert_header(("content-type", "application/json"))
-            .send_body(body.to_string())
+            .send_body(body)
             .await
             .expect("request completes");
         let status = res.status().as_u16();
