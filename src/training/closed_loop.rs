@@ -298,7 +298,6 @@ struct EngineArm {
 /// An arm the simulation decides for itself (mass marketing, the oracle).
 struct ReferenceArm {
     contacts: Vec<Contacts>,
-    rng: StdRng,
     days: Vec<ArmDay>,
 }
 
@@ -548,8 +547,8 @@ pub async fn run(
         .iter()
         .position(|a| matches!(a.engine, Engine::Local { .. }))
         .unwrap_or(0);
-    let mut oracle = reference_arm(&truth, opts.seed ^ 0x0a);
-    let mut mass_arm = reference_arm(&truth, opts.seed ^ 0x0b);
+    let mut oracle = reference_arm(&truth);
+    let mut mass_arm = reference_arm(&truth);
 
     // Contact opportunities, the same for every arm.
     let mut rng = StdRng::seed_from_u64(opts.seed ^ 0xc105ed);
@@ -919,26 +918,28 @@ async fn remote_arm(
     })
 }
 
-fn reference_arm(truth: &Truth, seed: u64) -> ReferenceArm {
+fn reference_arm(truth: &Truth) -> ReferenceArm {
     ReferenceArm {
         contacts: truth.history.clone(),
-        rng: StdRng::seed_from_u64(seed),
         days: Vec::new(),
     }
 }
 
-/// Draws a customer's answer to a contact made at the opportunity of time `t`: its
-/// probability, positive (by the opportunity's [`Truth::luck`]), and when the answer comes
-/// (none for silence) with its outcome.
+/// A customer's answer to a contact made at the opportunity of time `t`: its probability,
+/// and whether it is positive (by the opportunity's [`Truth::luck`]).
 fn answer(
-    rng: &mut StdRng,
     truth: &Truth,
     (c, o, ch, at): (usize, usize, Channel, i64),
     t: i64,
     recent: usize,
-) -> (f64, bool, Option<(i64, &'static str)>) {
+) -> (f64, bool) {
     let p = truth.probability(c, o, ch, at, recent);
-    let positive = truth.luck(c, t) < p;
+    (p, truth.luck(c, t) < p)
+}
+
+/// When the answer to a contact sent at `at` comes, with its outcome (none for silence), for
+/// the arms whose answers are fed back.
+fn reply(rng: &mut StdRng, at: i64, positive: bool) -> Option<(i64, &'static str)> {
     let delay = Exp::new(1.0 / (6.0 * 3600.0))
         .map(|e| e.sample(rng))
         .unwrap_or(3600.0) as i64
@@ -954,7 +955,7 @@ fn answer(
     } else {
         None
     };
-    (p, positive, outcome.map(|o| (at + delay, o)))
+    outcome.map(|o| (at + delay, o))
 }
 
 fn tally(day: &mut ArmDay, truth: &Truth, o: usize, ch: Channel, (p, positive): (f64, bool)) {
@@ -1095,7 +1096,8 @@ impl EngineArm {
             v.quiet_hours += 1;
         }
         let recent = self.contacts[c].recent(at);
-        let (p, positive, reply) = answer(&mut self.rng, truth, (c, o, ch, at), t, recent);
+        let (p, positive) = answer(truth, (c, o, ch, at), t, recent);
+        let reply = reply(&mut self.rng, at, positive);
         self.contacts[c].sent.push((at, ch, o));
         tally(&mut self.days[day], truth, o, ch, (p, positive));
         let offer = truth.offers[o].id.clone();
@@ -1131,7 +1133,7 @@ impl ReferenceArm {
         day: usize,
     ) {
         let recent = self.contacts[c].recent(at);
-        let (p, positive, _) = answer(&mut self.rng, truth, (c, o, ch, at), t, recent);
+        let (p, positive) = answer(truth, (c, o, ch, at), t, recent);
         self.contacts[c].sent.push((at, ch, o));
         tally(&mut self.days[day], truth, o, ch, (p, positive));
     }
