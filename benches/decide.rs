@@ -135,7 +135,7 @@ fn learned_state(root: &Path, profile: &Profile) -> touchpoint::learning::Online
             }
         }
     }
-    learner.learn(&outcomes, "0-1".into());
+    learner.learn(&outcomes, "0-1".into(), i64::MAX);
     (*learner.snapshot().unwrap()).clone()
 }
 

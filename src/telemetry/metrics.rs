@@ -163,7 +163,7 @@ fn describe() {
     );
     metrics::describe_gauge!(
         LEARNING_OUTCOMES,
-        "Outcomes read from the store's outcome log, by result: learned or skipped"
+        "Outcomes read from the store's outcome log, by result: learned, skipped, or pending (their response window not passed yet)"
     );
     describe_counter!(
         ARM_DECISIONS,

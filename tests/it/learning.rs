@@ -6,8 +6,10 @@ use serde_json::json;
 use crate::helpers::{RedisServer, TestApp, spawn_app, test_settings};
 
 /// Decides for a consented customer, reports the contact and a click carrying the
-/// `decision_id`, and waits for the learner to count the answer.
-async fn an_answer_is_learned(app: &TestApp) {
+/// `decision_id`, and waits for the learner to count the answer: one whose response window
+/// has passed is learned; a fresh one waits for its window with `learning.wait_for_window`
+/// (`wait`), else it is learned at once.
+async fn an_answer_is_learned(app: &TestApp, wait: bool) {
     let now = chrono::Utc::now();
     let stamp =
         |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -27,11 +29,14 @@ async fn an_answer_is_learned(app: &TestApp) {
     assert_eq!(status, 200, "{d}");
     let id = d["decision_id"].as_str().unwrap().to_owned();
     let offer = d["actions"][0]["offer_id"].as_str().unwrap().to_owned();
+    // Shown and clicked a little over 72 hours (learning.response_window_hours) ago: its
+    // window has passed.
+    let then = stamp(now - chrono::Duration::hours(73));
     let events = json!({"events": [
         {"event_id": "l-shown", "customer_id": "c-learn", "type": "interaction", "name": "impression",
-         "channel": "web", "at": stamp(now), "offer_id": offer, "decision_id": id},
+         "channel": "web", "at": then, "offer_id": offer, "decision_id": id},
         {"event_id": "l-click", "customer_id": "c-learn", "type": "response", "outcome": "clicked",
-         "channel": "web", "at": stamp(now), "offer_id": offer, "decision_id": id},
+         "channel": "web", "at": then, "offer_id": offer, "decision_id": id},
     ]});
     assert_eq!(app.post_json("/v1/events", &events).await.0, 202);
     // The learner reads the outcome log every learning.refresh_ms (500 ms by default).
@@ -63,12 +68,56 @@ async fn an_answer_is_learned(app: &TestApp) {
     let others = offers.iter().filter(|o| o["offer_id"] != offer.as_str());
     assert!(others.clone().count() > 5);
     assert!(others.into_iter().all(|o| o["answers"] == 0));
+
+    // A decision shown and clicked now is joined; waiting for its window, it is pending.
+    let (status, d) = app
+        .post_json(
+            "/v1/decisions",
+            &json!({"customer_id": "c-learn", "touchpoint": "web"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{d}");
+    let (id, offer) = (&d["decision_id"], &d["actions"][0]["offer_id"]);
+    let events = json!({"events": [
+        {"event_id": "l-shown-2", "customer_id": "c-learn", "type": "interaction", "name": "impression",
+         "channel": "web", "at": stamp(now), "offer_id": offer, "decision_id": id},
+        {"event_id": "l-click-2", "customer_id": "c-learn", "type": "response", "outcome": "clicked",
+         "channel": "web", "at": stamp(now), "offer_id": offer, "decision_id": id},
+    ]});
+    assert_eq!(app.post_json("/v1/events", &events).await.0, 202);
+    let mut waiting = serde_json::Value::Null;
+    for _ in 0..100 {
+        let (_, m) = app.get("/v1/models").await;
+        if m["online"]["pending"] == 1 || m["online"]["answers"] == 2 {
+            waiting = m;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (answers, pending) = if wait { (1, 1) } else { (2, 0) };
+    assert_eq!(
+        (&waiting["online"]["answers"], &waiting["online"]["pending"]),
+        (&json!(answers), &json!(pending)),
+        "read within 10 s: {waiting}"
+    );
+    let o = waiting["online"]["offers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["offer_id"] == *offer)
+        .unwrap();
+    assert_eq!(
+        (o["pending"].as_u64(), o["pending_positives"].as_u64()),
+        (Some(pending), Some(pending)),
+        "{o}"
+    );
     let (_, text) = app.get("/metrics").await;
     let text = text.as_str().unwrap();
     for needle in [
         "touchpoint_learning_answers{offer=",
         "touchpoint_learning_mean_correction{offer=",
         "touchpoint_learning_outcomes{result=\"learned\"}",
+        "touchpoint_learning_outcomes{result=\"pending\"}",
     ] {
         assert!(text.contains(needle), "{needle} missing");
     }
@@ -77,15 +126,22 @@ async fn an_answer_is_learned(app: &TestApp) {
 #[actix_web::test]
 async fn an_answer_is_learned_on_the_memory_store() {
     let app = spawn_app(test_settings(None)).await;
-    an_answer_is_learned(&app).await;
+    an_answer_is_learned(&app, false).await;
+    app.stop().await;
+    let mut settings = test_settings(None);
+    settings.learning.wait_for_window = true;
+    let app = spawn_app(settings).await;
+    an_answer_is_learned(&app, true).await;
     app.stop().await;
 }
 
 #[actix_web::test]
 async fn an_answer_is_learned_on_redis() {
     let redis = RedisServer::start();
-    let app = spawn_app(test_settings(Some(&redis))).await;
-    an_answer_is_learned(&app).await;
+    let mut settings = test_settings(Some(&redis));
+    settings.learning.wait_for_window = true;
+    let app = spawn_app(settings).await;
+    an_answer_is_learned(&app, true).await;
     app.stop().await;
 }
 
@@ -98,6 +154,7 @@ async fn an_answer_is_learned_on_redis() {
 async fn a_simulated_clock_drives_events_decisions_and_the_response_window() {
     let mut settings = test_settings(None);
     settings.server.simulated_clock = true;
+    settings.learning.wait_for_window = true;
     let app = spawn_app(settings).await;
     let (status, clock) = app.get("/v1/admin/clock").await;
     assert_eq!(status, 200);
@@ -135,11 +192,37 @@ async fn a_simulated_clock_drives_events_decisions_and_the_response_window() {
         "name": "impression", "channel": "web", "at": "2026-11-01T10:00:00Z",
         "offer_id": offer, "decision_id": id});
     assert_eq!(app.post_json("/v1/events", &shown).await.0, 202);
+    // A second decision, shown and clicked an hour later: joined at once, learned only when
+    // its window has passed, after the first one's silence.
+    let (status, _) = app
+        .put_json("/v1/admin/clock", &set("2026-11-01T11:00:00Z"))
+        .await;
+    assert_eq!(status, 200);
+    let (_, d2) = app
+        .post_json(
+            "/v1/decisions",
+            &json!({"customer_id": "c-sim", "touchpoint": "web"}),
+        )
+        .await;
+    let (id2, offer2) = (&d2["decision_id"], &d2["actions"][0]["offer_id"]);
+    let answered = json!({"events": [
+        {"event_id": "s-shown-2", "customer_id": "c-sim", "type": "interaction",
+         "name": "impression", "channel": "web", "at": "2026-11-01T11:00:00Z",
+         "offer_id": offer2, "decision_id": id2},
+        {"event_id": "s-click-2", "customer_id": "c-sim", "type": "response",
+         "outcome": "clicked", "channel": "web", "at": "2026-11-01T11:00:00Z",
+         "offer_id": offer2, "decision_id": id2},
+    ]});
+    assert_eq!(app.post_json("/v1/events", &answered).await.0, 202);
     // The learner's own tick (every 500 ms) goes by the simulated clock too: within the
-    // window, the impression stays open.
+    // window, the impression stays open and the click waits.
     tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
     let (_, m) = app.get("/v1/models").await;
-    assert_eq!(m["online"]["answers"], 0, "{m}");
+    assert_eq!(
+        (&m["online"]["answers"], &m["online"]["pending"]),
+        (&json!(0), &json!(1)),
+        "{m}"
+    );
     let (status, _) = app
         .put_json("/v1/admin/clock", &set("2026-11-04T09:59:59Z"))
         .await;
@@ -156,28 +239,52 @@ async fn a_simulated_clock_drives_events_decisions_and_the_response_window() {
         .await;
     assert_eq!(status, 200);
     let (_, m) = app.get("/v1/models").await;
-    assert_eq!(m["online"]["answers"], 1, "{m}");
-    let o = m["online"]["offers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|o| o["offer_id"] == offer)
-        .unwrap()
-        .clone();
     assert_eq!(
-        (o["answers"].as_u64(), o["positives"].as_u64()),
-        (Some(1), Some(0)),
-        "{o}"
+        (&m["online"]["answers"], &m["online"]["pending"]),
+        (&json!(1), &json!(1)),
+        "{m}"
     );
+    let learned = |m: &serde_json::Value, offer: &serde_json::Value| {
+        let o = m["online"]["offers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["offer_id"] == *offer)
+            .unwrap()
+            .clone();
+        (
+            o["answers"].as_u64().unwrap(),
+            o["positives"].as_u64().unwrap(),
+        )
+    };
+    let first = learned(&m, &offer);
+    assert_eq!(first, (1, 0), "{m}");
+    // The click's window passes an hour later.
+    let (status, _) = app
+        .put_json("/v1/admin/clock", &set("2026-11-04T11:00:00Z"))
+        .await;
+    assert_eq!(status, 200);
+    let (_, m) = app.get("/v1/models").await;
+    assert_eq!(
+        (&m["online"]["answers"], &m["online"]["pending"]),
+        (&json!(2), &json!(0)),
+        "{m}"
+    );
+    let second = learned(&m, offer2);
+    if *offer2 == offer {
+        assert_eq!(second, (2, 1), "{m}");
+    } else {
+        assert_eq!((learned(&m, &offer), second), ((1, 0), (1, 1)), "{m}");
+    }
     // Never back; the same time again is a no-op (and a refresh).
     let (status, body) = app
-        .put_json("/v1/admin/clock", &set("2026-11-04T09:00:00Z"))
+        .put_json("/v1/admin/clock", &set("2026-11-04T10:30:00Z"))
         .await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"]["code"], "clock_backwards", "{body}");
     assert_eq!(body["error"]["field"], "now", "{body}");
     assert_eq!(
-        app.put_json("/v1/admin/clock", &set("2026-11-04T10:00:00Z"))
+        app.put_json("/v1/admin/clock", &set("2026-11-04T11:00:00Z"))
             .await
             .0,
         200
