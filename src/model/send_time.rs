@@ -1,10 +1,14 @@
 //! The send-time model: how likely an answer is by local hour of week for one customer.
 //!
 //! A customer's own engagement by hour of week is sparse, so it is smoothed over neighbouring
-//! hours and shrunk toward their segment's profile and everyone's, each with a weight in
-//! pseudo-touches learned on held-out data: a new customer gets the segment's and everyone's
-//! hours, a customer with hundreds of touches mostly their own.
-//! `q_h = (smooth(n)_h + α·segment_h + β·global_h) / (N + α + β)`.
+//! hours, pooled in part with the same hour of the other days of the week (most people keep
+//! their hours from one day to the next: a share `ω` of each touch is spread over the seven
+//! days at its hour), and shrunk toward their segment's profile and everyone's, each with a
+//! weight in pseudo-touches; smoothing, `ω` and the weights are chosen by the likelihood of
+//! held-out touches. A new customer gets the segment's and everyone's hours, a customer with
+//! hundreds of touches mostly their own.
+//! `own_h = (1 - ω)·smooth(n)_h + ω·smooth(n)_{day(h)}/7` (the second summed over the days at
+//! the hour of day of `h`), `q_h = (own_h + α·segment_h + β·global_h) / (N + α + β)`.
 //! The answer rate's sensitivity to `q` (`κ`, learned from contacts) turns it into a lift on
 //! the response probability: `lift_h = (168·q_h)^κ`, normalised to average 1 over the week.
 
@@ -25,6 +29,10 @@ pub struct SendTimeModel {
     pub global_weight: f64,
     /// Share of a touch given to each neighbouring hour.
     pub smoothing: f64,
+    /// ω: share of a touch spread evenly over the same hour of the seven days of the week
+    /// (0 in a model file from before it was learned).
+    #[serde(default)]
+    pub daily_pooling: f64,
     /// κ: change of the answer logit per unit of ln(168·q).
     pub time_sensitivity: f64,
 }
@@ -50,6 +58,7 @@ impl SendTimeModel {
             ));
         }
         if !(0.0..=0.5).contains(&self.smoothing)
+            || !(0.0..=1.0).contains(&self.daily_pooling)
             || self.segment_weight < 0.0
             || self.global_weight <= 0.0
             || !self.time_sensitivity.is_finite()
@@ -82,6 +91,16 @@ impl SendTimeModel {
                 q[h] += n * (1.0 - 2.0 * s);
                 q[(h + 1) % HOURS_PER_WEEK] += n * s;
                 q[(h + HOURS_PER_WEEK - 1) % HOURS_PER_WEEK] += n * s;
+            }
+            let omega = self.daily_pooling;
+            if omega > 0.0 && total > 0.0 {
+                let mut daily = [0.0; 24];
+                for (h, x) in q.iter().enumerate() {
+                    daily[h % 24] += x;
+                }
+                for (h, x) in q.iter_mut().enumerate() {
+                    *x = (1.0 - omega) * *x + omega * daily[h % 24] / 7.0;
+                }
             }
         }
         let (seg, alpha) = self.segment_prior(segment);
@@ -127,15 +146,25 @@ impl SendTimeModel {
             Some(i) if i < self.segments.len() => i + 1,
             _ => 0,
         });
-        // Hours with a touch in or (when smoothed) next to them: one pass over the touches.
+        // Hours with a touch in or (when smoothed) next to them, and with daily pooling at
+        // those hours of every day: one pass over the touches.
         let mut own = [false; HOURS_PER_WEEK];
         if touched {
             let spread = self.smoothing > 0.0;
+            let pooled = self.daily_pooling > 0.0;
             for (h, _) in engagement.iter().enumerate().filter(|(_, n)| **n > 0) {
-                own[h] = true;
-                if spread {
-                    own[(h + 1) % HOURS_PER_WEEK] = true;
-                    own[(h + HOURS_PER_WEEK - 1) % HOURS_PER_WEEK] = true;
+                for k in [h, h + 1, h + HOURS_PER_WEEK - 1] {
+                    if k != h && !spread {
+                        continue;
+                    }
+                    let k = k % HOURS_PER_WEEK;
+                    if pooled {
+                        for day in 0..7 {
+                            own[day * 24 + k % 24] = true;
+                        }
+                    } else {
+                        own[k] = true;
+                    }
                 }
             }
         }
@@ -203,6 +232,7 @@ mod tests {
             segment_weight: 0.0,
             global_weight: 10.0,
             smoothing: 0.25,
+            daily_pooling: 0.0,
             time_sensitivity: 0.5,
         }
     }
@@ -246,13 +276,14 @@ mod tests {
         let segment: Vec<f64> = (0..168)
             .map(|h| if h % 24 == 9 { 1.0 / 7.0 } else { 0.0 })
             .collect();
-        for smoothing in [0.0, 0.3] {
+        for (smoothing, daily_pooling) in [(0.0, 0.0), (0.3, 0.0), (0.0, 0.5), (0.3, 0.8)] {
             let m = SendTimeModel {
                 global: global.clone(),
                 segments: vec![segment.clone()],
                 segment_weight: 5.0,
                 global_weight: 30.0,
                 smoothing,
+                daily_pooling,
                 time_sensitivity: 0.574,
             };
             let powers = m.prior_powers();

@@ -203,6 +203,8 @@ pub struct Example {
     /// The customer's engagement at that hour and its two neighbours (h-1, h, h+1), and in
     /// all, just before the contact: what the send-time model needs.
     pub engagement_near: [u32; 3],
+    /// The same summed over the seven days of the week at those hours of day.
+    pub engagement_daily: [u32; 3],
     pub engagement_total: u32,
 }
 
@@ -397,6 +399,8 @@ pub fn replay(
                 holdout: at >= opts.split,
                 hour_of_week: how as u8,
                 engagement_near: [eng(how + HOURS_PER_WEEK - 1), eng(how), eng(how + 1)],
+                engagement_daily: [how + HOURS_PER_WEEK - 1, how, how + 1]
+                    .map(|h| (0..7).map(|day| eng(day * 24 + h % 24)).sum()),
                 engagement_total: profile.engagement.iter().sum(),
             });
         }

@@ -11,7 +11,8 @@ use super::dataset::Example;
 use crate::model::send_time::{SendTimeModel, ranked_hours};
 use crate::time::HOURS_PER_WEEK;
 
-const SMOOTHING: [f64; 4] = [0.0, 0.1, 0.2, 0.3];
+const SMOOTHING: [f64; 5] = [0.0, 0.1, 0.2, 0.3, 0.4];
+const DAILY_POOLING: [f64; 6] = [0.0, 0.25, 0.5, 0.75, 0.9, 1.0];
 const SEGMENT_WEIGHTS: [f64; 6] = [0.0, 1.0, 3.0, 10.0, 30.0, 100.0];
 const GLOBAL_WEIGHTS: [f64; 6] = [0.3, 1.0, 3.0, 10.0, 30.0, 100.0];
 
@@ -75,7 +76,10 @@ pub fn fit_shrinkage(
         .filter(|&c| !by_customer[c].is_empty())
         .collect();
     let mut best: Option<(f64, SendTimeModel)> = None;
-    for &smoothing in &SMOOTHING {
+    let grid = SMOOTHING
+        .iter()
+        .flat_map(|&s| DAILY_POOLING.iter().map(move |&d| (s, d)));
+    for (smoothing, daily_pooling) in grid {
         for &segment_weight in &SEGMENT_WEIGHTS {
             if segments.is_empty() && segment_weight > 0.0 {
                 continue;
@@ -87,6 +91,7 @@ pub fn fit_shrinkage(
                     segment_weight,
                     global_weight,
                     smoothing,
+                    daily_pooling,
                     time_sensitivity: 0.0,
                 };
                 let mut ll = 0.0;
@@ -140,8 +145,14 @@ pub fn fit_shrinkage(
 pub fn contact_score(model: &SendTimeModel, e: &Example, segment: Option<usize>) -> f64 {
     let h = e.hour_of_week as usize;
     let s = model.smoothing;
-    let [prev, here, next] = e.engagement_near.map(|n| n as f64);
-    let own = here * (1.0 - 2.0 * s) + (prev + next) * s;
+    let smooth =
+        |[prev, here, next]: [u32; 3]| here as f64 * (1.0 - 2.0 * s) + (prev + next) as f64 * s;
+    let w = if e.engagement_total > 0 {
+        model.daily_pooling
+    } else {
+        0.0
+    };
+    let own = (1.0 - w) * smooth(e.engagement_near) + w * smooth(e.engagement_daily) / 7.0;
     let seg = segment.and_then(|i| model.segments.get(i));
     let alpha = if seg.is_some() {
         model.segment_weight
