@@ -254,6 +254,29 @@ mod tests {
         assert!(lifts[40] > 1.0 && lifts[100] < 1.0);
     }
 
+    /// Touches on Monday and Tuesday evenings: pooled over the days, Thursday evening is
+    /// likelier than Thursday noon, and the touched hours keep most of their weight; not
+    /// pooled, Thursday knows nothing of them.
+    #[test]
+    fn pooling_over_days_carries_a_habit_to_the_other_days() {
+        let mut e = vec![0u32; 168];
+        e[19] = 6; // Monday 19:00 (hour of week 0 is Monday 00:00)
+        e[24 + 19] = 4; // Tuesday 19:00
+        let thursday = |h: usize| 3 * 24 + h;
+        let apart = model().distribution(&e, None);
+        assert!((apart[thursday(19)] - apart[thursday(12)]).abs() < 1e-12);
+        let m = SendTimeModel {
+            daily_pooling: 0.5,
+            ..model()
+        };
+        let q = m.distribution(&e, None);
+        assert!((q.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+        assert!(q[thursday(19)] > 2.0 * q[thursday(12)]);
+        assert!(q[19] > q[thursday(19)] && q[thursday(19)] > apart[thursday(19)]);
+        let lifts = m.lifts(&q, &e, None, &m.prior_powers());
+        assert!(lifts[thursday(19)] > lifts[thursday(12)]);
+    }
+
     /// The direct `(168·q_h)^κ` for every hour, normalised: what `lifts` computes faster.
     fn direct_lifts(m: &SendTimeModel, q: &WeekProfile) -> WeekProfile {
         let kappa = m.time_sensitivity as f32;
