@@ -203,6 +203,46 @@ fn bench(c: &mut Criterion) {
     g.bench_function("memory_store/20_offers_x_5_channels/explain", |b| {
         b.iter(|| decide(&engine, &explained))
     });
+    // The reference for the send-time model's pooling over the days of the week: the same
+    // models with it off (the shipped model learned it from held-out touches).
+    let mut unpooled_models = ModelSet::load(&root.join("models")).unwrap();
+    if let Some(m) = unpooled_models.send_time.as_mut() {
+        m.daily_pooling = 0.0;
+    }
+    let unpooled = DecisionEngine {
+        models: &unpooled_models,
+        ..engine
+    };
+    g.bench_function(
+        "memory_store/20_offers_x_5_channels/send_time_not_pooled",
+        |b| b.iter(|| decide(&unpooled, black_box(&request))),
+    );
+    g.finish();
+
+    // A customer's send-time lifts, the part of scoring a customer that pooling touches: a
+    // few touches on different days and hours (pooled, every day at those hours has its
+    // own power to compute), against the same model not pooled.
+    let mut sparse = vec![0u32; 168];
+    for (how, n) in [
+        (19, 2),
+        (24 + 12, 1),
+        (2 * 24 + 20, 3),
+        (4 * 24 + 8, 1),
+        (5 * 24 + 21, 2),
+    ] {
+        sparse[how] = n;
+    }
+    let mut g = c.benchmark_group("send_time_lifts");
+    for (name, set) in [("pooled", &models), ("not_pooled", &unpooled_models)] {
+        let m = set.send_time.as_ref().unwrap();
+        let powers = set.send_time_priors.as_ref().unwrap();
+        g.bench_function(format!("five_touches/{name}"), |b| {
+            b.iter(|| {
+                let q = m.distribution(black_box(&sparse), Some(1));
+                m.lifts(&q, &sparse, Some(1), powers)
+            })
+        });
+    }
     g.finish();
 
     let (bodies, stored) = load_test_mix(&catalog, &rt);
