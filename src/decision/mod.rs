@@ -106,7 +106,7 @@ impl Default for Exploration {
             policy: PolicyKind::Thompson,
             epsilon: 0.05,
             draws: 16,
-            max_uncertain_share: 0.2,
+            max_uncertain_share: 0.1,
         }
     }
 }

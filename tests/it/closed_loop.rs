@@ -15,7 +15,7 @@ fn rate(r: &ClosedLoopReport, arm: &str, from: usize, to: usize) -> f64 {
 /// With offers added after training (best for about a third of the contacts the oracle
 /// makes), the learning engine keeps near its rate of before on day 1 (the unknown offers
 /// take a bounded share), climbs over two weeks to most of the oracle's rate and to 2.5 times
-/// mass marketing's on average over the seeds (at least 2.4 times on each: the README gives
+/// mass marketing's on average over the seeds (at least 2.3 times on each: the README gives
 /// the figures of each seed), breaks no consent, contact limit or quiet hour, and without
 /// learning does not climb.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,7 +67,7 @@ async fn the_engine_learns_new_offers_in_a_closed_loop() {
         // Two weeks on.
         assert!(engine >= 0.7 * last("oracle"), "{summary}");
         mass_ratios.push(engine / last("mass_marketing"));
-        assert!(engine >= 2.4 * last("mass_marketing"), "{summary}");
+        assert!(engine >= 2.3 * last("mass_marketing"), "{summary}");
         // Learning off: the same catalog, no climb.
         assert!(last("learning_off") < 0.6 * last("oracle"), "{summary}");
         assert!(engine > 1.3 * last("learning_off"), "{summary}");
