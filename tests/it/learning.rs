@@ -20,35 +20,11 @@ async fn an_answer_is_learned(app: &TestApp, wait: bool) {
     assert_eq!(status, 200);
     assert_eq!(before["online"]["enabled"], true, "{before}");
     assert_eq!(before["online"]["answers"], 0, "{before}");
-    let (status, d) = app
-        .post_json(
-            "/v1/decisions",
-            &json!({"customer_id": "c-learn", "touchpoint": "web"}),
-        )
-        .await;
-    assert_eq!(status, 200, "{d}");
-    let id = d["decision_id"].as_str().unwrap().to_owned();
-    let offer = d["actions"][0]["offer_id"].as_str().unwrap().to_owned();
     // Shown and clicked a little over 72 hours (learning.response_window_hours) ago: its
     // window has passed.
-    let then = stamp(now - chrono::Duration::hours(73));
-    let events = json!({"events": [
-        {"event_id": "l-shown", "customer_id": "c-learn", "type": "interaction", "name": "impression",
-         "channel": "web", "at": then, "offer_id": offer, "decision_id": id},
-        {"event_id": "l-click", "customer_id": "c-learn", "type": "response", "outcome": "clicked",
-         "channel": "web", "at": then, "offer_id": offer, "decision_id": id},
-    ]});
-    assert_eq!(app.post_json("/v1/events", &events).await.0, 202);
-    // The learner reads the outcome log every learning.refresh_ms (500 ms by default).
-    let mut learned = serde_json::Value::Null;
-    for _ in 0..100 {
-        let (_, m) = app.get("/v1/models").await;
-        if m["online"]["answers"] == 1 {
-            learned = m;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let offer = shown_and_clicked(app, "1", &stamp(now - chrono::Duration::hours(73))).await;
+    let offer = offer.as_str().unwrap().to_owned();
+    let learned = models_once(app, |m| m["online"]["answers"] == 1).await;
     let offers = learned["online"]["offers"]
         .as_array()
         .expect("learned within 10 s");
@@ -70,30 +46,11 @@ async fn an_answer_is_learned(app: &TestApp, wait: bool) {
     assert!(others.into_iter().all(|o| o["answers"] == 0));
 
     // A decision shown and clicked now is joined; waiting for its window, it is pending.
-    let (status, d) = app
-        .post_json(
-            "/v1/decisions",
-            &json!({"customer_id": "c-learn", "touchpoint": "web"}),
-        )
-        .await;
-    assert_eq!(status, 200, "{d}");
-    let (id, offer) = (&d["decision_id"], &d["actions"][0]["offer_id"]);
-    let events = json!({"events": [
-        {"event_id": "l-shown-2", "customer_id": "c-learn", "type": "interaction", "name": "impression",
-         "channel": "web", "at": stamp(now), "offer_id": offer, "decision_id": id},
-        {"event_id": "l-click-2", "customer_id": "c-learn", "type": "response", "outcome": "clicked",
-         "channel": "web", "at": stamp(now), "offer_id": offer, "decision_id": id},
-    ]});
-    assert_eq!(app.post_json("/v1/events", &events).await.0, 202);
-    let mut waiting = serde_json::Value::Null;
-    for _ in 0..100 {
-        let (_, m) = app.get("/v1/models").await;
-        if m["online"]["pending"] == 1 || m["online"]["answers"] == 2 {
-            waiting = m;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let offer = &shown_and_clicked(app, "2", &stamp(now)).await;
+    let waiting = models_once(app, |m| {
+        m["online"]["pending"] == 1 || m["online"]["answers"] == 2
+    })
+    .await;
     let (answers, pending) = if wait { (1, 1) } else { (2, 0) };
     assert_eq!(
         (&waiting["online"]["answers"], &waiting["online"]["pending"]),
@@ -143,6 +100,53 @@ async fn an_answer_is_learned_on_redis() {
     let app = spawn_app(settings).await;
     an_answer_is_learned(&app, true).await;
     app.stop().await;
+}
+
+/// Decides for `c-learn` on the web and reports the action shown and clicked at `at`; the
+/// offer shown.
+async fn shown_and_clicked(app: &TestApp, n: &str, at: &str) -> serde_json::Value {
+    let (status, d) = app
+        .post_json(
+            "/v1/decisions",
+            &json!({"customer_id": "c-learn", "touchpoint": "web"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{d}");
+    let (id, offer) = (&d["decision_id"], &d["actions"][0]["offer_id"]);
+    let events = json!({"events": [
+        {"event_id": format!("l-shown-{n}"), "customer_id": "c-learn", "type": "interaction",
+         "name": "impression", "channel": "web", "at": at, "offer_id": offer, "decision_id": id},
+        {"event_id": format!("l-click-{n}"), "customer_id": "c-learn", "type": "response",
+         "outcome": "clicked", "channel": "web", "at": at, "offer_id": offer, "decision_id": id},
+    ]});
+    assert_eq!(app.post_json("/v1/events", &events).await.0, 202);
+    offer.clone()
+}
+
+/// `GET /v1/models` once it satisfies `done` (the learner reads the outcome log every
+/// `learning.refresh_ms`, 500 ms by default), or null after 10 s.
+async fn models_once(
+    app: &TestApp,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    for _ in 0..100 {
+        let (_, m) = app.get("/v1/models").await;
+        if done(&m) {
+            return m;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    serde_json::Value::Null
+}
+
+/// Sets the simulated clock to `now` (which brings learning up to date) and answers
+/// `GET /v1/models`.
+async fn models_at(app: &TestApp, now: &str) -> serde_json::Value {
+    let (status, body) = app
+        .put_json("/v1/admin/clock", &json!({ "now": now }))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    app.get("/v1/models").await.1
 }
 
 /// On a simulated clock, time is what `PUT /v1/admin/clock` says: events dated past it are
@@ -223,22 +227,14 @@ async fn a_simulated_clock_drives_events_decisions_and_the_response_window() {
         (&json!(0), &json!(1)),
         "{m}"
     );
-    let (status, _) = app
-        .put_json("/v1/admin/clock", &set("2026-11-04T09:59:59Z"))
-        .await;
-    assert_eq!(status, 200);
-    let (_, m) = app.get("/v1/models").await;
+    let m = models_at(&app, "2026-11-04T09:59:59Z").await;
     assert_eq!(
         m["online"]["answers"], 0,
         "a second before the deadline: {m}"
     );
     // 72 hours (learning.response_window_hours) after the impression: a negative, learned
     // by the time the clock is set.
-    let (status, _) = app
-        .put_json("/v1/admin/clock", &set("2026-11-04T10:00:00Z"))
-        .await;
-    assert_eq!(status, 200);
-    let (_, m) = app.get("/v1/models").await;
+    let m = models_at(&app, "2026-11-04T10:00:00Z").await;
     assert_eq!(
         (&m["online"]["answers"], &m["online"]["pending"]),
         (&json!(1), &json!(1)),
@@ -260,11 +256,7 @@ async fn a_simulated_clock_drives_events_decisions_and_the_response_window() {
     let first = learned(&m, &offer);
     assert_eq!(first, (1, 0), "{m}");
     // The click's window passes an hour later.
-    let (status, _) = app
-        .put_json("/v1/admin/clock", &set("2026-11-04T11:00:00Z"))
-        .await;
-    assert_eq!(status, 200);
-    let (_, m) = app.get("/v1/models").await;
+    let m = models_at(&app, "2026-11-04T11:00:00Z").await;
     assert_eq!(
         (&m["online"]["answers"], &m["online"]["pending"]),
         (&json!(2), &json!(0)),
