@@ -15,12 +15,15 @@
 //! and the silence that makes a negative only at the deadline, so this counts the last
 //! window's positives and not its negatives (the bias of delayed feedback: Chapelle,
 //! *Modeling delayed feedback in display advertising*, KDD 2014): on the closed loop an
-//! offer whose traffic grew was predicted at 63% where it earned 47%. With
+//! offer whose traffic grew was predicted at 64% where it earned 48%. With
 //! `learning.wait_for_window` an outcome is learned only when its response window has
 //! passed (`at` + the window), in the order of the window's end and then of the log, once
-//! the overdue exposures up to then are closed: unbiased, every replica still learns the
-//! same outcomes in the same order, but every answer is learned a window later (on the
-//! closed loop, a lower response rate and about the same value per contact; README).
+//! the overdue exposures up to then are closed: without that bias, but every answer is
+//! learned a window later (on the closed loop, a lower response rate and less value per
+//! contact; README). Replicas learn the same outcomes in the same order as long as every
+//! outcome reaches the log before the windows of those learned after it end (an event
+//! dated well in the past, joined late, is learned out of that order). The waiting
+//! outcomes are held in memory: a window's joined outcomes.
 //!
 //! The correction's uncertainty feeds exploration ([`crate::decision::policy::Thompson`]):
 //! an offer the learner knows little about (a new one, or one whose data is thin) is
@@ -371,6 +374,9 @@ pub struct Learner {
     pending: std::sync::Mutex<std::collections::BinaryHeap<Pending>>,
     /// How many outcomes have been read from the log (the place of the next).
     read: std::sync::atomic::AtomicU64,
+    /// Held by [`Learner::learn`] and [`Learner::refresh`]: one of each at a time.
+    learning: std::sync::Mutex<()>,
+    refreshing: tokio::sync::Mutex<()>,
     /// The challenger's share of customers (millionths), when there is one.
     challenger: Option<u64>,
     /// Joined outcomes per arm (champion, challenger): negatives, positives, and the margin
@@ -431,6 +437,8 @@ impl Learner {
             cursor: std::sync::Mutex::new(String::new()),
             pending: Default::default(),
             read: Default::default(),
+            learning: Default::default(),
+            refreshing: Default::default(),
             challenger: None,
             arms: Default::default(),
         }
@@ -469,6 +477,9 @@ impl Learner {
     /// order of the window's end, then of the log. A model set of another layout (a
     /// retrained one) starts the state afresh: the trained model has learned the history.
     pub fn learn(&self, outcomes: &[Outcome], cursor: String, now: i64) {
+        // One at a time: each takes its due outcomes off the heap and stores a state made
+        // from the last one.
+        let _one = self.learning.lock().unwrap_or_else(|p| p.into_inner());
         let due = {
             use std::sync::atomic::Ordering;
             let window = i64::from(self.settings.response_window_hours) * 3600;
@@ -537,9 +548,16 @@ impl Learner {
             state.learn(o, scope);
         }
         state.pending = pending;
-        // Gauges for the catalog's offers only: labels from a fixed set.
+        self.publish(&state, &catalog.value);
+        self.state.store(Arc::new(state));
+        *self.cursor.lock().unwrap_or_else(|p| p.into_inner()) = cursor;
+    }
+
+    /// Sets the learning gauges from `state`: per offer of `catalog` (labels from a fixed
+    /// set), and the outcomes by result.
+    fn publish(&self, state: &OnlineState, catalog: &crate::decision::catalog::Catalog) {
         use crate::telemetry::metrics as m;
-        for offer in &catalog.value.offers {
+        for offer in &catalog.offers {
             let (answers, mean) = state.offers.get(offer.id.as_str()).map_or((0, 0.0), |p| {
                 (p.answers, p.mean.first().copied().unwrap_or(0.0))
             });
@@ -550,8 +568,6 @@ impl Learner {
         metrics::gauge!(m::LEARNING_OUTCOMES, "result" => "learned").set(state.answers as f64);
         metrics::gauge!(m::LEARNING_OUTCOMES, "result" => "skipped").set(state.skipped as f64);
         metrics::gauge!(m::LEARNING_OUTCOMES, "result" => "pending").set(state.pending as f64);
-        self.state.store(Arc::new(state));
-        *self.cursor.lock().unwrap_or_else(|p| p.into_inner()) = cursor;
     }
 
     /// Brings the state up to date with the store's outcome log, after closing (as
@@ -563,6 +579,9 @@ impl Learner {
         now: i64,
     ) -> Result<usize, crate::profile::StoreError> {
         const BATCH: usize = 10_000;
+        // One at a time (the task's tick and `PUT /v1/admin/clock`): two reading from the
+        // same cursor would take the same outcomes twice.
+        let _one = self.refreshing.lock().await;
         while profiles.close_overdue(now, 1_000).await? == 1_000 {}
         let mut learned = 0;
         loop {
@@ -586,7 +605,7 @@ impl Learner {
             tokio::time::interval(std::time::Duration::from_millis(self.settings.refresh_ms));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // The gauges exist from the start, at zero.
-        self.learn(&[], self.cursor(), clock.now());
+        self.publish(&self.state.load_full(), &self.catalog.current().value);
         loop {
             tick.tick().await;
             if let Err(e) = self.refresh(&profiles, clock.now()).await {

@@ -1,9 +1,9 @@
 //! The send-time model: how likely an answer is by local hour of week for one customer.
 //!
 //! A customer's own engagement by hour of week is sparse, so it is smoothed over neighbouring
-//! hours, pooled in part with the same hour of the other days of the week (most people keep
-//! their hours from one day to the next: a share `ω` of each touch is spread over the seven
-//! days at its hour), and shrunk toward their segment's profile and everyone's, each with a
+//! hours, pooled in part or in whole with the same hour of the other days of the week (most
+//! people keep their hours from one day to the next: a share `ω` of each touch is spread over
+//! the seven days at its hour; 1 on the shipped data), and shrunk toward their segment's profile and everyone's, each with a
 //! weight in pseudo-touches; smoothing, `ω` and the weights are chosen by the likelihood of
 //! held-out touches. A new customer gets the segment's and everyone's hours, a customer with
 //! hundreds of touches mostly their own.
@@ -324,7 +324,7 @@ mod tests {
                         let err = (fast[h] - direct[h]).abs() / direct[h];
                         assert!(
                             err < 1e-5,
-                            "hour {h}: {} vs {} ({seg:?}, {smoothing})",
+                            "hour {h}: {} vs {} ({seg:?}, {smoothing}, {daily_pooling})",
                             fast[h],
                             direct[h]
                         );

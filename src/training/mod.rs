@@ -465,6 +465,7 @@ pub fn train(
         let mut m = serde_json::to_value(&metrics).unwrap_or_default();
         m["time_sensitivity"] = eval_model.time_sensitivity.into();
         m["smoothing"] = eval_model.smoothing.into();
+        m["daily_pooling"] = eval_model.daily_pooling.into();
         m["segment_weight"] = eval_model.segment_weight.into();
         m["global_weight"] = eval_model.global_weight.into();
         outcome.metrics.insert(names::SEND_TIME.into(), m);

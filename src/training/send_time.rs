@@ -1,6 +1,7 @@
 //! Fitting the send-time model: everyone's and each segment's hours from the engagement
-//! histograms, the shrinkage weights and smoothing by held-out likelihood of the touches that
-//! followed, and the time sensitivity from contacts.
+//! histograms, the shrinkage weights, smoothing and pooling over the days of the week by
+//! held-out likelihood of the touches that followed (a grid), and the time sensitivity from
+//! contacts.
 
 use linfa::prelude::*;
 use linfa_logistic::LogisticRegression;
@@ -57,8 +58,9 @@ pub fn profiles(
     )
 }
 
-/// Chooses smoothing and weights by the likelihood of each customer's held-out touches given
-/// their engagement before; returns the model (time sensitivity still 0) and its metrics.
+/// Chooses smoothing, pooling over the days and weights by the likelihood of each customer's
+/// held-out touches given their engagement before; returns the model (time sensitivity
+/// still 0) and its metrics.
 pub fn fit_shrinkage(
     global: Vec<f64>,
     segments: Vec<Vec<f64>>,

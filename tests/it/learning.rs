@@ -94,12 +94,14 @@ async fn an_answer_is_learned_on_the_memory_store() {
 
 #[actix_web::test]
 async fn an_answer_is_learned_on_redis() {
-    let redis = RedisServer::start();
-    let mut settings = test_settings(Some(&redis));
-    settings.learning.wait_for_window = true;
-    let app = spawn_app(settings).await;
-    an_answer_is_learned(&app, true).await;
-    app.stop().await;
+    for wait in [false, true] {
+        let redis = RedisServer::start();
+        let mut settings = test_settings(Some(&redis));
+        settings.learning.wait_for_window = wait;
+        let app = spawn_app(settings).await;
+        an_answer_is_learned(&app, wait).await;
+        app.stop().await;
+    }
 }
 
 /// Decides for `c-learn` on the web and reports the action shown and clicked at `at`; the
@@ -222,6 +224,9 @@ async fn a_simulated_clock_drives_events_decisions_and_the_response_window() {
     // window, the impression stays open and the click waits.
     tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
     let (_, m) = app.get("/v1/models").await;
+    assert_eq!(m["online"]["answers"], 0, "{m}");
+    // Setting the same time again brings learning up to date: the click is read, and waits.
+    let m = models_at(&app, "2026-11-01T11:00:00Z").await;
     assert_eq!(
         (&m["online"]["answers"], &m["online"]["pending"]),
         (&json!(0), &json!(1)),
