@@ -78,6 +78,22 @@ impl SendTimeModel {
 
     /// The customer's answer distribution over local hours of week.
     pub fn distribution(&self, engagement: &[u32], segment: Option<usize>) -> WeekProfile {
+        let (mut q, total) = self.own(engagement);
+        let (seg, alpha) = self.segment_prior(segment);
+        for h in 0..HOURS_PER_WEEK {
+            q[h] += alpha * seg.map_or(0.0, |p| p[h]) + self.global_weight * self.global[h];
+        }
+        let norm = total + alpha + self.global_weight;
+        for x in &mut q {
+            *x /= norm;
+        }
+        q
+    }
+
+    /// The customer's own part of [`Self::distribution`] before the priors and the
+    /// normalisation: their touches smoothed and pooled over the days (`own_h`), and how
+    /// many there are (`N`).
+    pub fn own(&self, engagement: &[u32]) -> (WeekProfile, f64) {
         let mut q = [0.0; HOURS_PER_WEEK];
         let mut total = 0.0;
         if engagement.len() == HOURS_PER_WEEK {
@@ -103,15 +119,7 @@ impl SendTimeModel {
                 }
             }
         }
-        let (seg, alpha) = self.segment_prior(segment);
-        for h in 0..HOURS_PER_WEEK {
-            q[h] += alpha * seg.map_or(0.0, |p| p[h]) + self.global_weight * self.global[h];
-        }
-        let norm = total + alpha + self.global_weight;
-        for x in &mut q {
-            *x /= norm;
-        }
-        q
+        (q, total)
     }
 
     /// Lift of the answer probability at each hour, averaging 1 over the week, for the
