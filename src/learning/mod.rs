@@ -480,23 +480,17 @@ impl Learner {
         // One at a time: each takes its due outcomes off the heap and stores a state made
         // from the last one.
         let _one = self.learning.lock().unwrap_or_else(|p| p.into_inner());
-        let due = {
+        // Waiting for the window, the outcomes read go on the heap and those whose window
+        // has passed come off it; without, every outcome read is due, in the order of the log.
+        let (waited, pending) = if self.settings.wait_for_window {
             use std::sync::atomic::Ordering;
             let window = i64::from(self.settings.response_window_hours) * 3600;
-            // Without waiting, every outcome is due at once, in the order of the log.
-            let end = |o: &Outcome| {
-                if self.settings.wait_for_window {
-                    o.at.saturating_add(window)
-                } else {
-                    i64::MIN
-                }
-            };
             let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
             let first = self
                 .read
                 .fetch_add(outcomes.len() as u64, Ordering::Relaxed);
             pending.extend(outcomes.iter().enumerate().map(|(k, o)| Pending {
-                end: end(o),
+                end: o.at.saturating_add(window),
                 place: first + k as u64,
                 outcome: o.clone(),
             }));
@@ -504,9 +498,11 @@ impl Learner {
             while pending.peek().is_some_and(|p| p.end <= now) {
                 due.extend(pending.pop().map(|p| p.outcome));
             }
-            (due, pending.len() as u64)
+            (Some(due), pending.len() as u64)
+        } else {
+            (None, 0)
         };
-        let (due, pending) = due;
+        let due = waited.as_deref().unwrap_or(outcomes);
         if due.is_empty() && outcomes.is_empty() && cursor == self.cursor() {
             return;
         }
@@ -543,7 +539,7 @@ impl Learner {
                     .increment(1);
             }
         }
-        for o in &due {
+        for o in due {
             let scope = scope_of(&models.value, &catalog.value, o.offer_id.as_str());
             state.learn(o, scope);
         }
