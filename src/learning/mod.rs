@@ -370,10 +370,9 @@ pub struct Learner {
     state: ArcSwap<OnlineState>,
     /// Where in the store's outcome log the state has read to.
     cursor: std::sync::Mutex<String>,
-    /// Outcomes read whose window has not passed, the first to pass on top.
-    pending: std::sync::Mutex<std::collections::BinaryHeap<Pending>>,
-    /// How many outcomes have been read from the log (the place of the next).
-    read: std::sync::atomic::AtomicU64,
+    /// Waiting for the window: the outcomes read whose window has not passed, the first
+    /// to pass on top, and how many have been read (the place of the next in the log).
+    pending: std::sync::Mutex<(std::collections::BinaryHeap<Pending>, u64)>,
     /// Held by [`Learner::learn`] and [`Learner::refresh`]: one of each at a time.
     learning: std::sync::Mutex<()>,
     refreshing: tokio::sync::Mutex<()>,
@@ -436,7 +435,6 @@ impl Learner {
             settings,
             cursor: std::sync::Mutex::new(String::new()),
             pending: Default::default(),
-            read: Default::default(),
             learning: Default::default(),
             refreshing: Default::default(),
             challenger: None,
@@ -483,12 +481,11 @@ impl Learner {
         // Waiting for the window, the outcomes read go on the heap and those whose window
         // has passed come off it; without, every outcome read is due, in the order of the log.
         let (waited, pending) = if self.settings.wait_for_window {
-            use std::sync::atomic::Ordering;
             let window = i64::from(self.settings.response_window_hours) * 3600;
-            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-            let first = self
-                .read
-                .fetch_add(outcomes.len() as u64, Ordering::Relaxed);
+            let mut guard = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            let (pending, read) = &mut *guard;
+            let first = *read;
+            *read += outcomes.len() as u64;
             pending.extend(outcomes.iter().enumerate().map(|(k, o)| Pending {
                 end: o.at.saturating_add(window),
                 place: first + k as u64,
@@ -622,7 +619,7 @@ impl Learner {
         let catalog = self.catalog.current();
         let mut waiting: foldhash::HashMap<&str, (u64, u64)> = Default::default();
         let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        for Pending { outcome: o, .. } in pending.iter() {
+        for Pending { outcome: o, .. } in pending.0.iter() {
             let w = waiting.entry(o.offer_id.as_str()).or_default();
             w.0 += 1;
             w.1 += u64::from(o.positive);

@@ -89,7 +89,7 @@ pub fn fit_shrinkage(
     // Per held-out touch, what the weights do not change: the customer's own part at its
     // hour, their touches, the segment's and everyone's share of it. The likelihood of each
     // weighting is then a sum over the touches (the same q as `distribution` gives).
-    let mut touch: Vec<(f64, f64, f64, f64)> = Vec::with_capacity(n);
+    let mut touch: Vec<(f64, f64, Option<f64>, f64)> = Vec::with_capacity(n);
     for (smoothing, daily_pooling) in grid {
         let mut m = SendTimeModel {
             global: global.clone(),
@@ -106,7 +106,7 @@ pub fn fit_shrinkage(
             let seg = segment_of[c].and_then(|i| segments.get(i));
             for &h in &by_customer[c] {
                 let h = h as usize;
-                touch.push((own[h], total, seg.map_or(f64::NAN, |p| p[h]), global[h]));
+                touch.push((own[h], total, seg.map(|p| p[h]), global[h]));
             }
         }
         for &segment_weight in &SEGMENT_WEIGHTS {
@@ -118,8 +118,7 @@ pub fn fit_shrinkage(
                     .iter()
                     .map(|&(own, total, seg, glob)| {
                         // A customer without a segment profile has no α (`segment_prior`).
-                        let alpha = if seg.is_nan() { 0.0 } else { segment_weight };
-                        let seg = if seg.is_nan() { 0.0 } else { seg };
+                        let (alpha, seg) = seg.map_or((0.0, 0.0), |p| (segment_weight, p));
                         // Summed as `distribution` does.
                         ((own + (alpha * seg + global_weight * glob))
                             / (total + alpha + global_weight))

@@ -104,16 +104,22 @@ async fn an_answer_is_learned_on_redis() {
     }
 }
 
-/// Decides for `c-learn` on the web and reports the action shown and clicked at `at`; the
-/// offer shown.
-async fn shown_and_clicked(app: &TestApp, n: &str, at: &str) -> serde_json::Value {
+/// `POST /v1/decisions` for `customer` on the web: the answer, which must be a 200.
+async fn web_decision(app: &TestApp, customer: &str) -> serde_json::Value {
     let (status, d) = app
         .post_json(
             "/v1/decisions",
-            &json!({"customer_id": "c-learn", "touchpoint": "web"}),
+            &json!({"customer_id": customer, "touchpoint": "web"}),
         )
         .await;
     assert_eq!(status, 200, "{d}");
+    d
+}
+
+/// Decides for `c-learn` on the web and reports the action shown and clicked at `at`; the
+/// offer shown.
+async fn shown_and_clicked(app: &TestApp, n: &str, at: &str) -> serde_json::Value {
+    let d = web_decision(app, "c-learn").await;
     let (id, offer) = (&d["decision_id"], &d["actions"][0]["offer_id"]);
     let events = json!({"events": [
         {"event_id": format!("l-shown-{n}"), "customer_id": "c-learn", "type": "interaction",
@@ -182,13 +188,7 @@ async fn a_simulated_clock_drives_events_decisions_and_the_response_window() {
         (200, Some("2026-11-01T10:00:00Z"))
     );
     assert_eq!(app.post_json("/v1/events", &consent).await.0, 202);
-    let (status, d) = app
-        .post_json(
-            "/v1/decisions",
-            &json!({"customer_id": "c-sim", "touchpoint": "web"}),
-        )
-        .await;
-    assert_eq!(status, 200, "{d}");
+    let d = web_decision(&app, "c-sim").await;
     assert_eq!(d["at"], "2026-11-01T10:00:00Z", "{d}");
     let (id, offer) = (
         d["decision_id"].clone(),
@@ -204,12 +204,7 @@ async fn a_simulated_clock_drives_events_decisions_and_the_response_window() {
         .put_json("/v1/admin/clock", &set("2026-11-01T11:00:00Z"))
         .await;
     assert_eq!(status, 200);
-    let (_, d2) = app
-        .post_json(
-            "/v1/decisions",
-            &json!({"customer_id": "c-sim", "touchpoint": "web"}),
-        )
-        .await;
+    let d2 = web_decision(&app, "c-sim").await;
     let (id2, offer2) = (&d2["decision_id"], &d2["actions"][0]["offer_id"]);
     let answered = json!({"events": [
         {"event_id": "s-shown-2", "customer_id": "c-sim", "type": "interaction",
@@ -337,13 +332,7 @@ async fn a_challenger_decides_for_a_stable_share_of_customers() {
     for round in 0..2 {
         for i in 0..200 {
             let customer = format!("c-arm-{i}");
-            let (status, d) = app
-                .post_json(
-                    "/v1/decisions",
-                    &json!({"customer_id": customer, "touchpoint": "web"}),
-                )
-                .await;
-            assert_eq!(status, 200, "{d}");
+            let d = web_decision(&app, &customer).await;
             let arm = d["arm"].as_str().unwrap().to_owned();
             assert_eq!(
                 d["model_version"] == "challenger-set",
